@@ -1,0 +1,8 @@
+/* commands.h - the subcommands of the kdtrain binary, one file each. A command
+ * returns the process exit code: 0 success, 1 a runtime failure, 2 bad usage. */
+#ifndef KD_CLI_COMMANDS_H
+#define KD_CLI_COMMANDS_H
+
+int kd_cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/* main.c - the kdtrain binary: parses the subcommand and dispatches through a table. */
+#include "cli/commands.h"
+#include "kd_version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct kd_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} kd_command;
+
+static const kd_command commands[] = {
+    {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "kdtrain %s - knowledge distillation and calibration trainer\n\n"
+            "usage: kdtrain [--help] [--version] COMMAND [ARGS]\n\ncommands:\n",
+            KD_VERSION_STRING);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'kdtrain COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("kdtrain %s\n", KD_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kdtrain: unknown command '%s'; 'kdtrain --help' lists the commands\n", argv[1]);
+    return 2;
+}

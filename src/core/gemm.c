@@ -1,0 +1,33 @@
+/* gemm.c - kd_gemm over dnnl_sgemm. */
+#include "core/gemm.h"
+
+#include "core/check.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+void kd_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    KD_ASSERT(M >= 0 && N >= 0 && K >= 0, "gemm sizes M=%d N=%d K=%d", M, N, K);
+    if (M == 0 || N == 0) return;
+    if (K == 0) { /* C = beta C; oneDNN rejects K = 0 */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
+        return;
+    }
+    dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha,
+                                      A, lda, B, ldb, beta, C, ldc);
+    if (status != dnnl_success)
+        kd_fatal(__FILE__, __LINE__, "oneDNN dnnl_sgemm failed",
+                 "status %d for %c%c M=%d N=%d K=%d lda=%d ldb=%d ldc=%d", (int)status,
+                 trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, lda, ldb, ldc);
+}
+
+void kd_set_num_threads(int n)
+{
+    KD_ASSERT(n >= 1, "thread count %d must be at least 1", n);
+    omp_set_num_threads(n);
+}
+
+int kd_get_num_threads(void) { return omp_get_max_threads(); }

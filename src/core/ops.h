@@ -1,0 +1,45 @@
+/* ops.h - the engine's operations. Each computes its output eagerly into the
+ * tape's arena and, when an input requires a gradient, records a node so that
+ * kd_tape_backward can push the gradient back (ops_*.c hold forward and backward
+ * side by side). Shapes are (rows, cols); B is the batch, C the class count. */
+#ifndef KD_OPS_H
+#define KD_OPS_H
+
+#include "core/rng.h"
+#include "core/tape.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_activation { KD_ACT_NONE = 0, KD_ACT_RELU = 1 } kd_activation;
+
+/* C = op(A) op(B); op transposes when the flag is set. */
+kd_tensor *kd_op_matmul(kd_tape *tape, kd_tensor *a, kd_tensor *b, bool trans_a, bool trans_b);
+/* Y (B, out) = act(X (B, in) W (in, out) + b (1, out)): bias, product and ReLU fused. */
+kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_activation act);
+/* Y = X + b, b (1, cols) broadcast over rows. */
+kd_tensor *kd_op_bias_add(kd_tape *tape, kd_tensor *x, kd_tensor *b);
+kd_tensor *kd_op_relu(kd_tape *tape, kd_tensor *x);
+/* Inverted dropout: each element kept with probability 1 - p and scaled by
+ * 1/(1 - p). p = 0 returns x itself. The mask is drawn from rng. */
+kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng);
+kd_tensor *kd_op_scale(kd_tape *tape, kd_tensor *x, float c);
+/* (1, 1) mean of every element. */
+kd_tensor *kd_op_mean(kd_tape *tape, kd_tensor *x);
+/* Y = log_softmax(X / T) by row, T > 0. */
+kd_tensor *kd_op_log_softmax(kd_tape *tape, kd_tensor *x, float temperature);
+/* (1, 1) batch-mean cross-entropy of softmax(logits) against labels in [0, C). */
+kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *labels);
+/* (1, 1) distillation loss, batch mean:
+ *   alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE(softmax(s), y).
+ * The teacher logits get no gradient. labels may be NULL only when alpha = 1. */
+kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
+                         const int32_t *labels, float temperature, float alpha);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,214 @@
+/* ops_dense.c - matrix product, fused linear layer, bias, ReLU, dropout, scale
+ * and mean: forward and backward side by side. */
+#include "core/check.h"
+#include "core/gemm.h"
+#include "core/ops.h"
+#include "core/ops_backward.h"
+
+#include <string.h>
+
+static bool wants_grad(const kd_tensor *t) { return t && t->requires_grad && t->grad; }
+
+/* ---- matmul: C = op(A) op(B) ------------------------------------------------ */
+
+kd_tensor *kd_op_matmul(kd_tape *tape, kd_tensor *a, kd_tensor *b, bool trans_a, bool trans_b)
+{
+    int m = trans_a ? a->cols : a->rows, k = trans_a ? a->rows : a->cols;
+    int kb = trans_b ? b->cols : b->rows, n = trans_b ? b->rows : b->cols;
+    KD_ASSERT(k == kb, "matmul inner sizes differ: op(A) is (%d, %d), op(B) is (%d, %d)", m, k,
+              kb, n);
+    kd_tensor *c = kd_tape_tensor(tape, m, n);
+    kd_gemm(trans_a, trans_b, m, n, k, 1.0f, a->data, a->cols, b->data, b->cols, 0.0f, c->data, n);
+    kd_node *node = kd_tape_record(tape, KD_OP_MATMUL, c, a, b, NULL);
+    if (node) {
+        node->iparam[0] = trans_a;
+        node->iparam[1] = trans_b;
+    }
+    return c;
+}
+
+void kd_matmul_backward(const kd_node *node)
+{
+    kd_tensor *a = node->in[0], *b = node->in[1], *c = node->out;
+    bool ta = node->iparam[0], tb = node->iparam[1];
+    int m = c->rows, n = c->cols, k = ta ? a->rows : a->cols;
+    if (wants_grad(a)) {
+        if (!ta) /* dA (m, k) += dC op(B)^T */
+            kd_gemm(false, !tb, m, k, n, 1.0f, c->grad, n, b->data, b->cols, 1.0f, a->grad, a->cols);
+        else /* dA (k, m) += op(B) dC^T */
+            kd_gemm(tb, true, k, m, n, 1.0f, b->data, b->cols, c->grad, n, 1.0f, a->grad, a->cols);
+    }
+    if (wants_grad(b)) {
+        if (!tb) /* dB (k, n) += op(A)^T dC */
+            kd_gemm(!ta, false, k, n, m, 1.0f, a->data, a->cols, c->grad, n, 1.0f, b->grad, b->cols);
+        else /* dB (n, k) += dC^T op(A) */
+            kd_gemm(true, ta, n, k, m, 1.0f, c->grad, n, a->data, a->cols, 1.0f, b->grad, b->cols);
+    }
+}
+
+/* ---- linear: Y = act(X W + b) ------------------------------------------------- */
+
+kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_activation act)
+{
+    KD_ASSERT(x->cols == w->rows, "linear: X is (%d, %d) but W is (%d, %d)", x->rows, x->cols,
+              w->rows, w->cols);
+    KD_ASSERT(b->rows == 1 && b->cols == w->cols, "linear: b is (%d, %d), expected (1, %d)",
+              b->rows, b->cols, w->cols);
+    int batch = x->rows, in = x->cols, out = w->cols;
+    kd_tensor *y = kd_tape_tensor(tape, batch, out); /* (B, out) */
+    for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
+    kd_gemm(false, false, batch, out, in, 1.0f, x->data, in, w->data, out, 1.0f, y->data, out);
+    if (act == KD_ACT_RELU) {
+        size_t count = kd_tensor_numel(y);
+        for (size_t i = 0; i < count; i++) y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
+    }
+    kd_node *node = kd_tape_record(tape, KD_OP_LINEAR, y, x, w, b);
+    if (node) node->iparam[0] = act;
+    return y;
+}
+
+void kd_linear_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
+    int batch = x->rows, in = x->cols, out = w->cols;
+    float *dy = y->grad; /* (B, out) */
+    if (node->iparam[0] == KD_ACT_RELU) {
+        /* The ReLU's gradient is applied in place: every consumer of Y has already
+         * added into dY, and nothing reads dY after this node. */
+        size_t count = kd_tensor_numel(y);
+        for (size_t i = 0; i < count; i++)
+            if (!(y->data[i] > 0.0f)) dy[i] = 0.0f;
+    }
+    if (wants_grad(b))
+        for (int i = 0; i < batch; i++) {
+            const float *row = dy + (size_t)i * out;
+            for (int j = 0; j < out; j++) b->grad[j] += row[j];
+        }
+    if (wants_grad(w)) /* dW (in, out) += X^T dY */
+        kd_gemm(true, false, in, out, batch, 1.0f, x->data, in, dy, out, 1.0f, w->grad, out);
+    if (wants_grad(x)) /* dX (B, in) += dY W^T */
+        kd_gemm(false, true, batch, in, out, 1.0f, dy, out, w->data, out, 1.0f, x->grad, in);
+}
+
+/* ---- bias add ----------------------------------------------------------------- */
+
+kd_tensor *kd_op_bias_add(kd_tape *tape, kd_tensor *x, kd_tensor *b)
+{
+    KD_ASSERT(b->rows == 1 && b->cols == x->cols, "bias_add: b is (%d, %d), expected (1, %d)",
+              b->rows, b->cols, x->cols);
+    kd_tensor *y = kd_tape_tensor(tape, x->rows, x->cols);
+    for (int i = 0; i < x->rows; i++) {
+        const float *xr = x->data + (size_t)i * x->cols;
+        float *yr = y->data + (size_t)i * x->cols;
+        for (int j = 0; j < x->cols; j++) yr[j] = xr[j] + b->data[j];
+    }
+    kd_tape_record(tape, KD_OP_BIAS_ADD, y, x, b, NULL);
+    return y;
+}
+
+void kd_bias_add_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0], *b = node->in[1], *y = node->out;
+    if (wants_grad(x)) {
+        size_t count = kd_tensor_numel(y);
+        for (size_t i = 0; i < count; i++) x->grad[i] += y->grad[i];
+    }
+    if (wants_grad(b))
+        for (int i = 0; i < y->rows; i++) {
+            const float *row = y->grad + (size_t)i * y->cols;
+            for (int j = 0; j < y->cols; j++) b->grad[j] += row[j];
+        }
+}
+
+/* ---- ReLU ----------------------------------------------------------------------- */
+
+kd_tensor *kd_op_relu(kd_tape *tape, kd_tensor *x)
+{
+    kd_tensor *y = kd_tape_tensor(tape, x->rows, x->cols);
+    size_t count = kd_tensor_numel(x);
+    for (size_t i = 0; i < count; i++) y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
+    kd_tape_record(tape, KD_OP_RELU, y, x, NULL, NULL);
+    return y;
+}
+
+void kd_relu_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0], *y = node->out;
+    if (!wants_grad(x)) return;
+    size_t count = kd_tensor_numel(x);
+    for (size_t i = 0; i < count; i++)
+        if (x->data[i] > 0.0f) x->grad[i] += y->grad[i];
+}
+
+/* ---- dropout -------------------------------------------------------------------- */
+
+kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
+{
+    KD_ASSERT(p >= 0.0f && p < 1.0f, "dropout probability %g must be in [0, 1)", (double)p);
+    if (p == 0.0f) return x;
+    kd_tensor *y = kd_tape_tensor(tape, x->rows, x->cols);
+    size_t count = kd_tensor_numel(x);
+    float *mask = kd_arena_alloc(&tape->arena, count * sizeof(float)); /* (rows, cols) */
+    float keep_scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < count; i++) {
+        mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
+        y->data[i] = x->data[i] * mask[i];
+    }
+    kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
+    if (node) {
+        node->saved = mask;
+        node->fparam[0] = p;
+    }
+    return y;
+}
+
+void kd_dropout_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0], *y = node->out;
+    if (!wants_grad(x)) return;
+    size_t count = kd_tensor_numel(x);
+    for (size_t i = 0; i < count; i++) x->grad[i] += y->grad[i] * node->saved[i];
+}
+
+/* ---- scale ---------------------------------------------------------------------- */
+
+kd_tensor *kd_op_scale(kd_tape *tape, kd_tensor *x, float c)
+{
+    kd_tensor *y = kd_tape_tensor(tape, x->rows, x->cols);
+    size_t count = kd_tensor_numel(x);
+    for (size_t i = 0; i < count; i++) y->data[i] = c * x->data[i];
+    kd_node *node = kd_tape_record(tape, KD_OP_SCALE, y, x, NULL, NULL);
+    if (node) node->fparam[0] = c;
+    return y;
+}
+
+void kd_scale_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0], *y = node->out;
+    if (!wants_grad(x)) return;
+    float c = node->fparam[0];
+    size_t count = kd_tensor_numel(x);
+    for (size_t i = 0; i < count; i++) x->grad[i] += c * y->grad[i];
+}
+
+/* ---- mean ----------------------------------------------------------------------- */
+
+kd_tensor *kd_op_mean(kd_tape *tape, kd_tensor *x)
+{
+    kd_tensor *y = kd_tape_tensor(tape, 1, 1);
+    size_t count = kd_tensor_numel(x);
+    double sum = 0.0; /* double: a float sum of 10^5 terms loses digits */
+    for (size_t i = 0; i < count; i++) sum += x->data[i];
+    y->data[0] = (float)(sum / (double)count);
+    kd_tape_record(tape, KD_OP_MEAN, y, x, NULL, NULL);
+    return y;
+}
+
+void kd_mean_backward(const kd_node *node)
+{
+    kd_tensor *x = node->in[0];
+    if (!wants_grad(x)) return;
+    size_t count = kd_tensor_numel(x);
+    float g = node->out->grad[0] / (float)count;
+    for (size_t i = 0; i < count; i++) x->grad[i] += g;
+}

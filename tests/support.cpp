@@ -1,0 +1,185 @@
+// support.cpp - see support.h.
+#include "support.h"
+
+#include <catch2/catch.hpp>
+#include <hdf5.h>
+
+#include <cmath>
+#include <random>
+
+namespace kdtest {
+
+std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t seed)
+{
+    std::mt19937_64 gen(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (auto &x : v) x = dist(gen);
+    return v;
+}
+
+std::vector<float> random_normal(size_t n, float stddev, uint64_t seed)
+{
+    std::mt19937_64 gen(seed);
+    std::normal_distribution<float> dist(0.0f, stddev);
+    std::vector<float> v(n);
+    for (auto &x : v) x = dist(gen);
+    return v;
+}
+
+std::vector<float> random_away_from_zero(size_t n, float lo, float hi, uint64_t seed)
+{
+    std::mt19937_64 gen(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (auto &x : v) x = (gen() & 1) ? dist(gen) : -dist(gen);
+    return v;
+}
+
+void gemm_reference(bool ta, bool tb, int M, int N, int K, double alpha, const std::vector<float> &A,
+                    int lda, const std::vector<float> &B, int ldb, double beta, std::vector<double> &C,
+                    int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0;
+            for (int k = 0; k < K; k++) {
+                double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                sum += a * b;
+            }
+            C[(size_t)i * ldc + j] = alpha * sum + beta * C[(size_t)i * ldc + j];
+        }
+}
+
+static double weighted_sum(const kd_tensor *out, const std::vector<float> &weights)
+{
+    double sum = 0;
+    for (size_t i = 0; i < kd_tensor_numel(out); i++) sum += (double)out->data[i] * weights[i];
+    return sum;
+}
+
+GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build, double eps,
+                           double rtol, double atol, const std::function<void()> &before_forward)
+{
+    kd_tape tape;
+    kd_tape_init(&tape, 0);
+    std::vector<std::vector<float>> grads(inputs.size());
+    std::vector<kd_tensor *> views(inputs.size());
+    auto make_views = [&](bool with_grad) {
+        for (size_t k = 0; k < inputs.size(); k++) {
+            GradInput &in = inputs[k];
+            grads[k].assign(in.values.size(), 0.0f);
+            float *g = with_grad && in.differentiate ? grads[k].data() : nullptr;
+            views[k] = kd_tape_view(&tape, in.rows, in.cols, in.values.data(), g);
+        }
+    };
+
+    // Analytic gradient of sum(out .* R).
+    if (before_forward) before_forward();
+    make_views(true);
+    kd_tensor *out = build(&tape, views);
+    std::vector<float> weights = random_normal(kd_tensor_numel(out), 1.0f, 12345);
+    kd_tape_backward_seeded(&tape, out, weights.data());
+    std::vector<std::vector<float>> analytic = grads;
+
+    GradCheckReport report;
+    kd_tape_set_grad_enabled(&tape, false);
+    for (size_t k = 0; k < inputs.size(); k++) {
+        if (!inputs[k].differentiate) continue;
+        for (size_t i = 0; i < inputs[k].values.size(); i++) {
+            float saved = inputs[k].values[i];
+            double value[2];
+            for (int side = 0; side < 2; side++) {
+                inputs[k].values[i] = (float)(saved + (side ? -eps : eps));
+                kd_tape_reset(&tape);
+                if (before_forward) before_forward();
+                make_views(false);
+                value[side] = weighted_sum(build(&tape, views), weights);
+            }
+            inputs[k].values[i] = saved;
+            // The step actually taken in float, not the nominal eps.
+            double step = (double)(float)(saved + eps) - (double)(float)(saved - eps);
+            double numeric = (value[0] - value[1]) / step;
+            double a = analytic[k][i];
+            double err = std::fabs(numeric - a);
+            double scaled = err / (atol + rtol * std::fabs(a));
+            if (err > report.max_abs_error) report.max_abs_error = err;
+            if (scaled > report.max_scaled_error) report.max_scaled_error = scaled;
+            report.checked++;
+            if (scaled > 1.0)
+                UNSCOPED_INFO("input " << k << " element " << i << ": numeric " << numeric
+                                       << " analytic " << a);
+        }
+    }
+    kd_tape_free(&tape);
+    return report;
+}
+
+static hid_t open_or_fail(const std::string &file)
+{
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) FAIL("cannot open " << file);
+    return f;
+}
+
+std::vector<float> h5_read_floats(const std::string &file, const std::string &name,
+                                  std::vector<size_t> &dims)
+{
+    hid_t f = open_or_fail(file);
+    hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+    if (d < 0) {
+        H5Fclose(f);
+        FAIL(file << ": no dataset " << name);
+    }
+    hid_t space = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(space);
+    std::vector<hsize_t> hd(rank > 0 ? rank : 1, 1);
+    H5Sget_simple_extent_dims(space, hd.data(), nullptr);
+    dims.assign(hd.begin(), hd.begin() + (rank > 0 ? rank : 0));
+    size_t count = 1;
+    for (int i = 0; i < rank; i++) count *= hd[i];
+    std::vector<float> out(count);
+    herr_t status = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+    H5Sclose(space);
+    H5Dclose(d);
+    H5Fclose(f);
+    if (status < 0) FAIL(file << ": cannot read " << name);
+    return out;
+}
+
+std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name)
+{
+    hid_t f = open_or_fail(file);
+    hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+    if (d < 0) {
+        H5Fclose(f);
+        FAIL(file << ": no dataset " << name);
+    }
+    hid_t space = H5Dget_space(d);
+    std::vector<int32_t> out((size_t)H5Sget_simple_extent_npoints(space));
+    herr_t status = H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+    H5Sclose(space);
+    H5Dclose(d);
+    H5Fclose(f);
+    if (status < 0) FAIL(file << ": cannot read " << name);
+    return out;
+}
+
+double h5_read_attr_double(const std::string &file, const std::string &name)
+{
+    hid_t f = open_or_fail(file);
+    hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
+    if (a < 0) {
+        H5Fclose(f);
+        FAIL(file << ": no root attribute " << name);
+    }
+    double value = 0;
+    herr_t status = H5Aread(a, H5T_NATIVE_DOUBLE, &value);
+    H5Aclose(a);
+    H5Fclose(f);
+    if (status < 0) FAIL(file << ": cannot read attribute " << name);
+    return value;
+}
+
+} // namespace kdtest

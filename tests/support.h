@@ -1,0 +1,57 @@
+// support.h - helpers shared by the tests: seeded random fills, a double-precision
+// reference matrix product, central-difference gradient checks and HDF5 reads.
+#ifndef KD_TEST_SUPPORT_H
+#define KD_TEST_SUPPORT_H
+
+extern "C" {
+#include "core/ops.h"
+#include "core/tape.h"
+}
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace kdtest {
+
+std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t seed);
+std::vector<float> random_normal(size_t n, float stddev, uint64_t seed);
+// Values of magnitude in [lo, hi] with random signs: keeps points off ReLU kinks.
+std::vector<float> random_away_from_zero(size_t n, float lo, float hi, uint64_t seed);
+
+// C (M, N) = alpha op(A) op(B) + beta C in double, the naive triple loop.
+void gemm_reference(bool ta, bool tb, int M, int N, int K, double alpha, const std::vector<float> &A,
+                    int lda, const std::vector<float> &B, int ldb, double beta, std::vector<double> &C,
+                    int ldc);
+
+struct GradInput {
+    int rows, cols;
+    std::vector<float> values;
+    bool differentiate = true; // false: a constant input (data, teacher logits)
+};
+
+// Builds the expression under test on a tape from views of the inputs.
+using Builder = std::function<kd_tensor *(kd_tape *, std::vector<kd_tensor *> &)>;
+
+struct GradCheckReport {
+    double max_abs_error = 0;  // largest |numeric - analytic|
+    double max_scaled_error = 0; // largest |numeric - analytic| / (atol + rtol |analytic|)
+    size_t checked = 0;
+};
+
+// Checks d(sum(out .* R))/d(input) for a fixed random R by central differences
+// of step eps, the sum taken in double, against kd_tape_backward_seeded. Every
+// element must satisfy |numeric - analytic| <= atol + rtol |analytic|.
+GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build, double eps,
+                           double rtol, double atol, const std::function<void()> &before_forward = {});
+
+// Reads a whole dataset as floats (converted by HDF5) or int32; empty dims on failure.
+std::vector<float> h5_read_floats(const std::string &file, const std::string &name,
+                                  std::vector<size_t> &dims);
+std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name);
+double h5_read_attr_double(const std::string &file, const std::string &name);
+
+} // namespace kdtest
+
+#endif
