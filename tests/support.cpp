@@ -123,8 +123,8 @@ static hid_t open_or_fail(const std::string &file)
     return f;
 }
 
-std::vector<float> h5_read_floats(const std::string &file, const std::string &name,
-                                  std::vector<size_t> &dims)
+std::vector<double> h5_read_doubles(const std::string &file, const std::string &name,
+                                    std::vector<size_t> &dims)
 {
     hid_t f = open_or_fail(file);
     hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
@@ -139,8 +139,8 @@ std::vector<float> h5_read_floats(const std::string &file, const std::string &na
     dims.assign(hd.begin(), hd.begin() + (rank > 0 ? rank : 0));
     size_t count = 1;
     for (int i = 0; i < rank; i++) count *= hd[i];
-    std::vector<float> out(count);
-    herr_t status = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+    std::vector<double> out(count);
+    herr_t status = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
     H5Sclose(space);
     H5Dclose(d);
     H5Fclose(f);

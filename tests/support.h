@@ -46,9 +46,9 @@ struct GradCheckReport {
 GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build, double eps,
                            double rtol, double atol, const std::function<void()> &before_forward = {});
 
-// Reads a whole dataset as floats (converted by HDF5) or int32; empty dims on failure.
-std::vector<float> h5_read_floats(const std::string &file, const std::string &name,
-                                  std::vector<size_t> &dims);
+// Reads a whole dataset as doubles or int32 (HDF5 converts); a failure fails the test.
+std::vector<double> h5_read_doubles(const std::string &file, const std::string &name,
+                                    std::vector<size_t> &dims);
 std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name);
 double h5_read_attr_double(const std::string &file, const std::string &name);
 
