@@ -5,7 +5,10 @@
 #include <hdf5.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <dirent.h>
 #include <random>
+#include <sys/stat.h>
 
 namespace kdtest {
 
@@ -114,6 +117,33 @@ GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build,
     }
     kd_tape_free(&tape);
     return report;
+}
+
+std::string temp_dir()
+{
+    const char *base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kdtest-XXXXXX";
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) FAIL("mkdtemp failed for " << pattern);
+    return std::string(buf.data());
+}
+
+bool file_exists(const std::string &path)
+{
+    struct stat st;
+    return stat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> leftover_temporaries(const std::string &dir)
+{
+    std::vector<std::string> found;
+    DIR *d = opendir(dir.c_str());
+    if (!d) return found;
+    while (struct dirent *e = readdir(d))
+        if (std::string(e->d_name).find(".tmp") != std::string::npos) found.push_back(e->d_name);
+    closedir(d);
+    return found;
 }
 
 static hid_t open_or_fail(const std::string &file)

@@ -46,6 +46,12 @@ struct GradCheckReport {
 GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build, double eps,
                            double rtol, double atol, const std::function<void()> &before_forward = {});
 
+// A new empty directory under $TMPDIR (or /tmp), unique to this call.
+std::string temp_dir();
+bool file_exists(const std::string &path);
+// Every entry of a directory whose name contains ".tmp" (leftover temporary files).
+std::vector<std::string> leftover_temporaries(const std::string &dir);
+
 // Reads a whole dataset as doubles or int32 (HDF5 converts); a failure fails the test.
 std::vector<double> h5_read_doubles(const std::string &file, const std::string &name,
                                     std::vector<size_t> &dims);
