@@ -1,0 +1,250 @@
+/* loader.c - see loader.h. */
+#include "data/loader.h"
+
+#include "io/h5util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kd_loader_options_default(kd_loader_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->batch_size = 128;
+    options->seed = 1;
+    options->shuffle = true;
+    options->last_batch = KD_LAST_BATCH_KEEP;
+}
+
+static void permute(kd_rng *rng, int64_t *order, int64_t n, bool shuffle)
+{
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    if (!shuffle) return;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int64_t j = (int64_t)kd_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static size_t stored_size(const kd_loader *l)
+{
+    return l->ds->split[l->split].stored_type == KD_FEATURE_UINT8 ? 1 : sizeof(float);
+}
+
+/* ---- streaming --------------------------------------------------------------------- */
+
+static int open_stream(kd_loader *l, kd_error *err)
+{
+    const kd_split_info *info = &l->ds->split[l->split];
+    l->file = kd_h5_open_read(l->ds->path, err);
+    if (l->file < 0) return err ? err->code : KD_ERR_IO;
+    l->block_rows = info->chunk_rows > 0 ? info->chunk_rows : 1024;
+    int64_t buffer_rows = l->options.buffer_rows > 0 ? l->options.buffer_rows : 16384;
+    if (buffer_rows < l->block_rows) buffer_rows = l->block_rows;
+    l->buffer_rows = buffer_rows / l->block_rows * l->block_rows;
+    /* The cache holds one block's chunks: a block read decompresses each once. */
+    size_t cache = l->options.chunk_cache_bytes;
+    if (cache == 0) cache = (size_t)l->block_rows * (size_t)l->ds->dim * stored_size(l) * 2 + (1u << 20);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (dapl < 0 || H5Pset_chunk_cache(dapl, 1021, cache, 1.0) < 0) {
+        if (dapl >= 0) H5Pclose(dapl);
+        return kd_error_set(err, KD_ERR_LIBRARY, "%s:%s: cannot set the chunk cache", l->ds->path, info->x_path);
+    }
+    l->dset = H5Dopen2(l->file, info->x_path, dapl);
+    H5Pclose(dapl);
+    if (l->dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", l->ds->path, info->x_path);
+    int64_t begin = info->row_begin, end = info->row_begin + info->rows;
+    l->first_block = begin / l->block_rows;
+    l->n_blocks = (end + l->block_rows - 1) / l->block_rows - l->first_block;
+    l->block_order = malloc((size_t)l->n_blocks * sizeof *l->block_order);
+    l->buffer = malloc((size_t)l->buffer_rows * (size_t)l->ds->dim * stored_size(l));
+    l->buffer_index = malloc((size_t)l->buffer_rows * sizeof *l->buffer_index);
+    l->buffer_order = malloc((size_t)l->buffer_rows * sizeof *l->buffer_order);
+    if (!l->block_order || !l->buffer || !l->buffer_index || !l->buffer_order)
+        return kd_error_set(err, KD_ERR_IO, "%s: out of memory for a %lld-row shuffle buffer", l->ds->path,
+                            (long long)l->buffer_rows);
+    return KD_OK;
+}
+
+/* Reads absolute rows [first, first + count) into the buffer at row `at`. */
+static int read_block(kd_loader *l, int64_t first, int64_t count, int64_t at, kd_error *err)
+{
+    const kd_split_info *info = &l->ds->split[l->split];
+    char msg[256];
+    hid_t space = H5Dget_space(l->dset), mem = H5I_INVALID_HID;
+    int rc = KD_OK;
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    hsize_t dims[8], start[8] = {0}, n[8];
+    hsize_t mem_count[1] = {(hsize_t)count * (hsize_t)l->ds->dim};
+    if (rank < 1 || rank > 8) goto fail;
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    for (int i = 0; i < rank; i++) n[i] = dims[i];
+    start[0] = (hsize_t)first;
+    n[0] = (hsize_t)count;
+    void *dst = l->buffer + (size_t)at * (size_t)l->ds->dim * stored_size(l);
+    hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
+    if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, n, NULL) < 0) goto fail;
+    if ((mem = H5Screate_simple(1, mem_count, NULL)) < 0) goto fail;
+    if (H5Dread(l->dset, mem_type, mem, space, H5P_DEFAULT, dst) < 0) goto fail;
+    if (mem_type == H5T_NATIVE_FLOAT) {
+        const float *x = dst;
+        for (size_t i = 0; i < mem_count[0]; i++)
+            if (!isfinite(x[i])) {
+                rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: expected finite features, found %s at row %lld, column %zu",
+                                  l->ds->path, info->x_path, isnan(x[i]) ? "NaN" : "Inf",
+                                  (long long)(first + (int64_t)(i / (size_t)l->ds->dim)), i % (size_t)l->ds->dim);
+                break;
+            }
+    }
+    goto done;
+fail:
+    rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld (%s)", l->ds->path, info->x_path,
+                      (long long)first, (long long)(first + count - 1), kd_h5_last_message(msg, sizeof msg));
+done:
+    if (mem >= 0) H5Sclose(mem);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* Fills the shuffle buffer with the next blocks of this epoch's block order. */
+static int fill_buffer(kd_loader *l, kd_error *err)
+{
+    const kd_split_info *info = &l->ds->split[l->split];
+    int64_t begin = info->row_begin, end = info->row_begin + info->rows;
+    l->buffer_fill = 0;
+    l->buffer_pos = 0;
+    while (l->next_block < l->n_blocks && l->buffer_fill + l->block_rows <= l->buffer_rows) {
+        int64_t b = l->first_block + l->block_order[l->next_block++];
+        int64_t first = b * l->block_rows, last = first + l->block_rows;
+        if (first < begin) first = begin;
+        if (last > end) last = end;
+        int rc = read_block(l, first, last - first, l->buffer_fill, err);
+        if (rc) return rc;
+        for (int64_t r = first; r < last; r++) l->buffer_index[l->buffer_fill++] = r - begin;
+    }
+    permute(&l->rng, l->buffer_order, l->buffer_fill, l->options.shuffle);
+    return KD_OK;
+}
+
+static void gather_buffered(kd_loader *l, int64_t buffer_row, float *out)
+{
+    size_t d = (size_t)l->ds->dim;
+    float scale = (float)l->ds->x_scale;
+    if (stored_size(l) == 1) {
+        const uint8_t *x = l->buffer + (size_t)buffer_row * d;
+        for (size_t j = 0; j < d; j++) out[j] = (float)x[j] * scale;
+    } else {
+        const float *x = (const float *)l->buffer + (size_t)buffer_row * d;
+        for (size_t j = 0; j < d; j++) out[j] = x[j] * scale;
+    }
+}
+
+/* ---- both modes ----------------------------------------------------------------------- */
+
+int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_loader_options *options,
+                   kd_error *err)
+{
+    memset(l, 0, sizeof *l);
+    l->file = l->dset = H5I_INVALID_HID;
+    l->ds = ds;
+    l->split = split;
+    l->options = *options;
+    const kd_split_info *info = &ds->split[split];
+    if (!info->present)
+        return kd_error_set(err, KD_ERR_DATA, "%s: expected a %s split, found none", ds->path, kd_split_name(split));
+    if (options->batch_size < 1)
+        return kd_error_set(err, KD_ERR_CONFIG, "batch size: expected >= 1, found %d", options->batch_size);
+    if (!options->streaming && !info->features)
+        return kd_error_set(err, KD_ERR_DATA, "%s: the %s split is not loaded into memory", ds->path,
+                            kd_split_name(split));
+    l->rows = info->rows;
+    size_t b = (size_t)options->batch_size;
+    l->x = malloc(b * (size_t)ds->dim * sizeof *l->x);
+    l->y = malloc(b * sizeof *l->y);
+    l->index = malloc(b * sizeof *l->index);
+    if (!options->streaming) l->order = malloc((size_t)l->rows * sizeof *l->order);
+    int rc = KD_OK;
+    if (!l->x || !l->y || !l->index || (!options->streaming && !l->order))
+        rc = kd_error_set(err, KD_ERR_IO, "%s: out of memory for batches", ds->path);
+    if (rc == KD_OK && options->streaming) rc = open_stream(l, err);
+    if (rc != KD_OK) {
+        kd_loader_close(l);
+        return rc;
+    }
+    kd_loader_start_epoch(l, 0);
+    return KD_OK;
+}
+
+void kd_loader_start_epoch(kd_loader *l, int64_t epoch)
+{
+    l->epoch = epoch;
+    l->position = 0;
+    /* One stream per (seed, epoch), independent of what earlier epochs drew. */
+    kd_rng_seed(&l->rng, l->options.seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch * 0xD1B54A32D192ED03ULL + 1);
+    if (l->options.streaming) {
+        permute(&l->rng, l->block_order, l->n_blocks, l->options.shuffle);
+        l->next_block = 0;
+        l->buffer_fill = l->buffer_pos = 0;
+    } else {
+        permute(&l->rng, l->order, l->rows, l->options.shuffle);
+    }
+}
+
+int kd_loader_next(kd_loader *l, kd_batch *batch, kd_error *err)
+{
+    const kd_split_info *info = &l->ds->split[l->split];
+    int64_t remaining = l->rows - l->position;
+    int64_t want = remaining < l->options.batch_size ? remaining : l->options.batch_size;
+    if (want < l->options.batch_size && l->options.last_batch == KD_LAST_BATCH_DROP) want = 0;
+    batch->x = l->x;
+    batch->y = l->y;
+    batch->index = l->index;
+    batch->rows = 0;
+    for (int64_t i = 0; i < want; i++) {
+        int64_t row;
+        float *out = l->x + (size_t)i * (size_t)l->ds->dim;
+        if (l->options.streaming) {
+            if (l->buffer_pos == l->buffer_fill) {
+                int rc = fill_buffer(l, err);
+                if (rc) return rc;
+                KD_ASSERT(l->buffer_fill > 0, "stream ran dry at %lld of %lld rows", (long long)l->position,
+                          (long long)l->rows);
+            }
+            int64_t slot = l->buffer_order[l->buffer_pos++];
+            row = l->buffer_index[slot];
+            gather_buffered(l, slot, out);
+        } else {
+            row = l->order[l->position + i];
+            kd_dataset_row(l->ds, l->split, row, out);
+        }
+        l->index[i] = row;
+        l->y[i] = info->labels[row];
+    }
+    l->position += want;
+    batch->rows = (int)want;
+    return KD_OK;
+}
+
+int64_t kd_loader_batches_per_epoch(const kd_loader *l)
+{
+    int64_t b = l->options.batch_size;
+    return l->options.last_batch == KD_LAST_BATCH_DROP ? l->rows / b : (l->rows + b - 1) / b;
+}
+
+void kd_loader_close(kd_loader *l)
+{
+    free(l->x);
+    free(l->y);
+    free(l->index);
+    free(l->order);
+    free(l->block_order);
+    free(l->buffer);
+    free(l->buffer_index);
+    free(l->buffer_order);
+    if (l->dset >= 0) H5Dclose(l->dset);
+    if (l->file >= 0) H5Fclose(l->file);
+    memset(l, 0, sizeof *l);
+    l->file = l->dset = H5I_INVALID_HID;
+}

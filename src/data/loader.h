@@ -1,0 +1,83 @@
+/* loader.h - seeded minibatches over one split, from memory or streamed from the
+ * file. Every sample comes exactly once per epoch (with last_batch = keep), and
+ * the order depends only on (seed, epoch): the same on every run, and a resumed
+ * run picks up the order an uninterrupted one would have had.
+ *
+ * In memory: a Fisher-Yates permutation of all rows, drawn from an RNG seeded by
+ * (seed, epoch); it does not depend on how the file is chunked.
+ * Streaming: rows are read in blocks aligned with the file's chunks (1024 rows for
+ * contiguous data), so every compressed chunk is decompressed once per epoch. The
+ * blocks are visited in a seeded random order; each time the shuffle buffer
+ * (buffer_rows rows) is filled with the next blocks, its rows are permuted and
+ * served. The order is random across blocks and within a buffer, but rows of one
+ * block always share a buffer: a bounded-memory approximation of a full shuffle. */
+#ifndef KD_LOADER_H
+#define KD_LOADER_H
+
+#include "core/rng.h"
+#include "data/dataset.h"
+
+#include <hdf5.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_last_batch {
+    KD_LAST_BATCH_KEEP = 0, /* the last batch of an epoch may be smaller */
+    KD_LAST_BATCH_DROP = 1  /* a last batch smaller than batch_size is skipped */
+} kd_last_batch;
+
+typedef struct kd_loader_options {
+    int batch_size;
+    uint64_t seed;
+    bool shuffle;              /* false: file order, e.g. for evaluation */
+    kd_last_batch last_batch;
+    bool streaming;            /* false: the split must be loaded (kd_dataset_load) */
+    int64_t buffer_rows;       /* streaming: rows in the shuffle buffer (0: 16384) */
+    size_t chunk_cache_bytes;  /* streaming: HDF5 chunk cache (0: one block of chunks) */
+} kd_loader_options;
+
+void kd_loader_options_default(kd_loader_options *options);
+
+typedef struct kd_batch {
+    int rows;
+    float *x;        /* (rows, dim) features times x_scale */
+    int32_t *y;      /* (rows) labels */
+    int64_t *index;  /* (rows) row numbers within the split */
+} kd_batch;
+
+typedef struct kd_loader {
+    const kd_dataset *ds;
+    kd_split split;
+    kd_loader_options options;
+    int64_t rows, epoch, position; /* position: samples served this epoch */
+    kd_rng rng;
+    float *x;                       /* (batch_size, dim) */
+    int32_t *y;                     /* (batch_size) */
+    int64_t *index;                 /* (batch_size) */
+    int64_t *order;                 /* memory: (rows) permutation */
+    /* streaming */
+    hid_t file, dset;
+    int64_t block_rows, first_block, n_blocks, next_block;
+    int64_t *block_order;           /* (n_blocks) */
+    unsigned char *buffer;          /* (buffer_rows, dim) in the stored type */
+    int64_t *buffer_index;          /* (buffer_rows) split row of each buffered row */
+    int64_t *buffer_order;          /* (buffer_rows) */
+    int64_t buffer_rows, buffer_fill, buffer_pos;
+} kd_loader;
+
+int kd_loader_open(kd_loader *loader, const kd_dataset *ds, kd_split split,
+                   const kd_loader_options *options, kd_error *err);
+/* Starts epoch `epoch` (0-based); its order depends only on seed and epoch. */
+void kd_loader_start_epoch(kd_loader *loader, int64_t epoch);
+/* Fills batch with the next minibatch; batch->rows == 0 at the end of the epoch.
+ * Streaming reads can fail (I/O, non-finite features): then an error is returned. */
+int kd_loader_next(kd_loader *loader, kd_batch *batch, kd_error *err);
+int64_t kd_loader_batches_per_epoch(const kd_loader *loader);
+void kd_loader_close(kd_loader *loader);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
