@@ -189,8 +189,9 @@ static int read_class_names(hid_t file, kd_dataset *ds, kd_error *err)
     }
     if (H5Tis_variable_str(type) > 0) {
         char *names[KD_MAX_CLASS_NAMES] = {0};
-        hid_t mem = H5Tcopy(H5T_C_S1);
+        hid_t mem = H5Tcopy(H5T_C_S1); /* same charset as the file: HDF5 will not convert */
         H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type));
         if (H5Aread(attr, mem, names) < 0) rc = kd_error_set(err, KD_ERR_DATA, "%s: cannot read class_names", ds->path);
         for (hssize_t i = 0; i < n; i++) {
             if (rc == KD_OK) ds->class_names[i] = strdup(names[i] ? names[i] : "");

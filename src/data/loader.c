@@ -77,7 +77,7 @@ static int read_block(kd_loader *l, int64_t first, int64_t count, int64_t at, kd
     int rc = KD_OK;
     int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     hsize_t dims[8], start[8] = {0}, n[8];
-    hsize_t mem_count[1] = {(hsize_t)count * (hsize_t)l->ds->dim};
+    size_t values = (size_t)count * (size_t)l->ds->dim;
     if (rank < 1 || rank > 8) goto fail;
     H5Sget_simple_extent_dims(space, dims, NULL);
     for (int i = 0; i < rank; i++) n[i] = dims[i];
@@ -86,11 +86,12 @@ static int read_block(kd_loader *l, int64_t first, int64_t count, int64_t at, kd
     void *dst = l->buffer + (size_t)at * (size_t)l->ds->dim * stored_size(l);
     hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
     if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, n, NULL) < 0) goto fail;
-    if ((mem = H5Screate_simple(1, mem_count, NULL)) < 0) goto fail;
+    /* Same rank as the file: a rank-changing selection takes HDF5's slow path. */
+    if ((mem = H5Screate_simple(rank, n, NULL)) < 0) goto fail;
     if (H5Dread(l->dset, mem_type, mem, space, H5P_DEFAULT, dst) < 0) goto fail;
     if (mem_type == H5T_NATIVE_FLOAT) {
         const float *x = dst;
-        for (size_t i = 0; i < mem_count[0]; i++)
+        for (size_t i = 0; i < values; i++)
             if (!isfinite(x[i])) {
                 rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: expected finite features, found %s at row %lld, column %zu",
                                   l->ds->path, info->x_path, isnan(x[i]) ? "NaN" : "Inf",

@@ -345,7 +345,8 @@ int kd_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t size, 
         rc = kd_error_set(err, KD_ERR_DATA, "%s: attribute %s: expected a string", what, name);
     } else if (H5Tis_variable_str(type) > 0) {
         char *value = NULL;
-        hid_t mem = vlen_utf8_type();
+        hid_t mem = vlen_utf8_type(); /* with the file's charset: HDF5 will not convert */
+        if (mem >= 0) H5Tset_cset(mem, H5Tget_cset(type));
         if (mem < 0 || H5Aread(attr, mem, &value) < 0 || !value)
             rc = kd_error_set(err, KD_ERR_DATA, "%s: cannot read attribute %s", what, name);
         else
