@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <dirent.h>
+#include <filesystem>
 #include <random>
 #include <sys/stat.h>
 
@@ -119,13 +120,28 @@ GradCheckReport grad_check(std::vector<GradInput> &inputs, const Builder &build,
     return report;
 }
 
+// Every directory handed out is removed when the test program exits.
+static std::vector<std::string> &temp_dirs()
+{
+    static std::vector<std::string> dirs;
+    return dirs;
+}
+
+static void remove_temp_dirs()
+{
+    std::error_code ignored;
+    for (const auto &d : temp_dirs()) std::filesystem::remove_all(d, ignored);
+}
+
 std::string temp_dir()
 {
+    if (temp_dirs().empty()) std::atexit(remove_temp_dirs);
     const char *base = std::getenv("TMPDIR");
     std::string pattern = std::string(base && *base ? base : "/tmp") + "/kdtest-XXXXXX";
     std::vector<char> buf(pattern.begin(), pattern.end());
     buf.push_back('\0');
     if (!mkdtemp(buf.data())) FAIL("mkdtemp failed for " << pattern);
+    temp_dirs().push_back(buf.data());
     return std::string(buf.data());
 }
 

@@ -4,5 +4,6 @@
 #define KD_CLI_COMMANDS_H
 
 int kd_cmd_info(int argc, char **argv);
+int kd_cmd_prepare(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ typedef struct kd_command {
 
 static const kd_command commands[] = {
     {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},
+    {"prepare", kd_cmd_prepare, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
 };
 
 static void print_usage(FILE *out)

@@ -1,0 +1,199 @@
+/* cmd_prepare.c - `kdtrain prepare DATASET`: imports a public data set into
+ * kdtrain's HDF5 schema. One data set today: fashion-mnist, from the IDX files
+ * Debian's dataset-fashion-mnist package installs. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli/commands.h"
+
+#include "data/prepare.h"
+#include "io/h5util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PREPARE_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
+#define PREPARE_DEFAULT_OUT "data/fashion-mnist.h5"
+#define PREPARE_HELP_SHOWN (-1)
+
+typedef struct prepare_args {
+    const char *dataset, *src, *out;
+    int n_val;
+} prepare_args;
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: kdtrain prepare fashion-mnist [--src DIR] [--out FILE] [--val N]\n\n"
+            "Imports Fashion-MNIST's gzipped IDX files into kdtrain's HDF5 schema: /train,\n"
+            "/val (the last N training images) and /test, each holding x [rows, 784] uint8\n"
+            "pixels and y [rows] uint8 labels, chunked and deflated, with root attributes\n"
+            "num_classes, x_scale (1/255), class_names, image_shape, source, val_from_train.\n"
+            "The file is written under a temporary name and renamed: a failed run leaves no\n"
+            "partial file and an existing one untouched.\n\n"
+            "options:\n"
+            "  --src DIR    folder holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,\n"
+            "               t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz\n"
+            "               (default %s, where Debian's\n"
+            "               dataset-fashion-mnist package puts them: `dpkg -L dataset-fashion-mnist`\n"
+            "               lists it)\n"
+            "  --out FILE   HDF5 file to write (default %s; missing folders are created)\n"
+            "  --val N      training images held out, from the end, as /val (default %d)\n"
+            "  -h, --help   show this text\n",
+            PREPARE_DEFAULT_SRC, PREPARE_DEFAULT_OUT, KD_FASHION_MNIST_DEFAULT_VAL);
+}
+
+/* Matches "--name VALUE" or "--name=VALUE". Returns 0 when argv[*i] is another
+ * argument, 1 with *value set, -1 (after saying so) when the value is missing. */
+static int match_option(const char *name, const char *expected, int argc, char **argv, int *i,
+                        const char **value)
+{
+    const char *arg = argv[*i];
+    size_t len = strlen(name);
+    if (strncmp(arg, name, len) != 0 || (arg[len] != '\0' && arg[len] != '=')) return 0;
+    if (arg[len] == '=') *value = arg + len + 1;
+    else *value = *i + 1 < argc ? argv[++*i] : NULL;
+    if (!*value || !**value) {
+        fprintf(stderr, "kdtrain prepare: %s: expected %s, found no value\n", name, expected);
+        return -1;
+    }
+    return 1;
+}
+
+static int parse_positive(const char *option, const char *text, int *value)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v <= 0 || v > INT_MAX) {
+        fprintf(stderr, "kdtrain prepare: %s: expected a positive integer, found '%s'\n", option, text);
+        return 2;
+    }
+    *value = (int)v;
+    return 0;
+}
+
+static int check_dataset(const char *dataset)
+{
+    if (!dataset) {
+        fprintf(stderr, "kdtrain prepare: expected a data set name (fashion-mnist); "
+                        "'kdtrain prepare --help' describes the command\n");
+        return 2;
+    }
+    if (strcmp(dataset, "fashion-mnist") != 0) {
+        fprintf(stderr, "kdtrain prepare: unknown data set '%s'; expected fashion-mnist\n", dataset);
+        return 2;
+    }
+    return 0;
+}
+
+/* Returns 0 to run, 2 for bad usage, PREPARE_HELP_SHOWN after --help. */
+static int parse_args(int argc, char **argv, prepare_args *args)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        int m;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(stdout);
+            return PREPARE_HELP_SHOWN;
+        } else if ((m = match_option("--src", "a folder", argc, argv, &i, &value)) != 0) {
+            if (m < 0) return 2;
+            args->src = value;
+        } else if ((m = match_option("--out", "a file path", argc, argv, &i, &value)) != 0) {
+            if (m < 0) return 2;
+            args->out = value;
+        } else if ((m = match_option("--val", "a positive integer", argc, argv, &i, &value)) != 0) {
+            if (m < 0 || parse_positive("--val", value, &args->n_val) != 0) return 2;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            fprintf(stderr, "kdtrain prepare: unknown option '%s'; expected --src, --out, --val or --help\n",
+                    arg);
+            return 2;
+        } else if (!args->dataset) {
+            args->dataset = arg;
+        } else {
+            fprintf(stderr, "kdtrain prepare: unexpected argument '%s' (one data set at a time)\n", arg);
+            return 2;
+        }
+    }
+    return check_dataset(args->dataset);
+}
+
+/* mkdir -p of the folder holding `path`. */
+static int make_parent_dirs(const char *path)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        fprintf(stderr, "kdtrain prepare: %s: path too long\n", path);
+        return 1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; ; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "kdtrain prepare: cannot create folder %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+        *p = saved;
+        if (saved == '\0') return 0;
+    }
+}
+
+static long long split_rows(hid_t file, const char *name)
+{
+    hsize_t dims[2] = {0, 0};
+    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (dset >= 0) H5Dclose(dset);
+    return rank == 2 ? (long long)dims[0] : -1;
+}
+
+/* Reads the split sizes back from the file just written: the summary line
+ * reports what is on disk, not what was meant to be. */
+static int print_summary(const char *out)
+{
+    kd_error err;
+    kd_error_clear(&err);
+    hid_t file = kd_h5_open_read(out, &err);
+    if (file < 0) {
+        fprintf(stderr, "kdtrain prepare: cannot read back the output: %s\n", err.message);
+        return 1;
+    }
+    long long train = split_rows(file, "/train/x"), val = split_rows(file, "/val/x"),
+              test = split_rows(file, "/test/x");
+    H5Fclose(file);
+    if (train < 0 || val < 0 || test < 0) {
+        fprintf(stderr, "kdtrain prepare: %s: expected /train/x, /val/x and /test/x, found them unreadable\n",
+                out);
+        return 1;
+    }
+    printf("wrote %s: train %lld, val %lld, test %lld images\n", out, train, val, test);
+    return 0;
+}
+
+int kd_cmd_prepare(int argc, char **argv)
+{
+    prepare_args args = {NULL, PREPARE_DEFAULT_SRC, PREPARE_DEFAULT_OUT, KD_FASHION_MNIST_DEFAULT_VAL};
+    int rc = parse_args(argc, argv, &args);
+    if (rc != 0) return rc == PREPARE_HELP_SHOWN ? 0 : rc;
+    if (make_parent_dirs(args.out) != 0) return 1;
+    fprintf(stderr, "kdtrain prepare: reading %s, writing %s\n", args.src, args.out);
+    kd_error err;
+    kd_error_clear(&err);
+    if (kd_prepare_fashion_mnist(args.src, args.out, args.n_val, &err) != KD_OK) {
+        fprintf(stderr, "kdtrain prepare: %s\n", err.message);
+        struct stat st;
+        if (strcmp(args.src, PREPARE_DEFAULT_SRC) == 0 && stat(args.src, &st) != 0)
+            fprintf(stderr, "kdtrain prepare: install Debian's dataset-fashion-mnist package, "
+                            "or pass --src DIR\n");
+        return 1;
+    }
+    return print_summary(args.out);
+}
