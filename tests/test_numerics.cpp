@@ -220,3 +220,29 @@ TEST_CASE("dropout keeps about 1 - p of the elements, scales them by 1/(1 - p), 
     REQUIRE(kept > 14000 - 325);
     REQUIRE(kept < 14000 + 325);
 }
+
+TEST_CASE("unlabelled rows (label -1) contribute only T^2 KL to the distillation loss", "[numerics]")
+{
+    const int B = 4, C = 3;
+    auto s = kdtest::random_uniform(B * C, -3, 3, 21);
+    auto t = kdtest::random_uniform(B * C, -3, 3, 22);
+    std::vector<int32_t> y = {2, -1, 0, -1};
+    const float T = 2.0f, alpha = 0.3f;
+    LossRun run = run_kd(s, t, y, B, C, T, alpha);
+    double loss = 0;
+    for (int i = 0; i < B; i++) {
+        double a = y[i] >= 0 ? alpha : 1.0;
+        auto ps = softmax_double(&s[i * C], C, T), pt = softmax_double(&t[i * C], C, T);
+        auto p1 = softmax_double(&s[i * C], C, 1.0);
+        double kl = 0;
+        for (int c = 0; c < C; c++) kl += pt[c] * std::log(pt[c] / ps[c]);
+        loss += (a * T * T * kl - (y[i] >= 0 ? (1 - a) * std::log(p1[y[i]]) : 0.0)) / B;
+        for (int c = 0; c < C; c++) {
+            double g = a * T * (ps[c] - pt[c]) / B;
+            if (y[i] >= 0) g += (1 - a) * (p1[c] - (c == y[i] ? 1.0 : 0.0)) / B;
+            INFO("row " << i << " class " << c);
+            REQUIRE(run.grad[i * C + c] == Approx(g).margin(1e-7).epsilon(1e-5));
+        }
+    }
+    REQUIRE(run.loss == Approx(loss).epsilon(1e-6));
+}

@@ -13,6 +13,9 @@ typedef struct kd_command {
 
 static const kd_command commands[] = {
     {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},
+    {"train", kd_cmd_train, "train a model from a config"},
+    {"distill", kd_cmd_distill, "train a student by distillation from a teacher"},
+    {"eval", kd_cmd_eval, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
     {"prepare", kd_cmd_prepare, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
 };
 

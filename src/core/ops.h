@@ -35,7 +35,9 @@ kd_tensor *kd_op_log_softmax(kd_tape *tape, kd_tensor *x, float temperature);
 kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *labels);
 /* (1, 1) distillation loss, batch mean:
  *   alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE(softmax(s), y).
- * The teacher logits get no gradient. labels may be NULL only when alpha = 1. */
+ * The teacher logits get no gradient. A row whose label is -1 is unlabelled: it
+ * contributes T^2 KL alone (its alpha is 1), as the transfer-set rows of
+ * distillation with scarce labels do. labels may be NULL only when alpha = 1. */
 kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
                          const int32_t *labels, float temperature, float alpha);
 

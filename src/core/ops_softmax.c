@@ -121,21 +121,25 @@ kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
     KD_ASSERT(temperature > 0.0f, "kd_loss: temperature %g must be positive", (double)temperature);
     KD_ASSERT(alpha >= 0.0f && alpha <= 1.0f, "kd_loss: alpha %g must be in [0, 1]", (double)alpha);
     KD_ASSERT(classes <= KD_MAX_CLASSES, "kd_loss over %d > %d classes", classes, KD_MAX_CLASSES);
-    bool use_ce = alpha < 1.0f, use_kl = alpha > 0.0f;
-    if (use_ce) check_labels(labels, rows, classes);
+    KD_ASSERT(labels != NULL || alpha == 1.0f, "kd_loss: labels are needed when alpha < 1");
+    for (int i = 0; labels && i < rows; i++)
+        KD_ASSERT(labels[i] >= -1 && labels[i] < classes, "label %d of row %d is outside [-1, %d)",
+                  (int)labels[i], i, classes);
 
     kd_tensor *loss = kd_tape_tensor(tape, 1, 1);
     bool grad = tape->grad_enabled && student->requires_grad;
     float *dstudent = grad ? kd_arena_alloc(&tape->arena, kd_tensor_numel(student) * sizeof(float)) : NULL;
-    double T = temperature, a = alpha;
+    double T = temperature;
     double log_ps[KD_MAX_CLASSES], log_pt[KD_MAX_CLASSES], log_p1[KD_MAX_CLASSES];
-    double kl_total = 0.0, ce_total = 0.0;
+    double total = 0.0;
     for (int i = 0; i < rows; i++) {
         const float *s = student->data + (size_t)i * classes, *t = teacher->data + (size_t)i * classes;
         float *d = grad ? dstudent + (size_t)i * classes : NULL;
+        int32_t y = labels ? labels[i] : -1;
+        double a = y >= 0 ? alpha : 1.0; /* an unlabelled row (-1) has only the soft term */
         if (grad)
             for (int c = 0; c < classes; c++) d[c] = 0.0f;
-        if (use_kl) {
+        if (a > 0.0) {
             row_log_softmax(s, classes, T, log_ps);
             row_log_softmax(t, classes, T, log_pt);
             double kl = 0.0, grad_scale = a * T / rows;
@@ -144,22 +148,19 @@ kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
                 if (pt > 0.0) kl += pt * (log_pt[c] - log_ps[c]); /* 0 log 0 = 0 */
                 if (grad) d[c] = (float)(grad_scale * (exp(log_ps[c]) - pt));
             }
-            kl_total += kl;
+            total += a * T * T * kl;
         }
-        if (use_ce) {
+        if (a < 1.0) {
             row_log_softmax(s, classes, 1.0, log_p1);
-            ce_total -= log_p1[labels[i]];
+            total -= (1.0 - a) * log_p1[y];
             if (grad) {
                 double grad_scale = (1.0 - a) / rows;
                 for (int c = 0; c < classes; c++)
-                    d[c] += (float)(grad_scale * (exp(log_p1[c]) - (c == labels[i] ? 1.0 : 0.0)));
+                    d[c] += (float)(grad_scale * (exp(log_p1[c]) - (c == y ? 1.0 : 0.0)));
             }
         }
     }
-    double value = 0.0;
-    if (use_kl) value += a * T * T * kl_total / rows;
-    if (use_ce) value += (1.0 - a) * ce_total / rows;
-    loss->data[0] = (float)value;
+    loss->data[0] = (float)(total / rows);
     kd_node *node = kd_tape_record(tape, KD_OP_KD_LOSS, loss, student, NULL, NULL);
     if (node) {
         node->saved = dstudent;

@@ -55,7 +55,7 @@ static int open_stream(kd_loader *l, kd_error *err)
     l->dset = H5Dopen2(l->file, info->x_path, dapl);
     H5Pclose(dapl);
     if (l->dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", l->ds->path, info->x_path);
-    int64_t begin = info->row_begin, end = info->row_begin + info->rows;
+    int64_t begin = info->row_begin, end = info->row_begin + l->rows;
     l->first_block = begin / l->block_rows;
     l->n_blocks = (end + l->block_rows - 1) / l->block_rows - l->first_block;
     l->block_order = malloc((size_t)l->n_blocks * sizeof *l->block_order);
@@ -113,7 +113,7 @@ done:
 static int fill_buffer(kd_loader *l, kd_error *err)
 {
     const kd_split_info *info = &l->ds->split[l->split];
-    int64_t begin = info->row_begin, end = info->row_begin + info->rows;
+    int64_t begin = info->row_begin, end = info->row_begin + l->rows;
     l->buffer_fill = 0;
     l->buffer_pos = 0;
     while (l->next_block < l->n_blocks && l->buffer_fill + l->block_rows <= l->buffer_rows) {
@@ -161,6 +161,7 @@ int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_
         return kd_error_set(err, KD_ERR_DATA, "%s: the %s split is not loaded into memory", ds->path,
                             kd_split_name(split));
     l->rows = info->rows;
+    if (options->limit_rows > 0 && options->limit_rows < l->rows) l->rows = options->limit_rows;
     size_t b = (size_t)options->batch_size;
     l->x = malloc(b * (size_t)ds->dim * sizeof *l->x);
     l->y = malloc(b * sizeof *l->y);

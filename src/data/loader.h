@@ -36,6 +36,7 @@ typedef struct kd_loader_options {
     bool streaming;            /* false: the split must be loaded (kd_dataset_load) */
     int64_t buffer_rows;       /* streaming: rows in the shuffle buffer (0: 16384) */
     size_t chunk_cache_bytes;  /* streaming: HDF5 chunk cache (0: one block of chunks) */
+    int64_t limit_rows;        /* > 0: only the first limit_rows rows of the split */
 } kd_loader_options;
 
 void kd_loader_options_default(kd_loader_options *options);

@@ -1,0 +1,391 @@
+/* config.c - the key table, value parsing and the resolved text (see config.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "io/config.h"
+
+#include "io/ini.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_U64, T_FLOAT, T_BOOL, T_CHOICE, T_SIZES } key_type;
+
+typedef struct key_spec {
+    const char *section, *key;
+    key_type type;
+    size_t offset, size;     /* field in kd_config; size for strings */
+    const char *def;         /* default as text; "" for required strings */
+    double min, max;         /* bounds for numbers */
+    bool min_open;           /* min is exclusive (value must be > min) */
+    const char *choices;     /* "a|b|c" for T_CHOICE */
+} key_spec;
+
+#define F(field) offsetof(kd_config, field), sizeof(((kd_config *)0)->field)
+#define BIG 1e18
+
+static const key_spec keys[] = {
+    {"data", "path", T_STR, F(data.path), "", 0, 0, false, NULL},
+    {"data", "train_x", T_STR, F(data.train_x), "/train/x", 0, 0, false, NULL},
+    {"data", "train_y", T_STR, F(data.train_y), "/train/y", 0, 0, false, NULL},
+    {"data", "val_x", T_STR, F(data.val_x), "/val/x", 0, 0, false, NULL},
+    {"data", "val_y", T_STR, F(data.val_y), "/val/y", 0, 0, false, NULL},
+    {"data", "test_x", T_STR, F(data.test_x), "/test/x", 0, 0, false, NULL},
+    {"data", "test_y", T_STR, F(data.test_y), "/test/y", 0, 0, false, NULL},
+    {"data", "val_from_train", T_INT, F(data.val_from_train), "5000", 0, BIG, false, NULL},
+    {"data", "streaming", T_BOOL, F(data.streaming), "false", 0, 0, false, NULL},
+    {"data", "buffer_rows", T_INT, F(data.buffer_rows), "16384", 1, BIG, false, NULL},
+    {"data", "labelled", T_INT, F(data.labelled), "0", 0, BIG, false, NULL},
+    {"model", "layers", T_SIZES, F(model), "", 0, 0, false, NULL},
+    {"model", "dropout", T_FLOAT, F(model.dropout), "0", 0, 0.99, false, NULL},
+    {"model", "input_dropout", T_FLOAT, F(model.input_dropout), "0", 0, 0.99, false, NULL},
+    {"model", "init", T_CHOICE, F(model.init), "he", 0, 0, false, "he|glorot"},
+    {"train", "epochs", T_INT, F(train.epochs), "10", 1, 1e6, false, NULL},
+    {"train", "batch_size", T_INT, F(train.batch_size), "128", 1, 1 << 20, false, NULL},
+    {"train", "seed", T_U64, F(train.seed), "1", 0, 0, false, NULL},
+    {"train", "threads", T_INT, F(train.threads), "0", 0, 1024, false, NULL},
+    {"train", "jitter", T_INT, F(train.jitter), "0", 0, 64, false, NULL},
+    {"train", "optimizer", T_CHOICE, F(train.optimizer), "adamw", 0, 0, false, "adamw|sgd"},
+    {"train", "lr", T_FLOAT, F(train.lr), "0.001", 0, 1e3, true, NULL},
+    {"train", "momentum", T_FLOAT, F(train.momentum), "0.9", 0, 0.999999, false, NULL},
+    {"train", "nesterov", T_BOOL, F(train.nesterov), "false", 0, 0, false, NULL},
+    {"train", "beta1", T_FLOAT, F(train.beta1), "0.9", 0, 0.999999, false, NULL},
+    {"train", "beta2", T_FLOAT, F(train.beta2), "0.999", 0, 0.99999999, false, NULL},
+    {"train", "eps", T_FLOAT, F(train.eps), "1e-8", 0, 1, true, NULL},
+    {"train", "weight_decay", T_FLOAT, F(train.weight_decay), "0", 0, 10, false, NULL},
+    {"train", "schedule", T_CHOICE, F(train.schedule), "constant", 0, 0, false, "constant|step|cosine"},
+    {"train", "warmup_epochs", T_INT, F(train.warmup_epochs), "0", 0, 1e6, false, NULL},
+    {"train", "step_epochs", T_INT, F(train.step_epochs), "10", 1, 1e6, false, NULL},
+    {"train", "gamma", T_FLOAT, F(train.gamma), "0.1", 0, 1, true, NULL},
+    {"train", "min_lr", T_FLOAT, F(train.min_lr), "0", 0, 1e3, false, NULL},
+    {"train", "clip_norm", T_FLOAT, F(train.clip_norm), "0", 0, 1e9, false, NULL},
+    {"train", "last_batch", T_CHOICE, F(train.last_batch), "keep", 0, 0, false, "keep|drop"},
+    {"train", "checkpoints", T_CHOICE, F(train.checkpoints), "last_best", 0, 0, false, "last_best|every"},
+    {"distill", "temperature", T_FLOAT, F(distill.temperature), "4", 0, 1e4, true, NULL},
+    {"distill", "alpha", T_FLOAT, F(distill.alpha), "0.9", 0, 1, false, NULL},
+    {"distill", "teacher", T_STR, F(distill.teacher), "", 0, 0, false, NULL},
+    {"run", "dir", T_STR, F(run.dir), "runs", 0, 0, false, NULL},
+    {"run", "name", T_STR, F(run.name), "", 0, 0, false, NULL},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+/* ---- suggestions ------------------------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[128];
+    if (la >= 127 || lb >= 127) return 99;
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The nearest "section.key" (or "section" when want_section) to name, or NULL. */
+static const char *nearest(const char *name, bool want_section, char *buf, size_t size)
+{
+    size_t best = 99;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char candidate[160];
+        if (want_section)
+            snprintf(candidate, sizeof candidate, "%s", keys[i].section);
+        else
+            snprintf(candidate, sizeof candidate, "%s.%s", keys[i].section, keys[i].key);
+        size_t d = edit_distance(name, candidate);
+        if (d < best) {
+            best = d;
+            snprintf(buf, size, "%s", candidate);
+        }
+    }
+    size_t limit = strlen(name) / 3 + 1;
+    return best <= (limit < 3 ? limit : 3) ? buf : NULL;
+}
+
+/* ---- values ---------------------------------------------------------------------------- */
+
+static bool parse_double(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(text, &end);
+    return *text && *end == '\0' && errno == 0 && isfinite(*out);
+}
+
+static bool parse_int(const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    *out = v;
+    return *text && *end == '\0' && errno == 0;
+}
+
+static int bad_value(const key_spec *k, const char *where, const char *value, const char *expected, kd_error *err)
+{
+    return kd_error_set(err, KD_ERR_CONFIG, "%s%s.%s: expected %s, found '%s'", where, k->section, k->key, expected,
+                        value);
+}
+
+static void describe_range(const key_spec *k, bool integer, char *buf, size_t size)
+{
+    const char *kind = integer ? "an integer" : "a number";
+    if (k->max >= BIG)
+        snprintf(buf, size, "%s %s %g", kind, k->min_open ? ">" : ">=", k->min);
+    else
+        snprintf(buf, size, "%s in %s%g, %g]", kind, k->min_open ? "(" : "[", k->min, k->max);
+}
+
+static bool in_range(const key_spec *k, double v)
+{
+    return (k->min_open ? v > k->min : v >= k->min) && v <= k->max;
+}
+
+static int parse_sizes(const key_spec *k, const char *where, const char *value, kd_config *c, kd_error *err)
+{
+    int sizes[KD_MLP_MAX_LAYERS + 2], n = 0;
+    const char *p = value;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > (1 << 24) || n > KD_MLP_MAX_LAYERS)
+            return bad_value(k, where, value, "2 to 17 positive sizes separated by commas, e.g. 784,1200,1200,10", err);
+        sizes[n++] = (int)v;
+        while (isspace((unsigned char)*end)) end++;
+        if (*end == ',') end++;
+        else if (*end) return bad_value(k, where, value, "sizes separated by commas, e.g. 784,64,10", err);
+        while (isspace((unsigned char)*end)) end++;
+        p = end;
+    }
+    if (n < 2) return bad_value(k, where, value, "at least an input and an output size, e.g. 784,10", err);
+    c->model.n_layers = n - 1;
+    memcpy(c->model.sizes, sizes, (size_t)n * sizeof(int));
+    return KD_OK;
+}
+
+static int assign(const key_spec *k, const char *where, const char *value, kd_config *c, kd_error *err)
+{
+    char *field = (char *)c + k->offset;
+    char expected[128];
+    switch (k->type) {
+    case T_STR:
+        if (strlen(value) >= k->size) return bad_value(k, where, value, "a shorter text", err);
+        snprintf(field, k->size, "%s", value);
+        return KD_OK;
+    case T_CHOICE: {
+        size_t len = strlen(value);
+        for (const char *p = k->choices; *p;) {
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            if (n == len && strncmp(p, value, n) == 0) {
+                snprintf(field, k->size, "%s", value);
+                return KD_OK;
+            }
+            p += n + (bar ? 1 : 0);
+        }
+        snprintf(expected, sizeof expected, "one of %s", k->choices);
+        return bad_value(k, where, value, expected, err);
+    }
+    case T_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) *(bool *)field = true;
+        else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) *(bool *)field = false;
+        else return bad_value(k, where, value, "true or false", err);
+        return KD_OK;
+    case T_INT: {
+        int64_t v;
+        describe_range(k, true, expected, sizeof expected);
+        if (!parse_int(value, &v) || !in_range(k, (double)v)) return bad_value(k, where, value, expected, err);
+        *(int64_t *)field = v;
+        return KD_OK;
+    }
+    case T_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (!*value || *end || errno || value[0] == '-')
+            return bad_value(k, where, value, "a non-negative integer", err);
+        *(uint64_t *)field = v;
+        return KD_OK;
+    }
+    case T_FLOAT: {
+        double v;
+        describe_range(k, false, expected, sizeof expected);
+        if (!parse_double(value, &v) || !in_range(k, v)) return bad_value(k, where, value, expected, err);
+        *(double *)field = v;
+        return KD_OK;
+    }
+    case T_SIZES:
+        return parse_sizes(k, where, value, c, err);
+    }
+    return KD_OK;
+}
+
+static const key_spec *find_key(const char *section, const char *key, const char *where, kd_error *err)
+{
+    bool section_known = false;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(keys[i].section, section) != 0) continue;
+        section_known = true;
+        if (strcmp(keys[i].key, key) == 0) return &keys[i];
+    }
+    char hint[160], full[160];
+    if (!section_known) {
+        const char *s = nearest(section, true, hint, sizeof hint);
+        kd_error_set(err, KD_ERR_CONFIG, "%sunknown section [%s]%s%s%s", where, section, s ? "; did you mean [" : "",
+                     s ? s : "", s ? "]?" : "");
+    } else {
+        snprintf(full, sizeof full, "%s.%s", section, key);
+        const char *s = nearest(full, false, hint, sizeof hint);
+        kd_error_set(err, KD_ERR_CONFIG, "%sunknown key %s%s%s%s", where, full, s ? "; did you mean " : "", s ? s : "",
+                     s ? "?" : "");
+    }
+    return NULL;
+}
+
+/* ---- public ------------------------------------------------------------------------------- */
+
+void kd_config_defaults(kd_config *config)
+{
+    memset(config, 0, sizeof *config);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].def[0]) {
+            int rc = assign(&keys[i], "", keys[i].def, config, NULL);
+            KD_ASSERT(rc == KD_OK, "default of %s.%s does not parse", keys[i].section, keys[i].key);
+        }
+}
+
+typedef struct load_state {
+    kd_config *config;
+    const char *source;
+} load_state;
+
+static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
+{
+    load_state *state = user;
+    char where[KD_CONFIG_STR + 32];
+    snprintf(where, sizeof where, "%s:%d: ", state->source, e->line);
+    const key_spec *k = find_key(e->section, e->key, where, err);
+    if (!k) return KD_ERR_CONFIG;
+    return assign(k, where, e->value, state->config, err);
+}
+
+int kd_config_load_text(kd_config *config, const char *text, const char *source, kd_error *err)
+{
+    load_state state = {config, source};
+    return kd_ini_parse(text, source, on_entry, &state, err);
+}
+
+int kd_config_load_file(kd_config *config, const char *path, kd_error *err)
+{
+    char *text = kd_read_text_file(path, 1 << 20, err);
+    if (!text) return err ? err->code : KD_ERR_IO;
+    int rc = kd_config_load_text(config, text, path, err);
+    free(text);
+    return rc;
+}
+
+int kd_config_set(kd_config *config, const char *assignment, kd_error *err)
+{
+    const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
+    if (!dot || !eq || dot > eq)
+        return kd_error_set(err, KD_ERR_CONFIG, "--set %s: expected section.key=value", assignment);
+    char section[64], key[64], value[KD_CONFIG_STR];
+    size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
+    if (ls == 0 || ls >= sizeof section || lk == 0 || lk >= sizeof key || strlen(eq + 1) >= sizeof value)
+        return kd_error_set(err, KD_ERR_CONFIG, "--set %s: expected section.key=value", assignment);
+    memcpy(section, assignment, ls);
+    section[ls] = '\0';
+    memcpy(key, dot + 1, lk);
+    key[lk] = '\0';
+    snprintf(value, sizeof value, "%s", eq + 1);
+    const key_spec *k = find_key(section, key, "--set: ", err);
+    if (!k) return KD_ERR_CONFIG;
+    return assign(k, "--set ", value, config, err);
+}
+
+int kd_config_validate(const kd_config *c, kd_error *err)
+{
+    if (!c->data.path[0])
+        return kd_error_set(err, KD_ERR_CONFIG, "data.path: required, e.g. data/fashion-mnist.h5");
+    if (c->model.n_layers < 1)
+        return kd_error_set(err, KD_ERR_CONFIG, "model.layers: required, e.g. 784,1200,1200,10");
+    if (c->model.sizes[c->model.n_layers] < 2)
+        return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected at least 2 output classes, found %d",
+                            c->model.sizes[c->model.n_layers]);
+    if (!strcmp(c->train.schedule, "cosine") && c->train.min_lr >= c->train.lr)
+        return kd_error_set(err, KD_ERR_CONFIG, "train.min_lr: expected less than train.lr = %g, found %g",
+                            c->train.lr, c->train.min_lr);
+    if (c->train.warmup_epochs >= c->train.epochs && c->train.warmup_epochs > 0)
+        return kd_error_set(err, KD_ERR_CONFIG, "train.warmup_epochs: expected fewer than train.epochs = %lld, found %lld",
+                            (long long)c->train.epochs, (long long)c->train.warmup_epochs);
+    return KD_OK;
+}
+
+static void format_double(double v, char *buf, size_t size)
+{
+    /* The shortest text that reads back as the same double. */
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(buf, size, "%.*g", precision, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+size_t kd_config_format(const kd_config *c, char *buf, size_t size)
+{
+    size_t used = 0;
+    const char *section = "";
+#define EMIT(...) used += (size_t)snprintf(buf + (used < size ? used : size), used < size ? size - used : 0, __VA_ARGS__)
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_spec *k = &keys[i];
+        const char *field = (const char *)c + k->offset;
+        if (strcmp(section, k->section) != 0) {
+            EMIT("%s[%s]\n", used ? "\n" : "", k->section);
+            section = k->section;
+        }
+        char value[KD_CONFIG_STR];
+        switch (k->type) {
+        case T_STR:
+        case T_CHOICE: snprintf(value, sizeof value, "%s", field); break;
+        case T_BOOL: snprintf(value, sizeof value, "%s", *(const bool *)field ? "true" : "false"); break;
+        case T_INT: snprintf(value, sizeof value, "%lld", (long long)*(const int64_t *)field); break;
+        case T_U64: snprintf(value, sizeof value, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+        case T_FLOAT: format_double(*(const double *)field, value, sizeof value); break;
+        case T_SIZES: {
+            size_t n = 0;
+            value[0] = '\0';
+            for (int j = 0; j <= c->model.n_layers && c->model.n_layers > 0; j++)
+                n += (size_t)snprintf(value + n, sizeof value - n, j ? ",%d" : "%d", c->model.sizes[j]);
+            break;
+        }
+        }
+        EMIT("%s = %s\n", k->key, value);
+    }
+#undef EMIT
+    return used;
+}
+
+int kd_config_model(const kd_config *c, kd_mlp_config *mlp, kd_error *err)
+{
+    memset(mlp, 0, sizeof *mlp);
+    mlp->n_layers = c->model.n_layers;
+    memcpy(mlp->sizes, c->model.sizes, sizeof mlp->sizes);
+    mlp->dropout = (float)c->model.dropout;
+    mlp->input_dropout = (float)c->model.input_dropout;
+    mlp->init = strcmp(c->model.init, "glorot") == 0 ? KD_INIT_GLOROT : KD_INIT_HE;
+    if (mlp->n_layers < 1) return kd_error_set(err, KD_ERR_CONFIG, "model.layers: required, e.g. 784,64,10");
+    return KD_OK;
+}

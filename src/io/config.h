@@ -1,0 +1,79 @@
+/* config.h - the run configuration: INI files with [data], [model], [train],
+ * [distill] and [run] sections, `--set section.key=value` overrides, and the
+ * resolved text (every key, defaults included) that a run folder and its
+ * checkpoints keep. Every key is declared once in config.c's table with its type,
+ * default and bounds; an unknown section or key is an error that suggests the
+ * nearest valid one, and a bad value names section.key and what was expected. */
+#ifndef KD_CONFIG_H
+#define KD_CONFIG_H
+
+#include "core/error.h"
+#include "nn/mlp.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_CONFIG_STR 512
+
+typedef struct kd_config {
+    struct {
+        char path[KD_CONFIG_STR];
+        char train_x[256], train_y[256]; /* dataset paths inside the file */
+        char val_x[256], val_y[256];
+        char test_x[256], test_y[256];
+        int64_t val_from_train;
+        bool streaming;
+        int64_t buffer_rows;
+        int64_t labelled;      /* 0: every training row has its label; N: only the first N */
+    } data;
+    struct {
+        int n_layers;
+        int sizes[KD_MLP_MAX_LAYERS + 1];
+        double dropout, input_dropout;
+        char init[16];         /* he | glorot */
+    } model;
+    struct {
+        int64_t epochs, batch_size, threads, jitter;
+        uint64_t seed;
+        char optimizer[16];    /* adamw | sgd */
+        double lr, momentum, beta1, beta2, eps, weight_decay, clip_norm, min_lr, gamma;
+        bool nesterov;
+        char schedule[16];     /* constant | step | cosine */
+        int64_t warmup_epochs, step_epochs;
+        char last_batch[8];    /* keep | drop */
+        char checkpoints[16];  /* last_best | every */
+    } train;
+    struct {
+        double temperature, alpha;
+        char teacher[KD_CONFIG_STR];
+    } distill;
+    struct {
+        char dir[KD_CONFIG_STR];
+        char name[KD_CONFIG_STR];
+    } run;
+} kd_config;
+
+/* Every key at its default (required keys empty). */
+void kd_config_defaults(kd_config *config);
+/* Reads an INI file over the defaults. */
+int kd_config_load_file(kd_config *config, const char *path, kd_error *err);
+/* Parses INI text (source names it in errors). */
+int kd_config_load_text(kd_config *config, const char *text, const char *source, kd_error *err);
+/* Applies "section.key=value". */
+int kd_config_set(kd_config *config, const char *assignment, kd_error *err);
+/* Checks required keys and the relations between keys. */
+int kd_config_validate(const kd_config *config, kd_error *err);
+/* The resolved configuration as INI text, every key included; returns the length
+ * (as snprintf: may exceed size, then the text is cut). */
+size_t kd_config_format(const kd_config *config, char *buf, size_t size);
+/* The model part as an MLP config. */
+int kd_config_model(const kd_config *config, kd_mlp_config *mlp, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,88 @@
+/* fileutil.c - see fileutil.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "io/fileutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return kd_error_set(err, KD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = size;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return kd_error_set(err, KD_ERR_IO, "%s: cannot write: %s", tmp, strerror(e));
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return kd_error_set(err, KD_ERR_IO, "%s: cannot sync: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return kd_error_set(err, KD_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    return KD_OK;
+}
+
+int kd_mkdir_p(const char *path, kd_error *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0) {
+                if (errno != EEXIST)
+                    return kd_error_set(err, KD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+                if (!kd_is_directory(buf))
+                    return kd_error_set(err, KD_ERR_IO, "%s: expected a directory, found a file", buf);
+            }
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    return KD_OK;
+}
+
+bool kd_path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+bool kd_is_directory(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int kd_append_file(const char *path, const char *text, kd_error *err)
+{
+    FILE *f = fopen(path, "a");
+    if (!f) return kd_error_set(err, KD_ERR_IO, "%s: cannot open for append: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    bool ok = fwrite(text, 1, len, f) == len;
+    if (fclose(f) != 0) ok = false;
+    return ok ? KD_OK : kd_error_set(err, KD_ERR_IO, "%s: cannot write", path);
+}

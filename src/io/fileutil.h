@@ -1,0 +1,26 @@
+/* fileutil.h - files that are never half-written: write to PATH.tmp-PID, fsync,
+ * rename. Plus directory creation and existence checks. */
+#ifndef KD_FILEUTIL_H
+#define KD_FILEUTIL_H
+
+#include "core/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err);
+/* Creates a directory and its parents (like mkdir -p). */
+int kd_mkdir_p(const char *path, kd_error *err);
+bool kd_path_exists(const char *path);
+bool kd_is_directory(const char *path);
+/* Appends text to a file (creating it). */
+int kd_append_file(const char *path, const char *text, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

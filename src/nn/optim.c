@@ -1,0 +1,105 @@
+/* optim.c - see optim.h. */
+#include "nn/optim.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_params, kd_error *err)
+{
+    memset(opt, 0, sizeof *opt);
+    if (!(config->lr > 0)) return kd_error_set(err, KD_ERR_CONFIG, "train.lr: expected a number > 0, found %g", config->lr);
+    opt->config = *config;
+    opt->n_params = n_params;
+    opt->m = calloc(n_params, sizeof(float));
+    if (config->kind == KD_OPTIM_ADAMW) opt->v = calloc(n_params, sizeof(float));
+    if (!opt->m || (config->kind == KD_OPTIM_ADAMW && !opt->v)) {
+        kd_optim_free(opt);
+        return kd_error_set(err, KD_ERR_IO, "optimizer: out of memory for %zu parameters", n_params);
+    }
+    return KD_OK;
+}
+
+void kd_optim_free(kd_optim *opt)
+{
+    free(opt->m);
+    free(opt->v);
+    opt->m = opt->v = NULL;
+}
+
+double kd_optim_lr(const kd_optim_config *c, int64_t step)
+{
+    if (c->warmup_steps > 0 && step < c->warmup_steps) return c->lr * (double)(step + 1) / (double)c->warmup_steps;
+    int64_t t = step - c->warmup_steps;
+    switch (c->schedule) {
+    case KD_SCHEDULE_STEP:
+        return c->lr * pow(c->gamma, (double)(t / (c->step_size > 0 ? c->step_size : 1)));
+    case KD_SCHEDULE_COSINE: {
+        int64_t horizon = c->total_steps - c->warmup_steps;
+        double progress = horizon > 0 ? (double)t / (double)horizon : 1.0;
+        if (progress > 1.0) progress = 1.0;
+        return c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(3.14159265358979323846 * progress));
+    }
+    case KD_SCHEDULE_CONSTANT:
+    default:
+        return c->lr;
+    }
+}
+
+static double clip_gradients(const kd_optim_config *c, float *grads, size_t n)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
+    double norm = sqrt(sum);
+    if (c->clip_norm > 0 && norm > c->clip_norm) {
+        float scale = (float)(c->clip_norm / (norm + 1e-6)); /* as torch.nn.utils.clip_grad_norm_ */
+        for (size_t i = 0; i < n; i++) grads[i] *= scale;
+    }
+    return norm;
+}
+
+static void sgd_step(kd_optim *opt, float *p, const float *g, float lr)
+{
+    const kd_optim_config *c = &opt->config;
+    float mu = (float)c->momentum, wd = (float)c->weight_decay;
+    float *buf = opt->m;
+    bool first = opt->step == 0;
+    for (size_t i = 0; i < opt->n_params; i++) {
+        float d = g[i] + wd * p[i];
+        if (mu != 0.0f) {
+            buf[i] = first ? d : mu * buf[i] + d;
+            d = c->nesterov ? d + mu * buf[i] : buf[i];
+        }
+        p[i] -= lr * d;
+    }
+}
+
+static void adamw_step(kd_optim *opt, float *p, const float *g, float lr)
+{
+    const kd_optim_config *c = &opt->config;
+    double t = (double)(opt->step + 1);
+    float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
+    float decay = (float)(1.0 - (double)lr * c->weight_decay);
+    float step_size = (float)((double)lr / (1.0 - pow(c->beta1, t)));
+    float root_bc2 = (float)sqrt(1.0 - pow(c->beta2, t));
+    float *m = opt->m, *v = opt->v;
+    for (size_t i = 0; i < opt->n_params; i++) {
+        p[i] *= decay;
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        p[i] -= step_size * m[i] / (sqrtf(v[i]) / root_bc2 + eps);
+    }
+}
+
+void kd_optim_step(kd_optim *opt, float *params, float *grads)
+{
+    opt->last_grad_norm = clip_gradients(&opt->config, grads, opt->n_params);
+    double lr = kd_optim_lr(&opt->config, opt->step);
+    opt->last_lr = lr;
+    if (opt->config.kind == KD_OPTIM_ADAMW)
+        adamw_step(opt, params, grads, (float)lr);
+    else
+        sgd_step(opt, params, grads, (float)lr);
+    opt->step++;
+}

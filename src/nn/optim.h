@@ -1,0 +1,57 @@
+/* optim.h - optimisers over one flat parameter block: SGD with momentum (Nesterov
+ * optional) and AdamW, with weight decay, learning-rate schedules (constant, step,
+ * cosine to min_lr, each after an optional linear warm-up) and optional clipping
+ * of the global gradient norm. The update rules follow PyTorch's SGD and AdamW
+ * exactly, so runs can be compared with a PyTorch reference. */
+#ifndef KD_OPTIM_H
+#define KD_OPTIM_H
+
+#include "core/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_optim_kind { KD_OPTIM_SGD = 0, KD_OPTIM_ADAMW = 1 } kd_optim_kind;
+typedef enum kd_schedule { KD_SCHEDULE_CONSTANT = 0, KD_SCHEDULE_STEP = 1, KD_SCHEDULE_COSINE = 2 } kd_schedule;
+
+typedef struct kd_optim_config {
+    kd_optim_kind kind;
+    double lr;
+    double momentum;        /* SGD */
+    int nesterov;           /* SGD */
+    double beta1, beta2, eps; /* AdamW */
+    double weight_decay;    /* SGD: L2 added to the gradient; AdamW: decoupled */
+    double clip_norm;       /* 0: no clipping */
+    kd_schedule schedule;
+    int64_t warmup_steps;   /* linear from lr/warmup_steps to lr */
+    int64_t step_size;      /* step schedule: lr *= gamma every step_size steps */
+    double gamma;
+    double min_lr;          /* cosine: the value reached at total_steps */
+    int64_t total_steps;    /* cosine horizon */
+} kd_optim_config;
+
+typedef struct kd_optim {
+    kd_optim_config config;
+    size_t n_params;
+    int64_t step;           /* updates done */
+    float *m;               /* (n_params) SGD momentum buffer or Adam first moment */
+    float *v;               /* (n_params) Adam second moment, NULL for SGD */
+    double last_grad_norm;  /* global gradient norm before clipping, last step */
+    double last_lr;
+} kd_optim;
+
+int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_params, kd_error *err);
+void kd_optim_free(kd_optim *opt);
+/* The learning rate of update number `step` (0-based). */
+double kd_optim_lr(const kd_optim_config *config, int64_t step);
+/* One update of params from grads (grads are clipped in place when asked). */
+void kd_optim_step(kd_optim *opt, float *params, float *grads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

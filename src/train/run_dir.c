@@ -1,0 +1,166 @@
+/* run_dir.c - see run_dir.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "train/run_dir.h"
+
+#include "io/fileutil.h"
+#include "io/ini.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *csv_header =
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,val_nll,val_ece,val_brier,epoch_seconds,samples_per_second,grad_norm\n";
+
+static void init_run(kd_run_dir *run)
+{
+    memset(run, 0, sizeof *run);
+    run->interactive = isatty(STDERR_FILENO);
+}
+
+int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err)
+{
+    init_run(run);
+    int rc = kd_mkdir_p(base, err);
+    if (rc) return rc;
+    for (int suffix = 1; suffix < 10000; suffix++) {
+        int n = suffix == 1 ? snprintf(run->path, sizeof run->path, "%s/%s", base, name)
+                            : snprintf(run->path, sizeof run->path, "%s/%s-%d", base, name, suffix);
+        if (n >= (int)sizeof run->path) return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", base, name);
+        if (mkdir(run->path, 0755) == 0) {
+            snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
+            return KD_OK;
+        }
+        if (errno != EEXIST) return kd_error_set(err, KD_ERR_IO, "%s: cannot create: %s", run->path, strerror(errno));
+    }
+    return kd_error_set(err, KD_ERR_IO, "%s/%s: too many runs of this name", base, name);
+}
+
+static int parse_row(const char *line, kd_epoch_row *row)
+{
+    double v[KD_METRICS_COLUMNS];
+    const char *p = line;
+    for (int i = 0; i < KD_METRICS_COLUMNS; i++) {
+        char *end;
+        v[i] = strtod(p, &end);
+        if (end == p) return -1;
+        p = end;
+        if (i + 1 < KD_METRICS_COLUMNS) {
+            if (*p != ',') return -1;
+            p++;
+        }
+    }
+    *row = (kd_epoch_row){(int64_t)v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
+    return 0;
+}
+
+int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err)
+{
+    init_run(run);
+    if (!kd_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
+    snprintf(run->path, sizeof run->path, "%s", path);
+    snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
+    char csv[4200];
+    kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
+    if (!kd_path_exists(csv)) return KD_OK;
+    char *text = kd_read_text_file(csv, 64u << 20, err);
+    if (!text) return err ? err->code : KD_ERR_IO;
+    int rc = KD_OK;
+    char *save = NULL;
+    bool header = true;
+    for (char *line = strtok_r(text, "\n", &save); line && rc == KD_OK; line = strtok_r(NULL, "\n", &save)) {
+        if (header) {
+            header = false;
+            continue;
+        }
+        kd_epoch_row row;
+        if (parse_row(line, &row) != 0) {
+            rc = kd_error_set(err, KD_ERR_DATA, "%s: cannot parse the row '%s'", csv, line);
+            break;
+        }
+        if (row.epoch <= keep_epochs) rc = kd_run_dir_add_epoch(run, &row, NULL);
+    }
+    free(text);
+    /* add_epoch rewrote metrics.csv with the kept rows */
+    return rc;
+}
+
+void kd_run_dir_close(kd_run_dir *run)
+{
+    free(run->rows);
+    run->rows = NULL;
+    run->n_rows = run->capacity = 0;
+}
+
+const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s", run->path, name);
+    return buf;
+}
+
+int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err)
+{
+    char path[4200];
+    return kd_write_file_atomic(kd_run_dir_file(run, name, path, sizeof path), text, strlen(text), err);
+}
+
+int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err)
+{
+    if (run->n_rows == run->capacity) {
+        int64_t cap = run->capacity ? 2 * run->capacity : 64;
+        kd_epoch_row *rows = realloc(run->rows, (size_t)cap * sizeof *rows);
+        if (!rows) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics rows");
+        run->rows = rows;
+        run->capacity = cap;
+    }
+    run->rows[run->n_rows++] = *row;
+    size_t size = strlen(csv_header) + (size_t)run->n_rows * 320 + 1;
+    char *text = malloc(size);
+    if (!text) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics.csv");
+    size_t used = (size_t)snprintf(text, size, "%s", csv_header);
+    for (int64_t i = 0; i < run->n_rows; i++) {
+        const kd_epoch_row *r = &run->rows[i];
+        used += (size_t)snprintf(text + used, size - used,
+                                 "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6g,%.6g,%.9g\n", (long long)r->epoch,
+                                 r->lr, r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->val_nll, r->val_ece,
+                                 r->val_brier, r->epoch_seconds, r->samples_per_second, r->grad_norm);
+    }
+    int rc = kd_run_dir_write(run, "metrics.csv", text, err);
+    free(text);
+    return rc;
+}
+
+void kd_run_log(kd_run_dir *run, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (!run->quiet) {
+        if (run->interactive) fputs("\r\033[K", stderr); /* clear a progress bar */
+        fprintf(stderr, "%s\n", line);
+    }
+    if (run->log_path[0]) {
+        size_t len = strlen(line);
+        if (len + 1 < sizeof line) {
+            line[len] = '\n';
+            line[len + 1] = '\0';
+        }
+        kd_append_file(run->log_path, line, NULL); /* the log is best effort */
+    }
+}
+
+void kd_run_progress(const kd_run_dir *run, const char *label, int64_t done, int64_t total, const char *extra)
+{
+    if (run->quiet || !run->interactive || total <= 0) return;
+    const int width = 30;
+    int filled = (int)(width * done / total);
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r%s [%s] %lld/%lld %s", label, bar, (long long)done, (long long)total, extra ? extra : "");
+    fflush(stderr);
+}

@@ -1,0 +1,54 @@
+/* run_dir.h - a run's folder: its name, the resolved config, metrics.csv (one row
+ * per epoch, rewritten atomically each epoch), a log that mirrors what the user
+ * sees, and the paths of its checkpoints. An existing run folder is never reused
+ * by a new run: the name gets a numeric suffix instead. */
+#ifndef KD_RUN_DIR_H
+#define KD_RUN_DIR_H
+
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_METRICS_COLUMNS 12
+#define KD_MAX_EPOCHS_KEPT 100000
+
+typedef struct kd_epoch_row {
+    int64_t epoch; /* 1-based */
+    double lr, train_loss, train_acc, val_loss, val_acc, val_nll, val_ece, val_brier;
+    double epoch_seconds, samples_per_second, grad_norm;
+} kd_epoch_row;
+
+typedef struct kd_run_dir {
+    char path[4096];
+    char log_path[4200];
+    kd_epoch_row *rows;
+    int64_t n_rows, capacity;
+    bool quiet;       /* nothing on stderr (the log still gets everything) */
+    bool interactive; /* stderr is a terminal: progress bars */
+} kd_run_dir;
+
+/* Creates base/name (or base/name-2, -3, ... when taken). */
+int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err);
+/* Opens an existing run folder and reads its metrics.csv, keeping rows up to keep_epochs. */
+int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err);
+void kd_run_dir_close(kd_run_dir *run);
+/* base/NAME into buf. */
+const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, size_t size);
+int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err);
+int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err);
+/* A line for the user (stderr unless quiet) and the log (always). */
+void kd_run_log(kd_run_dir *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A progress bar on a terminal; nothing otherwise. */
+void kd_run_progress(const kd_run_dir *run, const char *label, int64_t done, int64_t total, const char *extra);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

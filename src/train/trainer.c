@@ -1,0 +1,439 @@
+/* trainer.c - see trainer.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "train/trainer.h"
+
+#include "core/gemm.h"
+#include "data/jitter.h"
+#include "data/loader.h"
+#include "io/checkpoint.h"
+#include "io/fileutil.h"
+#include "io/ini.h"
+#include "io/json.h"
+#include "nn/optim.h"
+#include "train/evaluate.h"
+#include "train/run_dir.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CONFIG_TEXT_MAX 16384
+
+typedef struct trainer {
+    const kd_train_request *request;
+    const kd_config *cfg;
+    kd_dataset ds;
+    kd_mlp model;
+    kd_optim optim;
+    kd_rng rng;               /* dropout and jitter */
+    kd_tape tape;
+    kd_loader loader;
+    kd_run_dir run;
+    float *teacher_logits;    /* (train rows, classes), distillation only */
+    float *batch_teacher;     /* (batch_size, classes) */
+    int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
+    float *jitter_scratch;    /* (dim) */
+    int classes;
+    int64_t start_epoch, best_epoch;
+    double best_val_acc;
+    char config_text[CONFIG_TEXT_MAX];
+} trainer;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
+{
+    if (kd_is_directory(path))
+        snprintf(buf, size, "%s/model.h5", path);
+    else
+        snprintf(buf, size, "%s", path);
+    return buf;
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+static int open_data(trainer *t, kd_error *err)
+{
+    const kd_config *c = t->cfg;
+    kd_dataset_options o;
+    kd_dataset_options_default(&o);
+    snprintf(o.x_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_x);
+    snprintf(o.y_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_y);
+    snprintf(o.x_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_x);
+    snprintf(o.y_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_y);
+    snprintf(o.x_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_x);
+    snprintf(o.y_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_y);
+    o.val_from_train = c->data.val_from_train;
+    o.require_test = false;
+    int rc = kd_dataset_open(&t->ds, c->data.path, &o, err);
+    if (rc) return rc;
+    if (t->ds.notes[0]) kd_run_log(&t->run, "data: %s", t->ds.notes);
+    if (!t->ds.split[KD_SPLIT_VAL].present)
+        return kd_error_set(err, KD_ERR_CONFIG, "data.val_from_train: %s has no validation split; set it > 0",
+                            c->data.path);
+    if (c->model.sizes[0] != t->ds.dim)
+        return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected the first size to be %d (the features of %s), found %d",
+                            t->ds.dim, c->data.path, c->model.sizes[0]);
+    t->classes = c->model.sizes[c->model.n_layers];
+    if (t->classes != t->ds.num_classes)
+        return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected the last size to be %d (the classes of %s), found %d",
+                            t->ds.num_classes, c->data.path, t->classes);
+    if (c->data.labelled > t->ds.split[KD_SPLIT_TRAIN].rows)
+        return kd_error_set(err, KD_ERR_CONFIG, "data.labelled: expected at most %lld (the training rows), found %lld",
+                            (long long)t->ds.split[KD_SPLIT_TRAIN].rows, (long long)c->data.labelled);
+    if (c->train.jitter > 0 && !t->ds.image_shape[0])
+        return kd_error_set(err, KD_ERR_CONFIG, "train.jitter: needs image data, but %s has no image_shape", c->data.path);
+    if (c->train.jitter > 0 && t->request->teacher)
+        return kd_error_set(err, KD_ERR_CONFIG,
+                            "train.jitter: must be 0 for distillation (teacher logits are cached for unshifted images)");
+    if (!c->data.streaming) {
+        kd_run_log(&t->run, "data: loading %s into memory", c->data.path);
+        if ((rc = kd_dataset_load(&t->ds, KD_SPLIT_TRAIN, err))) return rc;
+        if ((rc = kd_dataset_load(&t->ds, KD_SPLIT_VAL, err))) return rc;
+    }
+    kd_loader_options lo;
+    kd_loader_options_default(&lo);
+    lo.batch_size = (int)c->train.batch_size;
+    lo.seed = c->train.seed;
+    lo.last_batch = strcmp(c->train.last_batch, "drop") == 0 ? KD_LAST_BATCH_DROP : KD_LAST_BATCH_KEEP;
+    lo.streaming = c->data.streaming;
+    lo.buffer_rows = c->data.buffer_rows;
+    /* Plain training with scarce labels trains on the labelled rows alone. */
+    if (!t->request->teacher) lo.limit_rows = c->data.labelled;
+    return kd_loader_open(&t->loader, &t->ds, KD_SPLIT_TRAIN, &lo, err);
+}
+
+static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim_config *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = strcmp(c->train.optimizer, "sgd") == 0 ? KD_OPTIM_SGD : KD_OPTIM_ADAMW;
+    o->lr = c->train.lr;
+    o->momentum = c->train.momentum;
+    o->nesterov = c->train.nesterov;
+    o->beta1 = c->train.beta1;
+    o->beta2 = c->train.beta2;
+    o->eps = c->train.eps;
+    o->weight_decay = c->train.weight_decay;
+    o->clip_norm = c->train.clip_norm;
+    o->schedule = !strcmp(c->train.schedule, "step") ? KD_SCHEDULE_STEP
+                  : !strcmp(c->train.schedule, "cosine") ? KD_SCHEDULE_COSINE : KD_SCHEDULE_CONSTANT;
+    o->warmup_steps = c->train.warmup_epochs * batches_per_epoch;
+    o->step_size = c->train.step_epochs * batches_per_epoch;
+    o->gamma = c->train.gamma;
+    o->min_lr = c->train.min_lr;
+    o->total_steps = c->train.epochs * batches_per_epoch;
+}
+
+static void optim_state(trainer *t, kd_optim_state *s)
+{
+    memset(s, 0, sizeof *s);
+    bool adam = t->optim.config.kind == KD_OPTIM_ADAMW;
+    snprintf(s->kind, sizeof s->kind, "%s", adam ? "adamw" : "sgd");
+    s->step = t->optim.step;
+    s->n_slots = adam ? 2 : 1;
+    snprintf(s->slot_names[0], sizeof s->slot_names[0], "%s", adam ? "m" : "momentum");
+    s->slots[0] = t->optim.m;
+    if (adam) {
+        snprintf(s->slot_names[1], sizeof s->slot_names[1], "v");
+        s->slots[1] = t->optim.v;
+    }
+    const char *names[] = {"lr", "momentum", "beta1", "beta2", "eps", "weight_decay"};
+    const kd_optim_config *o = &t->optim.config;
+    double values[] = {o->lr, o->momentum, o->beta1, o->beta2, o->eps, o->weight_decay};
+    s->n_hyper = 6;
+    for (int i = 0; i < 6; i++) {
+        snprintf(s->hyper_names[i], sizeof s->hyper_names[i], "%s", names[i]);
+        s->hyper[i] = values[i];
+    }
+}
+
+static int save_checkpoint(trainer *t, const char *name, int64_t epochs_done, kd_error *err)
+{
+    char path[4200];
+    kd_optim_state os;
+    optim_state(t, &os);
+    kd_train_state ts = {epochs_done, t->optim.step, t->rng, t->cfg->train.seed, t->config_text};
+    return kd_checkpoint_save(kd_run_dir_file(&t->run, name, path, sizeof path), &t->model, &os, &ts, NULL, err);
+}
+
+static int resume_state(trainer *t, kd_error *err)
+{
+    char path[4200], text[CONFIG_TEXT_MAX];
+    kd_run_dir_file(&t->run, "model.h5", path, sizeof path);
+    kd_optim_state os;
+    optim_state(t, &os);
+    kd_train_state ts;
+    int rc = kd_checkpoint_load(path, &t->model, &os, &ts, text, sizeof text, NULL, err);
+    if (rc) return rc;
+    if (strcmp(text, t->config_text) != 0)
+        return kd_error_set(err, KD_ERR_CONFIG, "%s: its config differs from %s/config.ini; resume needs the run's own config",
+                            path, t->run.path);
+    t->optim.step = os.step;
+    t->rng = ts.rng;
+    t->start_epoch = ts.epoch;
+    return KD_OK;
+}
+
+static int load_teacher(trainer *t, kd_error *err)
+{
+    char path[4200];
+    kd_resolve_model_path(t->request->teacher, path, sizeof path);
+    kd_mlp_config tc;
+    int rc = kd_checkpoint_read_config(path, &tc, err);
+    if (rc) return rc;
+    if (tc.sizes[tc.n_layers] != t->classes || tc.sizes[0] != t->ds.dim) {
+        char a[256];
+        return kd_error_set(err, KD_ERR_CONFIG, "--teacher %s: expected %d inputs and %d classes like the data, found a %s model",
+                            path, t->ds.dim, t->classes, kd_mlp_describe(&tc, a, sizeof a));
+    }
+    kd_mlp teacher;
+    if ((rc = kd_mlp_create(&teacher, &tc, err))) return rc;
+    rc = kd_checkpoint_load(path, &teacher, NULL, NULL, NULL, 0, NULL, err);
+    size_t rows = (size_t)t->ds.split[KD_SPLIT_TRAIN].rows;
+    t->teacher_logits = rc ? NULL : malloc(rows * (size_t)t->classes * sizeof(float));
+    if (!rc && !t->teacher_logits) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the teacher logits");
+    if (!rc) {
+        char a[256];
+        double t0 = now_seconds();
+        kd_eval_options eo = {(int)t->cfg->train.batch_size, t->cfg->data.streaming, 1.0, 15, 0};
+        kd_metrics m;
+        rc = kd_evaluate(&teacher, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
+        kd_metrics_summary s = kd_metrics_summarize(&m);
+        if (!rc)
+            kd_run_log(&t->run, "teacher %s (%s): logits of %zu training rows cached in %.2f s, train accuracy %.2f%%",
+                       path, kd_mlp_describe(&tc, a, sizeof a), rows, now_seconds() - t0, 100 * s.accuracy);
+    }
+    kd_mlp_free(&teacher);
+    return rc;
+}
+
+/* ---- the loop --------------------------------------------------------------------------------- */
+
+typedef struct epoch_totals {
+    double loss_sum, correct, rows;
+} epoch_totals;
+
+static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
+{
+    const kd_config *c = t->cfg;
+    kd_tape *tape = &t->tape;
+    kd_tape_reset(tape);
+    kd_mlp_zero_grad(&t->model);
+    if (c->train.jitter > 0)
+        kd_jitter_batch(b->x, b->rows, t->ds.image_shape[0], t->ds.image_shape[1], (int)c->train.jitter, &t->rng,
+                        t->jitter_scratch);
+    kd_tensor *x = kd_tape_view(tape, b->rows, t->ds.dim, b->x, NULL);
+    kd_tensor *logits = kd_mlp_forward(&t->model, tape, x, true, &t->rng);
+    kd_tensor *loss;
+    if (t->teacher_logits) {
+        size_t k = (size_t)t->classes;
+        for (int i = 0; i < b->rows; i++) {
+            memcpy(t->batch_teacher + i * k, t->teacher_logits + (size_t)b->index[i] * k, k * sizeof(float));
+            bool labelled = c->data.labelled == 0 || b->index[i] < c->data.labelled;
+            t->batch_labels[i] = labelled ? b->y[i] : -1;
+        }
+        kd_tensor *teacher = kd_tape_view(tape, b->rows, t->classes, t->batch_teacher, NULL);
+        loss = kd_op_kd_loss(tape, logits, teacher, t->batch_labels, (float)c->distill.temperature,
+                             (float)c->distill.alpha);
+    } else {
+        loss = kd_op_softmax_ce(tape, logits, b->y);
+    }
+    kd_tape_backward(tape, loss);
+    kd_optim_step(&t->optim, t->model.params, t->model.grads);
+    totals->loss_sum += (double)loss->data[0] * b->rows;
+    totals->rows += b->rows;
+    for (int i = 0; i < b->rows; i++) {
+        const float *z = logits->data + (size_t)i * t->classes;
+        int top = 0;
+        for (int j = 1; j < t->classes; j++)
+            if (z[j] > z[top]) top = j;
+        totals->correct += top == b->y[i];
+    }
+}
+
+static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
+{
+    const kd_config *c = t->cfg;
+    kd_loader_start_epoch(&t->loader, epoch);
+    int64_t batches = kd_loader_batches_per_epoch(&t->loader), done = 0;
+    epoch_totals totals = {0, 0, 0};
+    double t0 = now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
+    kd_batch b;
+    int rc;
+    char label[64], extra[96];
+    snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch + 1, (long long)c->train.epochs);
+    while ((rc = kd_loader_next(&t->loader, &b, err)) == KD_OK && b.rows > 0) {
+        train_step(t, &b, &totals);
+        norm_sum += t->optim.last_grad_norm;
+        if (++done % 20 == 0 || done == batches) {
+            snprintf(extra, sizeof extra, "loss %.4f acc %.2f%%", totals.loss_sum / totals.rows,
+                     100 * totals.correct / totals.rows);
+            kd_run_progress(&t->run, label, done, batches, extra);
+        }
+    }
+    if (rc) return rc;
+    double seconds = now_seconds() - t0;
+    kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, 0};
+    kd_metrics m;
+    if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, NULL, NULL, &m, err))) return rc;
+    kd_metrics_summary v = kd_metrics_summarize(&m);
+    kd_epoch_row row = {epoch + 1, lr, totals.loss_sum / totals.rows, totals.correct / totals.rows, v.nll, v.accuracy,
+                        v.nll, v.ece, v.brier, seconds, totals.rows / seconds, norm_sum / (double)(done ? done : 1)};
+    if (!isfinite(row.train_loss))
+        return kd_error_set(err, KD_ERR_DATA, "epoch %lld: the training loss is not finite; lower train.lr (%g)",
+                            (long long)epoch + 1, c->train.lr);
+    kd_run_log(&t->run, "epoch %3lld/%lld  lr %.3g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%% ECE %.2f%%  %.2f s (%.0f samples/s)",
+               (long long)epoch + 1, (long long)c->train.epochs, lr, row.train_loss, 100 * row.train_acc, row.val_loss,
+               100 * row.val_acc, 100 * row.val_ece, seconds, row.samples_per_second);
+    /* metrics.csv first: a crash before the checkpoint only leaves a row that resume drops */
+    if ((rc = kd_run_dir_add_epoch(&t->run, &row, err))) return rc;
+    if (!strcmp(c->train.checkpoints, "every")) {
+        char name[64];
+        snprintf(name, sizeof name, "epoch-%03lld.h5", (long long)epoch + 1);
+        if ((rc = save_checkpoint(t, name, epoch + 1, err))) return rc;
+    }
+    if (row.val_acc > t->best_val_acc) {
+        t->best_val_acc = row.val_acc;
+        t->best_epoch = epoch + 1;
+        if ((rc = save_checkpoint(t, "best.h5", epoch + 1, err))) return rc;
+    }
+    return save_checkpoint(t, "model.h5", epoch + 1, err);
+}
+
+static int write_summary(trainer *t, double total_seconds, kd_error *err)
+{
+    const kd_run_dir *r = &t->run;
+    const kd_epoch_row *last = r->n_rows ? &r->rows[r->n_rows - 1] : NULL;
+    double epoch_seconds = 0;
+    for (int64_t i = 0; i < r->n_rows; i++) epoch_seconds += r->rows[i].epoch_seconds;
+    char arch[256];
+    kd_mlp_describe(&t->model.config, arch, sizeof arch);
+    kd_json j;
+    kd_json_init(&j);
+    kd_json_begin_object(&j, NULL);
+    kd_json_string(&j, "run", r->path);
+    kd_json_string(&j, "kind", t->request->teacher ? "distill" : "train");
+    kd_json_string(&j, "model", arch);
+    kd_json_int(&j, "parameters", (int64_t)t->model.n_params);
+    kd_json_int(&j, "epochs", r->n_rows);
+    kd_json_int(&j, "seed", (int64_t)t->cfg->train.seed);
+    if (t->request->teacher) {
+        kd_json_string(&j, "teacher", t->request->teacher);
+        kd_json_number(&j, "temperature", t->cfg->distill.temperature);
+        kd_json_number(&j, "alpha", t->cfg->distill.alpha);
+    }
+    kd_json_int(&j, "labelled", t->cfg->data.labelled);
+    kd_json_number(&j, "final_val_accuracy", last ? last->val_acc : NAN);
+    kd_json_number(&j, "final_val_nll", last ? last->val_nll : NAN);
+    kd_json_number(&j, "final_val_ece", last ? last->val_ece : NAN);
+    kd_json_int(&j, "best_epoch", t->best_epoch);
+    kd_json_number(&j, "best_val_accuracy", t->best_val_acc);
+    kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
+    kd_json_number(&j, "this_session_seconds", total_seconds);
+    kd_json_int(&j, "threads", kd_get_num_threads());
+    kd_json_end_object(&j);
+    int rc = j.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
+                      : kd_run_dir_write(r, "summary.json", j.text, err);
+    kd_json_free(&j);
+    return rc;
+}
+
+/* Everything that can reject the config or the data runs before the run folder
+ * exists: a bad config writes nothing. */
+static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
+{
+    const kd_train_request *req = t->request;
+    const kd_config *c = t->cfg;
+    int rc;
+    if (kd_config_format(c, t->config_text, sizeof t->config_text) >= sizeof t->config_text)
+        return kd_error_set(err, KD_ERR_CONFIG, "the resolved config is longer than %d bytes", CONFIG_TEXT_MAX);
+    t->run.quiet = req->quiet;
+    t->run.interactive = false;
+    if (c->train.threads > 0) kd_set_num_threads((int)c->train.threads);
+    if (req->threads_override > 0) kd_set_num_threads(req->threads_override);
+    kd_tape_init(&t->tape, 0);
+    if ((rc = open_data(t, err))) return rc;
+    kd_mlp_config mc;
+    if ((rc = kd_config_model(c, &mc, err)) || (rc = kd_mlp_create(&t->model, &mc, err))) return rc;
+    kd_mlp_init(&t->model, c->train.seed);
+    kd_rng_seed(&t->rng, c->train.seed ^ 0x5DEECE66DULL);
+    kd_optim_config oc;
+    optim_config(c, kd_loader_batches_per_epoch(&t->loader), &oc);
+    if ((rc = kd_optim_create(&t->optim, &oc, t->model.n_params, err))) return rc;
+    size_t b = (size_t)c->train.batch_size;
+    t->batch_teacher = malloc(b * (size_t)t->classes * sizeof(float));
+    t->batch_labels = malloc(b * sizeof(int32_t));
+    t->jitter_scratch = malloc((size_t)t->ds.dim * sizeof(float));
+    if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch)
+        return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
+    if (req->teacher && (rc = load_teacher(t, err))) return rc;
+
+    if (req->resume) {
+        if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
+        if ((rc = resume_state(t, err))) return rc;
+        kd_run_dir_close(&t->run);
+        if ((rc = kd_run_dir_open(&t->run, req->resume, t->start_epoch, err))) return rc;
+        for (int64_t i = 0; i < t->run.n_rows; i++)
+            if (t->run.rows[i].val_acc > t->best_val_acc) {
+                t->best_val_acc = t->run.rows[i].val_acc;
+                t->best_epoch = t->run.rows[i].epoch;
+            }
+    } else {
+        const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
+        if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;
+        if ((rc = kd_run_dir_write(&t->run, "config.ini", t->config_text, err))) return rc;
+    }
+    t->run.quiet = req->quiet;
+    snprintf(run_dir, run_dir_size, "%s", t->run.path);
+    if (req->resume) kd_run_log(&t->run, "resuming %s after epoch %lld", t->run.path, (long long)t->start_epoch);
+    return KD_OK;
+}
+
+int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size, kd_error *err)
+{
+    trainer *t = calloc(1, sizeof *t);
+    if (!t) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    t->request = request;
+    t->cfg = &request->config;
+    t->best_val_acc = -1;
+    t->loader.file = t->loader.dset = H5I_INVALID_HID;
+    double t0 = now_seconds();
+    int rc = setup(t, run_dir, run_dir_size, err);
+    if (!rc) {
+        char arch[256];
+        kd_run_log(&t->run, "%s %s (%zu parameters) on %s: %lld training rows, %lld epochs of %lld batches, %d threads -> %s",
+                   request->teacher ? "distilling" : "training", kd_mlp_describe(&t->model.config, arch, sizeof arch),
+                   t->model.n_params, t->cfg->data.path, (long long)t->loader.rows, (long long)t->cfg->train.epochs,
+                   (long long)kd_loader_batches_per_epoch(&t->loader), kd_get_num_threads(), t->run.path);
+    }
+    int64_t end = t->cfg->train.epochs;
+    if (request->stop_after > 0 && request->stop_after < end) end = request->stop_after;
+    for (int64_t e = t->start_epoch; !rc && e < end; e++) rc = run_epoch(t, e, err);
+    if (!rc && end < t->cfg->train.epochs)
+        kd_run_log(&t->run, "stopped after epoch %lld as asked; continue with --resume %s", (long long)end, t->run.path);
+    if (!rc) rc = write_summary(t, now_seconds() - t0, err);
+    if (!rc)
+        kd_run_log(&t->run, "done: best val accuracy %.2f%% at epoch %lld; model %s/model.h5", 100 * t->best_val_acc,
+                   (long long)t->best_epoch, t->run.path);
+    else if (t->run.path[0])
+        kd_run_log(&t->run, "failed: %s", err ? err->message : "");
+    kd_loader_close(&t->loader);
+    kd_dataset_close(&t->ds);
+    kd_mlp_free(&t->model);
+    kd_optim_free(&t->optim);
+    kd_tape_free(&t->tape);
+    kd_run_dir_close(&t->run);
+    free(t->teacher_logits);
+    free(t->batch_teacher);
+    free(t->batch_labels);
+    free(t->jitter_scratch);
+    free(t);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* trainer.h - `kdtrain train` and `kdtrain distill`: a model trained from a config,
+ * with a run folder (config.ini, metrics.csv, train.log, model.h5 = the last epoch
+ * with optimiser state, best.h5 = the best validation accuracy, summary.json) and
+ * resumption that reproduces an uninterrupted run bit for bit.
+ *
+ * Distillation: the teacher's logits on the training split are computed once in
+ * evaluation mode and cached; each batch looks its rows up by index. With
+ * data.labelled = N only the first N training rows keep their labels: `train`
+ * trains on those rows alone, `distill` uses every row as the transfer set, and
+ * the unlabelled rows contribute the soft term alone (T^2 KL, weight 1, where a
+ * labelled row has alpha T^2 KL + (1 - alpha) CE). */
+#ifndef KD_TRAINER_H
+#define KD_TRAINER_H
+
+#include "io/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kd_train_request {
+    kd_config config;          /* resolved and validated */
+    const char *name_hint;     /* run name when run.name is empty (e.g. the config's stem) */
+    const char *teacher;       /* distill: a checkpoint or a run folder; NULL: plain training */
+    const char *resume;        /* a run folder to continue; config must be its config.ini */
+    int threads_override;      /* > 0: thread count for a resumed run */
+    int64_t stop_after;        /* > 0: stop once this many epochs are done (resume later) */
+    bool quiet;                /* no progress on stderr (the log gets everything) */
+} kd_train_request;
+
+/* Runs the training; run_dir receives the run folder's path. */
+int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size, kd_error *err);
+
+/* The checkpoint behind a model argument: PATH itself, or PATH/model.h5 for a run folder. */
+const char *kd_resolve_model_path(const char *path, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
