@@ -24,6 +24,30 @@ ALPHA = 0.7
 SEED = 20261129
 
 
+def optimizer_reference(f):
+    """Three steps of torch.optim.AdamW and SGD (Nesterov) on fixed float32 gradients."""
+    gen = torch.Generator().manual_seed(SEED + 1)
+    p0 = torch.randn(37, generator=gen)
+    grads = [torch.randn(37, generator=gen) for _ in range(3)]
+    f["optim/p0"] = p0.numpy()
+    f["optim/grads"] = torch.stack(grads).numpy()
+    settings = {
+        "adamw": (torch.optim.AdamW, dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)),
+        "sgd": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    }
+    for name, (cls, kwargs) in settings.items():
+        p = p0.clone().requires_grad_()
+        opt = cls([p], **kwargs)
+        steps = []
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+            steps.append(p.detach().clone())
+        f[f"optim/{name}"] = torch.stack(steps).numpy()
+        for k, v in kwargs.items():
+            f[f"optim/{name}"].attrs[k] = np.array(v, dtype=np.float64)
+
+
 def main(out_path):
     torch.manual_seed(SEED)
     # float32 values first, so that the C side reads exactly these numbers.
@@ -71,6 +95,7 @@ def main(out_path):
         f["expected/kl"] = np.array([kl.item()])
         f["expected/ce"] = np.array([ce.item()])
         f["expected/grads/logits"] = logits.grad.numpy()
+        optimizer_reference(f)
     print(f"wrote {out_path}: loss {loss.item():.10f}")
 
 

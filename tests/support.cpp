@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 namespace kdtest {
 
@@ -160,6 +161,61 @@ std::vector<std::string> leftover_temporaries(const std::string &dir)
         if (std::string(e->d_name).find(".tmp") != std::string::npos) found.push_back(e->d_name);
     closedir(d);
     return found;
+}
+
+void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
+                           uint64_t seed)
+{
+    std::vector<float> centres = random_normal((size_t)classes * dim, 1.5f, seed);
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    const char *splits[2] = {"train", "test"};
+    int sizes[2] = {n_train, n_test};
+    for (int s = 0; s < 2; s++) {
+        int n = sizes[s];
+        std::vector<float> noise = random_normal((size_t)n * dim, 1.0f, seed + 10 + s);
+        std::vector<float> x((size_t)n * dim);
+        std::vector<uint8_t> y(n);
+        for (int i = 0; i < n; i++) {
+            y[i] = (uint8_t)(i % classes);
+            for (int j = 0; j < dim; j++) x[(size_t)i * dim + j] = centres[(size_t)y[i] * dim + j] + noise[(size_t)i * dim + j];
+        }
+        hsize_t dx[2] = {(hsize_t)n, (hsize_t)dim}, dy[1] = {(hsize_t)n};
+        hid_t sx = H5Screate_simple(2, dx, nullptr), sy = H5Screate_simple(1, dy, nullptr);
+        std::string base = std::string("/") + splits[s];
+        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), H5T_IEEE_F32LE, sx, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t b = H5Dcreate2(f, (base + "/y").c_str(), H5T_STD_U8LE, sy, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(H5Dwrite(a, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0);
+        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()) >= 0);
+        H5Dclose(a);
+        H5Dclose(b);
+        H5Sclose(sx);
+        H5Sclose(sy);
+    }
+    int64_t c = classes;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(f, "num_classes", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT64, &c);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Pclose(lcpl);
+    H5Fclose(f);
+}
+
+int run_kdtrain(const std::string &args, std::string *output)
+{
+    std::string command = std::string(KDTRAIN_BINARY) + " " + args + " 2>&1";
+    FILE *pipe = popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string out;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+    int status = pclose(pipe);
+    if (output) *output = out;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static hid_t open_or_fail(const std::string &file)

@@ -52,6 +52,14 @@ bool file_exists(const std::string &path);
 // Every entry of a directory whose name contains ".tmp" (leftover temporary files).
 std::vector<std::string> leftover_temporaries(const std::string &dir);
 
+// A small classification data set in the HDF5 schema: `classes` Gaussian clusters
+// in `dim` dimensions (float32 features, uint8 labels), /train and /test only.
+void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
+                           uint64_t seed);
+
+// Runs `kdtrain ARGS` (stdout and stderr together); returns the exit code.
+int run_kdtrain(const std::string &args, std::string *output = nullptr);
+
 // Reads a whole dataset as doubles or int32 (HDF5 converts); a failure fails the test.
 std::vector<double> h5_read_doubles(const std::string &file, const std::string &name,
                                     std::vector<size_t> &dims);

@@ -144,9 +144,9 @@ static void describe_range(const key_spec *k, bool integer, char *buf, size_t si
 {
     const char *kind = integer ? "an integer" : "a number";
     if (k->max >= BIG)
-        snprintf(buf, size, "%s %s %g", kind, k->min_open ? ">" : ">=", k->min);
+        snprintf(buf, size, "%s %s %.15g", kind, k->min_open ? ">" : ">=", k->min);
     else
-        snprintf(buf, size, "%s in %s%g, %g]", kind, k->min_open ? "(" : "[", k->min, k->max);
+        snprintf(buf, size, "%s in %s%.15g, %.15g]", kind, k->min_open ? "(" : "[", k->min, k->max);
 }
 
 static bool in_range(const key_spec *k, double v)

@@ -16,8 +16,20 @@ static const char *csv_header =
 
 static void init_run(kd_run_dir *run)
 {
+    char pending[sizeof run->pending];
+    bool quiet = run->quiet;
+    memcpy(pending, run->pending, sizeof pending);
     memset(run, 0, sizeof *run);
+    memcpy(run->pending, pending, sizeof pending);
+    run->quiet = quiet;
     run->interactive = isatty(STDERR_FILENO);
+}
+
+static void set_log(kd_run_dir *run)
+{
+    snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
+    if (run->pending[0]) kd_append_file(run->log_path, run->pending, NULL);
+    run->pending[0] = '\0';
 }
 
 int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err)
@@ -30,7 +42,7 @@ int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_er
                             : snprintf(run->path, sizeof run->path, "%s/%s-%d", base, name, suffix);
         if (n >= (int)sizeof run->path) return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", base, name);
         if (mkdir(run->path, 0755) == 0) {
-            snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
+            set_log(run);
             return KD_OK;
         }
         if (errno != EEXIST) return kd_error_set(err, KD_ERR_IO, "%s: cannot create: %s", run->path, strerror(errno));
@@ -61,7 +73,7 @@ int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_e
     init_run(run);
     if (!kd_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
     snprintf(run->path, sizeof run->path, "%s", path);
-    snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
+    set_log(run);
     char csv[4200];
     kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
     if (!kd_path_exists(csv)) return KD_OK;
@@ -143,13 +155,16 @@ void kd_run_log(kd_run_dir *run, const char *fmt, ...)
         if (run->interactive) fputs("\r\033[K", stderr); /* clear a progress bar */
         fprintf(stderr, "%s\n", line);
     }
+    size_t len = strlen(line);
+    if (len + 1 < sizeof line) {
+        line[len] = '\n';
+        line[len + 1] = '\0';
+    }
     if (run->log_path[0]) {
-        size_t len = strlen(line);
-        if (len + 1 < sizeof line) {
-            line[len] = '\n';
-            line[len + 1] = '\0';
-        }
         kd_append_file(run->log_path, line, NULL); /* the log is best effort */
+    } else {
+        size_t used = strlen(run->pending);
+        snprintf(run->pending + used, sizeof run->pending - used, "%s", line);
     }
 }
 

@@ -30,6 +30,7 @@ typedef struct kd_run_dir {
     char log_path[4200];
     kd_epoch_row *rows;
     int64_t n_rows, capacity;
+    char pending[8192]; /* lines logged before the folder existed, written to it on creation */
     bool quiet;       /* nothing on stderr (the log still gets everything) */
     bool interactive; /* stderr is a terminal: progress bars */
 } kd_run_dir;

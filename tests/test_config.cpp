@@ -1,0 +1,71 @@
+// The config module: defaults, parsing, --set, and the resolved text round trip.
+#include "support.h"
+
+extern "C" {
+#include "io/config.h"
+}
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+TEST_CASE("the resolved config text reads back to the same config", "[config]")
+{
+    kd_config a, b;
+    kd_error err;
+    kd_config_defaults(&a);
+    REQUIRE(kd_config_load_text(&a, "[data]\npath = d.h5  # comment\n[model]\nlayers = 784, 64 ,10\n"
+                                    "[train]\nlr = 0.0003\nseed = 18446744073709551615\n",
+                                "t.ini", &err) == KD_OK);
+    REQUIRE(kd_config_set(&a, "distill.temperature=2.5", &err) == KD_OK);
+    REQUIRE(a.model.n_layers == 2);
+    REQUIRE(a.model.sizes[1] == 64);
+    REQUIRE(std::string(a.data.path) == "d.h5");
+    REQUIRE(a.train.seed == UINT64_MAX);
+    std::vector<char> text(16384);
+    size_t len = kd_config_format(&a, text.data(), text.size());
+    REQUIRE(len < text.size());
+    REQUIRE(std::string(text.data()).find("lr = 0.0003\n") != std::string::npos);
+    kd_config_defaults(&b);
+    REQUIRE(kd_config_load_text(&b, text.data(), "resolved", &err) == KD_OK);
+    std::vector<char> again(16384);
+    kd_config_format(&b, again.data(), again.size());
+    REQUIRE(std::string(text.data()) == std::string(again.data()));
+    REQUIRE(b.train.lr == 0.0003);
+    REQUIRE(b.distill.temperature == 2.5);
+}
+
+TEST_CASE("set overrides reject malformed assignments and bad values with the key's name", "[config]")
+{
+    kd_config c;
+    kd_error err;
+    kd_config_defaults(&c);
+    REQUIRE(kd_config_set(&c, "epochs=3", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set epochs=3: expected section.key=value");
+    REQUIRE(kd_config_set(&c, "train.batch_size=0", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set train.batch_size: expected an integer in [1, 1048576], found '0'");
+    REQUIRE(kd_config_set(&c, "train.nesterov=maybe", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set train.nesterov: expected true or false, found 'maybe'");
+    REQUIRE(kd_config_set(&c, "model.layers=784", &err) == KD_ERR_CONFIG);
+    REQUIRE(kd_config_set(&c, "train.seed=-1", &err) == KD_ERR_CONFIG);
+    REQUIRE(kd_config_set(&c, "destill.alpha=0.5", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set: unknown section [destill]; did you mean [distill]?");
+}
+
+TEST_CASE("validation needs data.path and model.layers and a sensible cosine floor", "[config]")
+{
+    kd_config c;
+    kd_error err;
+    kd_config_defaults(&c);
+    REQUIRE(kd_config_validate(&c, &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message).rfind("data.path: required", 0) == 0);
+    REQUIRE(kd_config_set(&c, "data.path=x.h5", &err) == KD_OK);
+    REQUIRE(kd_config_validate(&c, &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message).rfind("model.layers: required", 0) == 0);
+    REQUIRE(kd_config_set(&c, "model.layers=4,2", &err) == KD_OK);
+    REQUIRE(kd_config_validate(&c, &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "train.schedule=cosine", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "train.min_lr=0.01", &err) == KD_OK);
+    REQUIRE(kd_config_validate(&c, &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "train.min_lr: expected less than train.lr = 0.001, found 0.01");
+}

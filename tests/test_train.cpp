@@ -1,0 +1,179 @@
+// kdtrain train / distill / eval end to end on a tiny generated data set, as a
+// user runs them: the run folder, determinism, bit-exact resume, and every bad
+// config rejected with exit code 2, a message naming section.key, and nothing written.
+#include "support.h"
+
+#include <catch2/catch.hpp>
+#include <hdf5.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+const std::string kSmoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+
+struct Fixture {
+    std::string dir, data, runs;
+    Fixture() : dir(kdtest::temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
+    {
+        kdtest::write_cluster_dataset(data, 500, 200, 16, 4, 3);
+    }
+    std::string base(const std::string &name) const
+    {
+        return "-c " + kSmoke + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name;
+    }
+};
+
+std::string read_text(const std::string &path)
+{
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<double> read_param(const std::string &file, const std::string &name)
+{
+    std::vector<size_t> dims;
+    return kdtest::h5_read_doubles(file, name, dims);
+}
+
+bool same_parameters(const std::string &a, const std::string &b)
+{
+    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b"})
+        if (read_param(a, name) != read_param(b, name)) return false;
+    return true;
+}
+
+// The double value after `"key": ` in a JSON text.
+double json_number(const std::string &json, const std::string &key)
+{
+    size_t at = json.find("\"" + key + "\": ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(json.substr(at + key.size() + 4));
+}
+
+} // namespace
+
+TEST_CASE("train, distill and eval run end to end and fill the run folder", "[train][smoke]")
+{
+    Fixture fx;
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("teacher"), &out) == 0);
+    std::string run = fx.runs + "/teacher";
+    for (const char *f : {"config.ini", "metrics.csv", "train.log", "model.h5", "best.h5", "summary.json"})
+        REQUIRE(kdtest::file_exists(run + "/" + f));
+    std::string csv = read_text(run + "/metrics.csv");
+    REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5); // header + 4 epochs
+    REQUIRE(json_number(read_text(run + "/summary.json"), "final_val_accuracy") > 0.8); // chance is 0.25
+    REQUIRE(read_text(run + "/config.ini").find("path = " + fx.data) != std::string::npos);
+
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("student") + " --set model.layers=16,8,4 --teacher " + run, &out) == 0);
+    std::string student = fx.runs + "/student";
+    REQUIRE(read_text(student + "/train.log").find("logits of 400 training rows cached") != std::string::npos);
+    REQUIRE(json_number(read_text(student + "/summary.json"), "final_val_accuracy") > 0.5); // chance is 0.25
+
+    REQUIRE(kdtest::run_kdtrain("eval --model " + student + " --logits " + fx.dir + "/logits.h5", &out) == 0);
+    std::string report = read_text(student + "/eval-test.json");
+    REQUIRE(json_number(report, "samples") == 200);
+    REQUIRE(json_number(report, "accuracy") > 0.5);
+    REQUIRE(report.find("\"confusion\"") != std::string::npos);
+    std::vector<size_t> dims;
+    kdtest::h5_read_doubles(fx.dir + "/logits.h5", "logits", dims);
+    REQUIRE(dims == std::vector<size_t>{200, 4});
+}
+
+TEST_CASE("a taken run name gets a suffix instead of overwriting", "[train]")
+{
+    Fixture fx;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("same") + " --set train.epochs=1") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("same") + " --set train.epochs=1") == 0);
+    REQUIRE(kdtest::file_exists(fx.runs + "/same/model.h5"));
+    REQUIRE(kdtest::file_exists(fx.runs + "/same-2/model.h5"));
+}
+
+TEST_CASE("the same seed gives the same weights; another seed does not", "[train]")
+{
+    Fixture fx;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("a")) == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("b")) == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("c") + " --set train.seed=8") == 0);
+    REQUIRE(same_parameters(fx.runs + "/a/model.h5", fx.runs + "/b/model.h5"));
+    REQUIRE_FALSE(same_parameters(fx.runs + "/a/model.h5", fx.runs + "/c/model.h5"));
+}
+
+TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for bit", "[train]")
+{
+    Fixture fx;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole")) == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("parts") + " --stop-after 2") == 0);
+    REQUIRE_FALSE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts", &out) == 0);
+    REQUIRE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
+    std::string csv = read_text(fx.runs + "/parts/metrics.csv");
+    REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5);
+    // The distilled student resumes exactly too (its teacher logits are recomputed).
+    std::string teacher = " --teacher " + fx.runs + "/whole";
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d1") + teacher) == 0);
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d2") + teacher + " --stop-after 1") == 0);
+    REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d2" + teacher) == 0);
+    REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d2/model.h5"));
+}
+
+TEST_CASE("bad configs exit with 2, name section.key, and write nothing", "[train][config]")
+{
+    Fixture fx;
+    struct Case {
+        std::string args, message;
+    };
+    std::string teacher_dir = fx.dir + "/teacher5";
+    {
+        // a 5-class teacher, for the class-count mismatch
+        std::string other = fx.dir + "/five.h5";
+        kdtest::write_cluster_dataset(other, 100, 20, 16, 5, 4);
+        REQUIRE(kdtest::run_kdtrain("train -c " + kSmoke + " --quiet --set data.path=" + other +
+                                    " --set model.layers=16,5 --set train.epochs=1 --set data.val_from_train=20 --set run.dir=" +
+                                    fx.dir + " --set run.name=teacher5") == 0);
+    }
+    std::vector<Case> cases = {
+        {"train " + fx.base("x") + " --set trian.epochs=3", "unknown section [trian]; did you mean [train]?"},
+        {"train " + fx.base("x") + " --set train.epoch=3", "unknown key train.epoch; did you mean train.epochs?"},
+        {"train " + fx.base("x") + " --set train.lr=0", "train.lr: expected a number in (0, 1000], found '0'"},
+        {"train " + fx.base("x") + " --set train.lr=abc", "train.lr: expected a number in (0, 1000], found 'abc'"},
+        {"train " + fx.base("x") + " --set distill.temperature=-1", "distill.temperature: expected a number in (0, 10000], found '-1'"},
+        {"train " + fx.base("x") + " --set distill.alpha=1.5", "distill.alpha: expected a number in [0, 1], found '1.5'"},
+        {"train " + fx.base("x") + " --set train.optimizer=adam", "train.optimizer: expected one of adamw|sgd, found 'adam'"},
+        {"train " + fx.base("x") + " --set model.layers=17,32,4", "model.layers: expected the first size to be 16"},
+        {"train " + fx.base("x") + " --set model.layers=16,32,5", "model.layers: expected the last size to be 4"},
+        {"train " + fx.base("x") + " --set data.path=", "data.path: required"},
+        {"distill " + fx.base("x"), "distill.teacher: required"},
+        {"distill " + fx.base("x") + " --teacher " + teacher_dir, "expected 16 inputs and 4 classes like the data, found a 16-5 model"},
+        {"train " + fx.base("x") + " --set train.jitter=1", "train.jitter: needs image data"},
+    };
+    for (const Case &c : cases) {
+        std::string out;
+        INFO(c.args);
+        int code = kdtest::run_kdtrain(c.args, &out);
+        INFO(out);
+        REQUIRE(code == 2);
+        REQUIRE(out.find(c.message) != std::string::npos);
+        REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/x"));
+    }
+}
+
+TEST_CASE("config files: unknown keys point at the line, and the resolved text reads back", "[config]")
+{
+    Fixture fx;
+    std::string bad = fx.dir + "/bad.ini";
+    std::ofstream(bad) << "[data]\npath = x.h5\n\n[model]\nlayers = 16,4\ndropuot = 0.1\n";
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train -c " + bad, &out) == 2);
+    REQUIRE(out.find(bad + ":6: unknown key model.dropuot; did you mean model.dropout?") != std::string::npos);
+    std::ofstream(bad) << "[data]\npath = x.h5\n[model]\nlayers\n";
+    REQUIRE(kdtest::run_kdtrain("train -c " + bad, &out) == 2);
+    REQUIRE(out.find(bad + ":4: expected key = value, found 'layers'") != std::string::npos);
+    REQUIRE(kdtest::run_kdtrain("train -c " + fx.dir + "/missing.ini", &out) == 1);
+    REQUIRE(out.find("missing.ini: cannot open") != std::string::npos);
+}
