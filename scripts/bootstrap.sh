@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(g++ make cmake pkg-config libdnnl-dev libhdf5-dev zlib1g-dev catch2)
 for arg in "$@"; do
   case "$arg" in
-    --data) packages+=(dataset-fashion-mnist) ;;
+    --data) packages+=(dataset-fashion-mnist hdf5-tools) ;;
     --reference) packages+=(python3-torch python3-h5py python3-numpy) ;;
     *) echo "bootstrap.sh: unknown option '$arg' (expected --data or --reference)" >&2; exit 2 ;;
   esac

@@ -358,6 +358,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     t->run.interactive = false;
     if (c->train.threads > 0) kd_set_num_threads((int)c->train.threads);
     if (req->threads_override > 0) kd_set_num_threads(req->threads_override);
+    kd_flush_denormals();
     kd_tape_init(&t->tape, 0);
     if ((rc = open_data(t, err))) return rc;
     kd_mlp_config mc;
