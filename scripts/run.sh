@@ -14,14 +14,11 @@ if [ ! -f data/fashion-mnist.h5 ]; then
   $kd prepare fashion-mnist --out data/fashion-mnist.h5
 fi
 
-run_dir() { sed -n 's/.*-> \(.*\)$/\1/p' "$1" | head -n 1; }
-
-$kd train -c configs/teacher.ini 2>&1 | tee runs-teacher.log
-teacher=$(run_dir runs-teacher.log)
+# kdtrain train/distill print progress on stderr and the run folder on stdout.
+teacher=$($kd train -c configs/teacher.ini)
 $kd eval --model "$teacher"
-$kd train -c configs/student.ini 2>&1 | tee runs-student.log
-$kd eval --model "$(run_dir runs-student.log)"
-$kd distill -c configs/distill.ini --teacher "$teacher" 2>&1 | tee runs-distill.log
-$kd eval --model "$(run_dir runs-distill.log)"
-rm -f runs-teacher.log runs-student.log runs-distill.log
-echo "run.sh: done; the run folders are listed above"
+student=$($kd train -c configs/student.ini)
+$kd eval --model "$student"
+distilled=$($kd distill -c configs/distill.ini --teacher "$teacher")
+$kd eval --model "$distilled"
+echo "run.sh: done: $teacher, $student, $distilled"

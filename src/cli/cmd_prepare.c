@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PREPARE_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
+#define PREPARE_DEFAULT_SRC KD_FASHION_MNIST_DEFAULT_SRC
 #define PREPARE_DEFAULT_OUT "data/fashion-mnist.h5"
 #define PREPARE_HELP_SHOWN (-1)
 

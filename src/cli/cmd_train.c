@@ -28,7 +28,8 @@ static void print_help(bool distill)
         printf("Trains a model from an INI config ([data], [model], [train], [run]).\n\n");
     printf("The run folder (run.dir/run.name, or the config's name; a taken name gets a suffix)\n"
            "holds config.ini, metrics.csv, train.log, model.h5 (the last epoch, with optimiser\n"
-           "state), best.h5 (best validation accuracy) and summary.json.\n\n"
+           "state), best.h5 (best validation accuracy) and summary.json. Progress goes to\n"
+           "stderr; stdout gets only the run folder's path, for scripts.\n\n"
            "options:\n"
            "  -c, --config FILE   the INI config\n"
            "  --set S.K=V         override one key (repeatable), e.g. --set train.epochs=5\n"
@@ -122,6 +123,7 @@ static int run(bool distill, int argc, char **argv)
         req->stop_after = stop_after;
         char run_dir[4200];
         rc = kd_train(req, run_dir, sizeof run_dir, &err);
+        if (!rc) printf("%s\n", run_dir); /* stdout holds only the run folder, for scripts */
     }
     free(req);
     if (rc) {

@@ -11,6 +11,8 @@ extern "C" {
 #endif
 
 #define KD_FASHION_MNIST_DEFAULT_VAL 5000
+/* Where Debian's dataset-fashion-mnist package installs the IDX files. */
+#define KD_FASHION_MNIST_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
 
 /* Reads the four gzipped IDX files of Fashion-MNIST from src_dir and writes
  * out_path atomically: the last n_val training images become /val, the rest
