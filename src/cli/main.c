@@ -15,6 +15,7 @@ static const kd_command commands[] = {
     {"prepare", kd_cmd_prepare, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
     {"train", kd_cmd_train, "train a model from a config"},
     {"distill", kd_cmd_distill, "train a student by distillation from a teacher"},
+    {"calibrate", kd_cmd_calibrate, "fit one temperature exactly; calibration report with reliability diagrams"},
     {"eval", kd_cmd_eval, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
     {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
     {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},

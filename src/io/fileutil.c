@@ -43,6 +43,14 @@ int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_err
     return KD_OK;
 }
 
+int kd_write_file_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err)
+{
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", dir, name);
+    return kd_write_file_atomic(path, data, size, err);
+}
+
 int kd_mkdir_p(const char *path, kd_error *err)
 {
     char buf[4096];

@@ -13,6 +13,8 @@ extern "C" {
 #endif
 
 int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err);
+/* The same for DIR/NAME. */
+int kd_write_file_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err);
 /* Creates a directory and its parents (like mkdir -p). */
 int kd_mkdir_p(const char *path, kd_error *err);
 bool kd_path_exists(const char *path);

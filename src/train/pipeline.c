@@ -8,6 +8,7 @@
 #include "io/config.h"
 #include "io/fileutil.h"
 #include "io/ini.h"
+#include "io/strbuf.h"
 #include "train/evaluate.h"
 #include "train/run_dir.h"
 #include "train/stats.h"
@@ -290,33 +291,6 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
 
 /* ---- the report ----------------------------------------------------------------------------- */
 
-typedef struct text {
-    char *buf;
-    size_t len, cap;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) return;
-        if (t->buf && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 8192;
-        while (cap < t->len + (size_t)n + 1) cap *= 2;
-        char *b = realloc(t->buf, cap);
-        if (!b) return;
-        t->buf = b;
-        t->cap = cap;
-    }
-}
-
 static void git_commit(char *buf, size_t size)
 {
     snprintf(buf, size, "unknown");
@@ -333,26 +307,26 @@ static void git_commit(char *buf, size_t size)
     if (f) pclose(f);
 }
 
-static void model_row(text *t, const char *label, const model_result *r)
+static void model_row(kd_strbuf *t, const char *label, const model_result *r)
 {
-    put(t, "| %s | %s | %zu | %.2f | %.4f | %.2f | %.2f |\n", label, r->arch, r->params, 100 * r->acc, r->nll, 100 * r->ece,
+    kd_strbuf_printf(t, "| %s | %s | %zu | %.2f | %.4f | %.2f | %.2f |\n", label, r->arch, r->params, 100 * r->acc, r->nll, 100 * r->ece,
         r->epoch_seconds);
 }
 
-static void regime_report(text *t, const pipe_state *s, int ri)
+static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
 {
     const kd_pipeline *p = s->p;
     const kd_pipe_regime *r = &p->regimes[ri];
     int n = p->n_seeds;
-    put(t, "\n## %s\n\n", r->title[0] ? r->title : r->id);
-    if (r->note[0]) put(t, "%s\n\n", r->note);
+    kd_strbuf_printf(t, "\n## %s\n\n", r->title[0] ? r->title : r->id);
+    if (r->note[0]) kd_strbuf_printf(t, "%s\n\n", r->note);
     if (r->teacher.config[0]) {
-        put(t, "Teacher of this regime (`%s`):\n\n| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n",
+        kd_strbuf_printf(t, "Teacher of this regime (`%s`):\n\n| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n",
             r->teacher.config);
         model_row(t, "teacher", &s->regime_teacher[ri]);
-        put(t, "\n");
+        kd_strbuf_printf(t, "\n");
     }
-    put(t, "| run | architecture | parameters | test accuracy %% (mean ± sd) | per seed | NLL | ECE %% | s/epoch |\n"
+    kd_strbuf_printf(t, "| run | architecture | parameters | test accuracy %% (mean ± sd) | per seed | NLL | ECE %% | s/epoch |\n"
            "|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < r->n_runs; k++) {
         double acc[KD_PIPE_MAX_SEEDS], nll[KD_PIPE_MAX_SEEDS], ece[KD_PIPE_MAX_SEEDS], sec[KD_PIPE_MAX_SEEDS];
@@ -364,13 +338,13 @@ static void regime_report(text *t, const pipe_state *s, int ri)
             sec[i] = m->epoch_seconds;
         }
         kd_stat a = kd_stat_of(acc, n), l = kd_stat_of(nll, n), e = kd_stat_of(ece, n), tm = kd_stat_of(sec, n);
-        put(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | ", r->runs[k].name, r->runs[k].distill ? "distilled" : "alone",
+        kd_strbuf_printf(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | ", r->runs[k].name, r->runs[k].distill ? "distilled" : "alone",
             s->results[ri][k][0].arch, s->results[ri][k][0].params, a.mean, a.sd);
-        for (int i = 0; i < n; i++) put(t, "%s%.2f", i ? " / " : "", acc[i]);
-        put(t, " | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd, e.mean, e.sd, tm.mean);
+        for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%.2f", i ? " / " : "", acc[i]);
+        kd_strbuf_printf(t, " | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd, e.mean, e.sd, tm.mean);
     }
     if (!r->n_compare) return;
-    put(t, "\nPaired by seed (same initial weights and batch order), B − A:\n\n"
+    kd_strbuf_printf(t, "\nPaired by seed (same initial weights and batch order), B − A:\n\n"
            "| B − A | Δ accuracy, points (mean ± sd) | per seed | Δ NLL | Δ ECE, points |\n|---|---|---|---|---|\n");
     for (int k = 0; k < r->n_compare; k++) {
         int b = find_run(r, r->compare[k][0]), a = find_run(r, r->compare[k][1]);
@@ -385,29 +359,29 @@ static void regime_report(text *t, const pipe_state *s, int ri)
             eb[i] = 100 * s->results[ri][b][i].ece;
         }
         kd_stat d = kd_stat_paired(xa, xb, n), dl = kd_stat_paired(la, lb, n), de = kd_stat_paired(ea, eb, n);
-        put(t, "| %s − %s | %+.2f ± %.2f | ", r->compare[k][0], r->compare[k][1], d.mean, d.sd);
-        for (int i = 0; i < n; i++) put(t, "%s%+.2f", i ? " / " : "", xb[i] - xa[i]);
-        put(t, " | %+.4f ± %.4f | %+.2f ± %.2f |\n", dl.mean, dl.sd, de.mean, de.sd);
+        kd_strbuf_printf(t, "| %s − %s | %+.2f ± %.2f | ", r->compare[k][0], r->compare[k][1], d.mean, d.sd);
+        for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%+.2f", i ? " / " : "", xb[i] - xa[i]);
+        kd_strbuf_printf(t, " | %+.4f ± %.4f | %+.2f ± %.2f |\n", dl.mean, dl.sd, de.mean, de.sd);
     }
 }
 
 static int write_reports(const pipe_state *s, const char *command, kd_error *err)
 {
     const kd_pipeline *p = s->p;
-    text md = {0}, csv = {0};
+    kd_strbuf md = {0}, csv = {0};
     char commit[128], date[64];
     git_commit(commit, sizeof commit);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    put(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command, commit, date);
-    for (int i = 0; i < p->n_seeds; i++) put(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
-    put(&md, ". Metrics on the test split (%lld samples) of `%s`; ECE with 15 equal-width bins; s/epoch is the training time "
+    kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command, commit, date);
+    for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
+    kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`; ECE with 15 equal-width bins; s/epoch is the training time "
              "of one epoch on this machine. Run folders: `%s/`.\n\n",
         (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir);
-    put(&md, "| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n");
+    kd_strbuf_printf(&md, "| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n");
     model_row(&md, "teacher", &s->teacher);
-    put(&csv, "regime,run,kind,seed,architecture,parameters,test_accuracy,test_nll,test_ece,test_brier,epoch_seconds,run_folder\n");
-    put(&csv, "teacher,teacher,train,,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", s->teacher.arch, s->teacher.params, s->teacher.acc,
+    kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,test_accuracy,test_nll,test_ece,test_brier,epoch_seconds,run_folder\n");
+    kd_strbuf_printf(&csv, "teacher,teacher,train,,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", s->teacher.arch, s->teacher.params, s->teacher.acc,
         s->teacher.nll, s->teacher.ece, s->teacher.brier, s->teacher.epoch_seconds, s->teacher.path);
     for (int ri = 0; ri < p->n_regimes; ri++) {
         regime_report(&md, s, ri);
@@ -415,24 +389,24 @@ static int write_reports(const pipe_state *s, const char *command, kd_error *err
         for (int k = 0; k < r->n_runs; k++)
             for (int i = 0; i < p->n_seeds; i++) {
                 const model_result *m = &s->results[ri][k][i];
-                put(&csv, "%s,%s,%s,%llu,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", r->id, r->runs[k].name,
+                kd_strbuf_printf(&csv, "%s,%s,%s,%llu,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", r->id, r->runs[k].name,
                     r->runs[k].distill ? "distill" : "train", (unsigned long long)p->seeds[i], m->arch, m->params, m->acc,
                     m->nll, m->ece, m->brier, m->epoch_seconds, m->path);
             }
     }
-    int rc = (!md.buf || !csv.buf) ? kd_error_set(err, KD_ERR_IO, "out of memory for the report") : kd_mkdir_p(p->out_dir, err);
+    int rc = (md.failed || csv.failed) ? kd_error_set(err, KD_ERR_IO, "out of memory for the report") : kd_mkdir_p(p->out_dir, err);
     char path[KD_PIPE_TEXT + 32];
     if (!rc) {
         snprintf(path, sizeof path, "%s/summary.md", p->out_dir);
-        rc = kd_write_file_atomic(path, md.buf, md.len, err);
+        rc = kd_write_file_atomic(path, md.text, md.length, err);
     }
     if (!rc) {
         snprintf(path, sizeof path, "%s/summary.csv", p->out_dir);
-        rc = kd_write_file_atomic(path, csv.buf, csv.len, err);
+        rc = kd_write_file_atomic(path, csv.text, csv.length, err);
     }
     if (!rc) fprintf(stderr, "wrote %s/summary.md and summary.csv\n", p->out_dir);
-    free(md.buf);
-    free(csv.buf);
+    kd_strbuf_free(&md);
+    kd_strbuf_free(&csv);
     return rc;
 }
 

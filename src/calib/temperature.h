@@ -1,0 +1,48 @@
+/* temperature.h - post-hoc temperature scaling, fitted exactly. With beta = 1/T,
+ *   NLL(beta) = mean_i [ logsumexp_c(beta z_ic) - beta z_iy ]
+ * is convex: NLL' = mean_i (E_p[z_i] - z_iy), NLL'' = mean_i Var_p[z_i] >= 0 under
+ * p = softmax(beta z_i). A safeguarded Newton iteration (Newton steps kept inside a
+ * bracket that shrinks by the sign of NLL', geometric bisection when a step leaves
+ * it) reaches |NLL'| <= 1e-6 times the mean logit range in a handful of passes.
+ * beta is confined to [1e-3, 1e3] (T in [1e-3, 1e3]): when NLL still falls at the
+ * upper end (separable data: every sample right) or still rises at the lower end,
+ * the fit stops at the bound and says so. Accuracy never changes: the arg max of
+ * z / T is the arg max of z. */
+#ifndef KD_TEMPERATURE_H
+#define KD_TEMPERATURE_H
+
+#include "core/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_BETA_MIN 1e-3
+#define KD_BETA_MAX 1e3
+#define KD_FIT_MAX_ITERATIONS 50
+
+typedef struct kd_temperature_fit {
+    double temperature;          /* 1 / beta */
+    double nll_before, nll_after;
+    double gradient;             /* dNLL/dbeta at the end */
+    double tolerance;            /* the |gradient| the fit had to reach */
+    int iterations;              /* NLL evaluations after the first */
+    bool at_lower_bound;         /* T = 1e-3: NLL still falling (separable data) */
+    bool at_upper_bound;         /* T = 1e3: NLL still rising (worse than uniform) */
+    bool degenerate;             /* one class, or all logits equal in every row: any T fits */
+} kd_temperature_fit;
+
+/* logits (n, classes), labels in [0, classes). NaN or Inf logits are an error. */
+int kd_fit_temperature(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
+                       kd_error *err);
+/* NLL at beta = 1/T, and its first and second derivatives in beta (either may be NULL). */
+double kd_nll_beta(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
+                   double *d2);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

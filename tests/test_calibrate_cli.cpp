@@ -1,0 +1,77 @@
+// kdtrain calibrate as a user runs it: the reports, the temperature stored in the
+// checkpoint and applied by eval, and a failed run that changes nothing.
+#include "support.h"
+
+#include <catch2/catch.hpp>
+#include <hdf5.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+std::string read_text(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calibrate][smoke]")
+{
+    std::string dir = kdtest::temp_dir(), data = dir + "/clusters.h5";
+    kdtest::write_cluster_dataset(data, 600, 300, 16, 4, 9);
+    std::string smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini", out;
+    REQUIRE(kdtest::run_kdtrain("train -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
+                                " --set run.name=m --set train.epochs=8 --set model.dropout=0",
+                                &out) == 0);
+    std::string run = dir + "/m";
+    std::string before = read_text(run + "/model.h5");
+
+    // A failing calibration (a data set of another shape) writes nothing and leaves the checkpoint alone.
+    std::string other = dir + "/other.h5";
+    kdtest::write_cluster_dataset(other, 300, 50, 12, 4, 1);
+    REQUIRE(kdtest::run_kdtrain("calibrate --model " + run + " --data " + other, &out) == 1);
+    REQUIRE(out.find("expected 16 features and 4 classes for this model, found 12 and 4") != std::string::npos);
+    REQUIRE(read_text(run + "/model.h5") == before);
+    REQUIRE_FALSE(kdtest::file_exists(run + "/calibration.json"));
+
+    REQUIRE(kdtest::run_kdtrain("calibrate --model " + run + " --bootstrap 100", &out) == 0);
+    INFO(out);
+    for (const char *f : {"calibration.json", "calibration.md", "reliability-val-before.svg", "reliability-val-after.svg",
+                          "reliability-test-before.svg", "reliability-test-after.svg"})
+        REQUIRE(kdtest::file_exists(run + "/" + f));
+    REQUIRE(read_text(run + "/reliability-test-after.svg").rfind("<svg", 0) == 0);
+    std::string json = read_text(run + "/calibration.json");
+    size_t at = json.find("\"temperature\": ");
+    REQUIRE(at != std::string::npos);
+    double T = std::stod(json.substr(at + 15));
+    REQUIRE(T > 0);
+    REQUIRE(T != 1.0);
+
+    hid_t f = H5Fopen((run + "/model.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t g = H5Gopen2(f, "/calibration", H5P_DEFAULT);
+    REQUIRE(g >= 0);
+    double stored = 0;
+    hid_t a = H5Aopen(g, "temperature", H5P_DEFAULT);
+    REQUIRE(H5Aread(a, H5T_NATIVE_DOUBLE, &stored) >= 0);
+    H5Aclose(a);
+    H5Gclose(g);
+    H5Fclose(f);
+    REQUIRE(stored == T);
+
+    REQUIRE(kdtest::run_kdtrain("eval --model " + run + " --out " + dir + "/scaled.json", &out) == 0);
+    REQUIRE(read_text(dir + "/scaled.json").find("\"temperature_applied\": true") != std::string::npos);
+    REQUIRE(kdtest::run_kdtrain("eval --no-temperature --model " + run + " --out " + dir + "/raw.json", &out) == 0);
+    std::string raw = read_text(dir + "/raw.json"), scaled = read_text(dir + "/scaled.json");
+    REQUIRE(raw.find("\"temperature\": 1,") != std::string::npos);
+    auto number = [](const std::string &j, const std::string &key) {
+        return std::stod(j.substr(j.find("\"" + key + "\": ") + key.size() + 4));
+    };
+    REQUIRE(number(raw, "accuracy") == number(scaled, "accuracy"));
+    REQUIRE(number(raw, "nll") != number(scaled, "nll"));
+}
