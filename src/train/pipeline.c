@@ -1,7 +1,9 @@
 /* pipeline.c - see pipeline.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "train/pipeline.h"
+#include "train/pipeline_internal.h"
 
+#include "calib/calibrate.h"
 #include "data/dataset.h"
 #include "data/prepare.h"
 #include "io/checkpoint.h"
@@ -140,7 +142,7 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
     return KD_OK;
 }
 
-static int find_run(const kd_pipe_regime *r, const char *name)
+int kd_pipe_find_run(const kd_pipe_regime *r, const char *name)
 {
     for (int i = 0; i < r->n_runs; i++)
         if (!strcmp(r->runs[i].name, name)) return i;
@@ -167,7 +169,7 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
         if (!r->n_runs) return kd_error_set(err, KD_ERR_CONFIG, "%s: [regime.%s] lists no run.NAME", path, r->id);
         for (int k = 0; k < r->n_compare; k++)
             for (int j = 0; j < 2; j++)
-                if (find_run(r, r->compare[k][j]) < 0)
+                if (kd_pipe_find_run(r, r->compare[k][j]) < 0)
                     return kd_error_set(err, KD_ERR_CONFIG, "%s: regime.%s.compare: no run named '%s'", path, r->id,
                                         r->compare[k][j]);
     }
@@ -175,24 +177,6 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
 }
 
 /* ---- running -------------------------------------------------------------------------------- */
-
-typedef struct model_result {
-    char path[KD_PIPE_TEXT + 128];
-    char arch[128];
-    size_t params;
-    double acc, nll, ece, brier, epoch_seconds;
-} model_result;
-
-typedef struct pipe_state {
-    const kd_pipeline *p;
-    bool quiet;
-    kd_dataset ds;              /* the test split, loaded once */
-    kd_tape tape;
-    model_result teacher;
-    model_result regime_teacher[KD_PIPE_MAX_REGIMES];
-    model_result results[KD_PIPE_MAX_REGIMES][KD_PIPE_MAX_RUNS][KD_PIPE_MAX_SEEDS];
-    int done, total;
-} pipe_state;
 
 static int build_request(const pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
                          kd_train_request *req, kd_error *err)
@@ -251,162 +235,52 @@ static int ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, 
     return rc;
 }
 
+/* Test metrics before and after a temperature fitted on validation (kdtrain
+ * calibrate: reports in the run folder, T stored in its checkpoint), the
+ * architecture and the mean training time of an epoch. */
 static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
 {
+    (void)s;
     char path[KD_PIPE_TEXT + 160];
     snprintf(path, sizeof path, "%s/model.h5", r->path);
     kd_mlp_config mc;
-    kd_mlp mlp;
     int rc = kd_checkpoint_read_config(path, &mc, err);
-    if (rc || (rc = kd_mlp_create(&mlp, &mc, err))) return rc;
-    rc = kd_checkpoint_load(path, &mlp, NULL, NULL, NULL, 0, NULL, err);
-    kd_metrics *m = malloc(sizeof *m);
-    if (!rc && !m) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
+    if (rc) return rc;
+    kd_mlp_describe(&mc, r->arch, sizeof r->arch);
+    r->params = 0;
+    for (int k = 0; k < mc.n_layers; k++) r->params += (size_t)mc.sizes[k] * mc.sizes[k + 1] + (size_t)mc.sizes[k + 1];
+    kd_calibrate_options o;
+    kd_calibrate_options_default(&o);
+    o.model = path;
+    o.data = s->p->data;
+    o.bootstrap = 200;
+    kd_calibrate_result *c = malloc(sizeof *c);
+    if (!c) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    rc = kd_calibrate(&o, c, err);
+    if (!rc && !c->has_test) rc = kd_error_set(err, KD_ERR_DATA, "%s: expected a test split, found none", s->p->data);
     if (!rc) {
-        kd_eval_options eo = {256, false, 1.0, 15, 0};
-        rc = kd_evaluate(&mlp, &s->tape, &s->ds, KD_SPLIT_TEST, &eo, NULL, NULL, m, err);
+        r->acc = c->test_before.accuracy;
+        r->nll = c->test_before.nll;
+        r->ece = c->test_before.ece;
+        r->brier = c->test_before.brier;
+        r->ece_low = c->test_before.ece_low;
+        r->ece_high = c->test_before.ece_high;
+        r->temperature = c->fit.temperature;
+        r->nll_scaled = c->test_after.nll;
+        r->ece_scaled = c->test_after.ece;
+        r->ece_scaled_low = c->test_after.ece_low;
+        r->ece_scaled_high = c->test_after.ece_high;
     }
-    if (!rc) {
-        kd_metrics_summary sum = kd_metrics_summarize(m);
-        r->acc = sum.accuracy;
-        r->nll = sum.nll;
-        r->ece = sum.ece;
-        r->brier = sum.brier;
-        r->params = mlp.n_params;
-        kd_mlp_describe(&mc, r->arch, sizeof r->arch);
-        kd_run_dir run;
-        memset(&run, 0, sizeof run);
-        run.quiet = true;
-        if (kd_run_dir_open(&run, r->path, INT64_MAX, err) == KD_OK && run.n_rows) {
-            double total = 0;
-            for (int64_t i = 0; i < run.n_rows; i++) total += run.rows[i].epoch_seconds;
-            r->epoch_seconds = total / (double)run.n_rows;
-        }
-        kd_run_dir_close(&run);
+    free(c);
+    kd_run_dir run;
+    memset(&run, 0, sizeof run);
+    run.quiet = true;
+    if (!rc && kd_run_dir_open(&run, r->path, INT64_MAX, err) == KD_OK && run.n_rows) {
+        double total = 0;
+        for (int64_t i = 0; i < run.n_rows; i++) total += run.rows[i].epoch_seconds;
+        r->epoch_seconds = total / (double)run.n_rows;
     }
-    free(m);
-    kd_mlp_free(&mlp);
-    return rc;
-}
-
-/* ---- the report ----------------------------------------------------------------------------- */
-
-static void git_commit(char *buf, size_t size)
-{
-    snprintf(buf, size, "unknown");
-    FILE *f = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-    if (!f) return;
-    if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
-    pclose(f);
-    f = popen("git status --porcelain --untracked-files=no 2>/dev/null", "r");
-    char line[8];
-    if (f && fgets(line, sizeof line, f)) {
-        size_t n = strlen(buf);
-        snprintf(buf + n, size - n, " (with uncommitted changes)");
-    }
-    if (f) pclose(f);
-}
-
-static void model_row(kd_strbuf *t, const char *label, const model_result *r)
-{
-    kd_strbuf_printf(t, "| %s | %s | %zu | %.2f | %.4f | %.2f | %.2f |\n", label, r->arch, r->params, 100 * r->acc, r->nll, 100 * r->ece,
-        r->epoch_seconds);
-}
-
-static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
-{
-    const kd_pipeline *p = s->p;
-    const kd_pipe_regime *r = &p->regimes[ri];
-    int n = p->n_seeds;
-    kd_strbuf_printf(t, "\n## %s\n\n", r->title[0] ? r->title : r->id);
-    if (r->note[0]) kd_strbuf_printf(t, "%s\n\n", r->note);
-    if (r->teacher.config[0]) {
-        kd_strbuf_printf(t, "Teacher of this regime (`%s`):\n\n| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n",
-            r->teacher.config);
-        model_row(t, "teacher", &s->regime_teacher[ri]);
-        kd_strbuf_printf(t, "\n");
-    }
-    kd_strbuf_printf(t, "| run | architecture | parameters | test accuracy %% (mean ± sd) | per seed | NLL | ECE %% | s/epoch |\n"
-           "|---|---|---|---|---|---|---|---|\n");
-    for (int k = 0; k < r->n_runs; k++) {
-        double acc[KD_PIPE_MAX_SEEDS], nll[KD_PIPE_MAX_SEEDS], ece[KD_PIPE_MAX_SEEDS], sec[KD_PIPE_MAX_SEEDS];
-        for (int i = 0; i < n; i++) {
-            const model_result *m = &s->results[ri][k][i];
-            acc[i] = 100 * m->acc;
-            nll[i] = m->nll;
-            ece[i] = 100 * m->ece;
-            sec[i] = m->epoch_seconds;
-        }
-        kd_stat a = kd_stat_of(acc, n), l = kd_stat_of(nll, n), e = kd_stat_of(ece, n), tm = kd_stat_of(sec, n);
-        kd_strbuf_printf(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | ", r->runs[k].name, r->runs[k].distill ? "distilled" : "alone",
-            s->results[ri][k][0].arch, s->results[ri][k][0].params, a.mean, a.sd);
-        for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%.2f", i ? " / " : "", acc[i]);
-        kd_strbuf_printf(t, " | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd, e.mean, e.sd, tm.mean);
-    }
-    if (!r->n_compare) return;
-    kd_strbuf_printf(t, "\nPaired by seed (same initial weights and batch order), B − A:\n\n"
-           "| B − A | Δ accuracy, points (mean ± sd) | per seed | Δ NLL | Δ ECE, points |\n|---|---|---|---|---|\n");
-    for (int k = 0; k < r->n_compare; k++) {
-        int b = find_run(r, r->compare[k][0]), a = find_run(r, r->compare[k][1]);
-        double xa[KD_PIPE_MAX_SEEDS], xb[KD_PIPE_MAX_SEEDS], la[KD_PIPE_MAX_SEEDS], lb[KD_PIPE_MAX_SEEDS],
-            ea[KD_PIPE_MAX_SEEDS], eb[KD_PIPE_MAX_SEEDS];
-        for (int i = 0; i < n; i++) {
-            xa[i] = 100 * s->results[ri][a][i].acc;
-            xb[i] = 100 * s->results[ri][b][i].acc;
-            la[i] = s->results[ri][a][i].nll;
-            lb[i] = s->results[ri][b][i].nll;
-            ea[i] = 100 * s->results[ri][a][i].ece;
-            eb[i] = 100 * s->results[ri][b][i].ece;
-        }
-        kd_stat d = kd_stat_paired(xa, xb, n), dl = kd_stat_paired(la, lb, n), de = kd_stat_paired(ea, eb, n);
-        kd_strbuf_printf(t, "| %s − %s | %+.2f ± %.2f | ", r->compare[k][0], r->compare[k][1], d.mean, d.sd);
-        for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%+.2f", i ? " / " : "", xb[i] - xa[i]);
-        kd_strbuf_printf(t, " | %+.4f ± %.4f | %+.2f ± %.2f |\n", dl.mean, dl.sd, de.mean, de.sd);
-    }
-}
-
-static int write_reports(const pipe_state *s, const char *command, kd_error *err)
-{
-    const kd_pipeline *p = s->p;
-    kd_strbuf md = {0}, csv = {0};
-    char commit[128], date[64];
-    git_commit(commit, sizeof commit);
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command, commit, date);
-    for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
-    kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`; ECE with 15 equal-width bins; s/epoch is the training time "
-             "of one epoch on this machine. Run folders: `%s/`.\n\n",
-        (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir);
-    kd_strbuf_printf(&md, "| model | architecture | parameters | test accuracy %% | NLL | ECE %% | s/epoch |\n|---|---|---|---|---|---|---|\n");
-    model_row(&md, "teacher", &s->teacher);
-    kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,test_accuracy,test_nll,test_ece,test_brier,epoch_seconds,run_folder\n");
-    kd_strbuf_printf(&csv, "teacher,teacher,train,,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", s->teacher.arch, s->teacher.params, s->teacher.acc,
-        s->teacher.nll, s->teacher.ece, s->teacher.brier, s->teacher.epoch_seconds, s->teacher.path);
-    for (int ri = 0; ri < p->n_regimes; ri++) {
-        regime_report(&md, s, ri);
-        const kd_pipe_regime *r = &p->regimes[ri];
-        for (int k = 0; k < r->n_runs; k++)
-            for (int i = 0; i < p->n_seeds; i++) {
-                const model_result *m = &s->results[ri][k][i];
-                kd_strbuf_printf(&csv, "%s,%s,%s,%llu,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", r->id, r->runs[k].name,
-                    r->runs[k].distill ? "distill" : "train", (unsigned long long)p->seeds[i], m->arch, m->params, m->acc,
-                    m->nll, m->ece, m->brier, m->epoch_seconds, m->path);
-            }
-    }
-    int rc = (md.failed || csv.failed) ? kd_error_set(err, KD_ERR_IO, "out of memory for the report") : kd_mkdir_p(p->out_dir, err);
-    char path[KD_PIPE_TEXT + 32];
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/summary.md", p->out_dir);
-        rc = kd_write_file_atomic(path, md.text, md.length, err);
-    }
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/summary.csv", p->out_dir);
-        rc = kd_write_file_atomic(path, csv.text, csv.length, err);
-    }
-    if (!rc) fprintf(stderr, "wrote %s/summary.md and summary.csv\n", p->out_dir);
-    kd_strbuf_free(&md);
-    kd_strbuf_free(&csv);
+    kd_run_dir_close(&run);
     return rc;
 }
 
@@ -423,7 +297,7 @@ static int run_all(pipe_state *s, kd_error *err)
     kd_dataset_options o;
     kd_dataset_options_default(&o);
     o.val_from_train = 0; /* only the test split is evaluated here */
-    if ((rc = kd_dataset_open(&s->ds, p->data, &o, err)) || (rc = kd_dataset_load(&s->ds, KD_SPLIT_TEST, err))) return rc;
+    if ((rc = kd_dataset_open(&s->ds, p->data, &o, err))) return rc;
     s->total = 1;
     for (int ri = 0; ri < p->n_regimes; ri++)
         s->total += (p->regimes[ri].teacher.config[0] ? 1 : 0) + p->regimes[ri].n_runs * p->n_seeds;
@@ -447,8 +321,8 @@ static int run_all(pipe_state *s, kd_error *err)
                 rc = ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
                 if (!rc) rc = evaluate_run(s, m, err);
                 if (!rc)
-                    fprintf(stderr, "      %s: test accuracy %.2f%%, NLL %.4f, ECE %.2f%%\n", name, 100 * m->acc, m->nll,
-                            100 * m->ece);
+                    fprintf(stderr, "      %s: test accuracy %.2f%%, NLL %.4f, ECE %.2f%%; at T = %.3f: NLL %.4f, ECE %.2f%%\n",
+                            name, 100 * m->acc, m->nll, 100 * m->ece, m->temperature, m->nll_scaled, 100 * m->ece_scaled);
             }
     }
     return rc;
@@ -465,7 +339,7 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);
-        rc = write_reports(s, command, err);
+        rc = kd_pipe_write_reports(s, command, err);
     }
     kd_tape_free(&s->tape);
     kd_dataset_close(&s->ds);

@@ -1,0 +1,39 @@
+/* pipeline_internal.h - what pipeline.c (running) and pipeline_report.c (the
+ * summary) share: the results of every model of a pipeline. */
+#ifndef KD_PIPELINE_INTERNAL_H
+#define KD_PIPELINE_INTERNAL_H
+
+#include "core/tape.h"
+#include "data/dataset.h"
+#include "train/pipeline.h"
+
+#include <stddef.h>
+
+typedef struct model_result {
+    char path[KD_PIPE_TEXT + 128];
+    char arch[128];
+    size_t params;
+    double acc, nll, ece, brier, epoch_seconds; /* test split, T = 1 */
+    double temperature;                         /* fitted on validation */
+    double nll_scaled, ece_scaled;              /* test split at the fitted T */
+    double ece_low, ece_high;                   /* bootstrap interval of the test ECE, T = 1 */
+    double ece_scaled_low, ece_scaled_high;
+} model_result;
+
+typedef struct pipe_state {
+    const kd_pipeline *p;
+    bool quiet;
+    kd_dataset ds; /* the test split, loaded once */
+    kd_tape tape;
+    model_result teacher;
+    model_result regime_teacher[KD_PIPE_MAX_REGIMES];
+    model_result results[KD_PIPE_MAX_REGIMES][KD_PIPE_MAX_RUNS][KD_PIPE_MAX_SEEDS];
+    int done, total;
+} pipe_state;
+
+/* The index of run `name` in a regime, or -1. */
+int kd_pipe_find_run(const kd_pipe_regime *r, const char *name);
+/* summary.md, summary.csv and the reliability diagrams in the output folder. */
+int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *err);
+
+#endif

@@ -1,0 +1,211 @@
+/* pipeline_report.c - the summary of a pipeline: summary.md (tables over seeds,
+ * paired differences with a plain verdict, reliability diagrams) and summary.csv. */
+#define _POSIX_C_SOURCE 200809L
+#include "train/pipeline_internal.h"
+
+#include "io/fileutil.h"
+#include "io/ini.h"
+#include "io/strbuf.h"
+#include "train/stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Two-sided 95 % critical values of Student's t for 1..15 degrees of freedom. */
+static const double t_critical[16] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365,
+                                      2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131};
+
+static void git_commit(char *buf, size_t size)
+{
+    snprintf(buf, size, "unknown");
+    FILE *f = popen("git rev-parse --short HEAD 2>/dev/null", "r");
+    if (!f) return;
+    if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
+    pclose(f);
+    f = popen("git status --porcelain --untracked-files=no 2>/dev/null", "r");
+    char line[8];
+    if (f && fgets(line, sizeof line, f)) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, size - n, " (with uncommitted changes)");
+    }
+    if (f) pclose(f);
+}
+
+static const char *header =
+    "| run | architecture | parameters | test accuracy %% | per seed | NLL | ECE %% | T (fitted on val) | NLL at T | ECE %% at T | s/epoch |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|\n";
+
+static void model_row(kd_strbuf *t, const char *label, const model_result *r)
+{
+    kd_strbuf_printf(t, "| %s | %s | %zu | %.2f | | %.4f | %.2f [%.2f, %.2f] | %.3f | %.4f | %.2f [%.2f, %.2f] | %.2f |\n", label,
+                     r->arch, r->params, 100 * r->acc, r->nll, 100 * r->ece, 100 * r->ece_low, 100 * r->ece_high,
+                     r->temperature, r->nll_scaled, 100 * r->ece_scaled, 100 * r->ece_scaled_low, 100 * r->ece_scaled_high,
+                     r->epoch_seconds);
+}
+
+typedef double (*field_fn)(const model_result *);
+static double f_acc(const model_result *r) { return 100 * r->acc; }
+static double f_nll(const model_result *r) { return r->nll; }
+static double f_ece(const model_result *r) { return 100 * r->ece; }
+static double f_t(const model_result *r) { return r->temperature; }
+static double f_nll_t(const model_result *r) { return r->nll_scaled; }
+static double f_ece_t(const model_result *r) { return 100 * r->ece_scaled; }
+static double f_sec(const model_result *r) { return r->epoch_seconds; }
+
+static kd_stat over_seeds(const pipe_state *s, int ri, int k, field_fn f)
+{
+    double v[KD_PIPE_MAX_SEEDS];
+    for (int i = 0; i < s->p->n_seeds; i++) v[i] = f(&s->results[ri][k][i]);
+    return kd_stat_of(v, s->p->n_seeds);
+}
+
+static kd_stat paired(const pipe_state *s, int ri, int b, int a, field_fn f)
+{
+    double va[KD_PIPE_MAX_SEEDS], vb[KD_PIPE_MAX_SEEDS];
+    for (int i = 0; i < s->p->n_seeds; i++) {
+        va[i] = f(&s->results[ri][a][i]);
+        vb[i] = f(&s->results[ri][b][i]);
+    }
+    return kd_stat_paired(va, vb, s->p->n_seeds);
+}
+
+/* "a gain", "a loss" or "within seed noise", by a paired t-test at 95 %. */
+static const char *verdict(kd_stat d, double *t_out)
+{
+    int dof = d.n - 1;
+    if (dof < 1 || dof > 15) {
+        *t_out = NAN;
+        return "not tested (needs 2 to 16 seeds)";
+    }
+    double se = d.sd / sqrt((double)d.n);
+    double t = se > 0 ? d.mean / se : (d.mean == 0 ? 0 : INFINITY * d.mean);
+    *t_out = t;
+    if (fabs(t) <= t_critical[dof]) return "within seed noise";
+    return "beyond seed noise";
+}
+
+static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
+{
+    const kd_pipeline *p = s->p;
+    const kd_pipe_regime *r = &p->regimes[ri];
+    int n = p->n_seeds;
+    kd_strbuf_printf(t, "\n## %s\n\n", r->title[0] ? r->title : r->id);
+    if (r->note[0]) kd_strbuf_printf(t, "%s\n\n", r->note);
+    kd_strbuf_printf(t, "%s", header);
+    if (r->teacher.config[0]) model_row(t, "teacher of this regime", &s->regime_teacher[ri]);
+    for (int k = 0; k < r->n_runs; k++) {
+        kd_stat a = over_seeds(s, ri, k, f_acc), l = over_seeds(s, ri, k, f_nll), e = over_seeds(s, ri, k, f_ece);
+        kd_stat tt = over_seeds(s, ri, k, f_t), lt = over_seeds(s, ri, k, f_nll_t), et = over_seeds(s, ri, k, f_ece_t);
+        kd_strbuf_printf(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | ", r->runs[k].name, r->runs[k].distill ? "distilled" : "alone",
+                         s->results[ri][k][0].arch, s->results[ri][k][0].params, a.mean, a.sd);
+        for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%.2f", i ? " / " : "", f_acc(&s->results[ri][k][i]));
+        kd_strbuf_printf(t, " | %.4f ± %.4f | %.2f ± %.2f | %.3f ± %.3f | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd,
+                         e.mean, e.sd, tt.mean, tt.sd, lt.mean, lt.sd, et.mean, et.sd, over_seeds(s, ri, k, f_sec).mean);
+    }
+    if (r->n_compare) {
+        kd_strbuf_printf(t, "\nPaired by seed (the same initial weights and batch order), B − A, mean ± sd over %d seeds:\n\n"
+                            "| B − A | Δ accuracy, points | per seed | Δ NLL | Δ ECE, points | Δ NLL at T | Δ ECE at T, points |\n"
+                            "|---|---|---|---|---|---|---|\n",
+                         n);
+        for (int k = 0; k < r->n_compare; k++) {
+            int b = kd_pipe_find_run(r, r->compare[k][0]), a = kd_pipe_find_run(r, r->compare[k][1]);
+            kd_stat d = paired(s, ri, b, a, f_acc), dl = paired(s, ri, b, a, f_nll), de = paired(s, ri, b, a, f_ece);
+            kd_stat dlt = paired(s, ri, b, a, f_nll_t), det = paired(s, ri, b, a, f_ece_t);
+            kd_strbuf_printf(t, "| %s − %s | %+.2f ± %.2f | ", r->compare[k][0], r->compare[k][1], d.mean, d.sd);
+            for (int i = 0; i < n; i++)
+                kd_strbuf_printf(t, "%s%+.2f", i ? " / " : "", f_acc(&s->results[ri][b][i]) - f_acc(&s->results[ri][a][i]));
+            kd_strbuf_printf(t, " | %+.4f ± %.4f | %+.2f ± %.2f | %+.4f ± %.4f | %+.2f ± %.2f |\n", dl.mean, dl.sd, de.mean,
+                             de.sd, dlt.mean, dlt.sd, det.mean, det.sd);
+        }
+        kd_strbuf_printf(t, "\n");
+        for (int k = 0; k < r->n_compare; k++) {
+            int b = kd_pipe_find_run(r, r->compare[k][0]), a = kd_pipe_find_run(r, r->compare[k][1]);
+            kd_stat d = paired(s, ri, b, a, f_acc), de = paired(s, ri, b, a, f_ece), dl = paired(s, ri, b, a, f_nll);
+            double tv, tl;
+            const char *v = verdict(d, &tv), *vl = verdict(dl, &tl);
+            kd_strbuf_printf(t, "* **%s − %s**: accuracy %+.2f ± %.2f points (paired t = %.2f over %d seeds): %s. "
+                                "NLL %+.4f (%s), ECE %+.2f points; after one temperature each, NLL differs by %+.4f and ECE by %+.2f points.\n",
+                             r->compare[k][0], r->compare[k][1], d.mean, d.sd, tv, n, v, dl.mean, vl, de.mean,
+                             paired(s, ri, b, a, f_nll_t).mean, paired(s, ri, b, a, f_ece_t).mean);
+        }
+    }
+    kd_strbuf_printf(t, "\nReliability on the test split, seed %llu, before and after temperature scaling:\n\n| run | before | after |\n|---|---|---|\n",
+                     (unsigned long long)p->seeds[0]);
+    for (int k = 0; k < r->n_runs; k++)
+        kd_strbuf_printf(t, "| %s | ![](diagrams/%s-%s-before.svg) | ![](diagrams/%s-%s-after.svg) |\n", r->runs[k].name, r->id,
+                         r->runs[k].name, r->id, r->runs[k].name);
+}
+
+/* Copies a run's test reliability diagrams into OUT/diagrams as NAME-before/after.svg. */
+static int copy_diagrams(const kd_pipeline *p, const char *run_dir, const char *name, kd_error *err)
+{
+    const char *which[2] = {"before", "after"};
+    for (int k = 0; k < 2; k++) {
+        char from[KD_PIPE_TEXT + 200], to[KD_PIPE_TEXT + 200];
+        snprintf(from, sizeof from, "%s/reliability-test-%s.svg", run_dir, which[k]);
+        snprintf(to, sizeof to, "%s/diagrams/%s-%s.svg", p->out_dir, name, which[k]);
+        char *svg = kd_read_text_file(from, 16u << 20, err);
+        if (!svg) return err ? err->code : KD_ERR_IO;
+        int rc = kd_write_file_atomic(to, svg, strlen(svg), err);
+        free(svg);
+        if (rc) return rc;
+    }
+    return KD_OK;
+}
+
+static void csv_row(kd_strbuf *csv, const char *regime, const char *run, const char *kind, const char *seed, const model_result *m)
+{
+    kd_strbuf_printf(csv, "%s,%s,%s,%s,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", regime, run, kind, seed, m->arch,
+                     m->params, m->acc, m->nll, m->ece, m->brier, m->temperature, m->nll_scaled, m->ece_scaled,
+                     m->epoch_seconds, m->path);
+}
+
+int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *err)
+{
+    const kd_pipeline *p = s->p;
+    kd_strbuf md = {0}, csv = {0};
+    char commit[128], date[64], dir[KD_PIPE_TEXT + 16];
+    git_commit(commit, sizeof commit);
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command,
+                     commit, date);
+    for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
+    kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`. ECE: 15 equal-width bins, with a 95 %% bootstrap "
+                          "interval (200 resamples) for single models. T: one temperature fitted on the validation split by exact "
+                          "NLL minimisation (`kdtrain calibrate`); accuracy does not depend on it. s/epoch: training time of one "
+                          "epoch on the machine that ran this. Run folders: `%s/`.\n\n## Teacher\n\n%s",
+                     (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir, header);
+    model_row(&md, "teacher", &s->teacher);
+    kd_strbuf_printf(&md, "\n| before | after |\n|---|---|\n| ![](diagrams/teacher-before.svg) | ![](diagrams/teacher-after.svg) |\n");
+    kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,test_accuracy,test_nll,test_ece,test_brier,"
+                           "temperature,test_nll_at_T,test_ece_at_T,epoch_seconds,run_folder\n");
+    csv_row(&csv, "teacher", "teacher", "train", "", &s->teacher);
+    snprintf(dir, sizeof dir, "%s/diagrams", p->out_dir);
+    int rc = kd_mkdir_p(dir, err);
+    if (!rc) rc = copy_diagrams(p, s->teacher.path, "teacher", err);
+    for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
+        const kd_pipe_regime *r = &p->regimes[ri];
+        regime_report(&md, s, ri);
+        if (r->teacher.config[0]) csv_row(&csv, r->id, "teacher", "train", "", &s->regime_teacher[ri]);
+        for (int k = 0; k < r->n_runs && !rc; k++) {
+            char name[160], seed[32];
+            snprintf(name, sizeof name, "%s-%s", r->id, r->runs[k].name);
+            rc = copy_diagrams(p, s->results[ri][k][0].path, name, err);
+            for (int i = 0; i < p->n_seeds; i++) {
+                snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seeds[i]);
+                csv_row(&csv, r->id, r->runs[k].name, r->runs[k].distill ? "distill" : "train", seed, &s->results[ri][k][i]);
+            }
+        }
+    }
+    if (!rc && (md.failed || csv.failed)) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the report");
+    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "summary.md", md.text, md.length, err);
+    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "summary.csv", csv.text, csv.length, err);
+    if (!rc) fprintf(stderr, "wrote %s/summary.md, summary.csv and diagrams/\n", p->out_dir);
+    kd_strbuf_free(&md);
+    kd_strbuf_free(&csv);
+    return rc;
+}
