@@ -204,18 +204,25 @@ void write_cluster_dataset(const std::string &path, int n_train, int n_test, int
     H5Fclose(f);
 }
 
-int run_kdtrain(const std::string &args, std::string *output)
+Run run_binary(const std::string &args)
 {
     std::string command = std::string(KDTRAIN_BINARY) + " " + args + " 2>&1";
     FILE *pipe = popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
-    std::string out;
+    Run run{-1, ""};
     char buffer[4096];
     size_t n;
-    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
     int status = pclose(pipe);
-    if (output) *output = out;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+}
+
+int run_kdtrain(const std::string &args, std::string *output)
+{
+    Run run = run_binary(args);
+    if (output) *output = run.out;
+    return run.exit_code;
 }
 
 static hid_t open_or_fail(const std::string &file)

@@ -57,7 +57,13 @@ std::vector<std::string> leftover_temporaries(const std::string &dir);
 void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
                            uint64_t seed);
 
-// Runs `kdtrain ARGS` (stdout and stderr together); returns the exit code.
+// Runs `kdtrain ARGS`: its exit code and its stdout and stderr together.
+struct Run {
+    int exit_code;
+    std::string out;
+};
+Run run_binary(const std::string &args);
+// The same, returning the exit code and filling *output when given.
 int run_kdtrain(const std::string &args, std::string *output = nullptr);
 
 // Reads a whole dataset as doubles or int32 (HDF5 converts); a failure fails the test.

@@ -1,32 +1,15 @@
 // The kdtrain binary: --help, --version and exit codes, run as a user would.
+#include "support.h"
+
 #include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <string>
 #include <sys/wait.h>
 
-namespace {
+using kdtest::Run;
 
-struct Run {
-    int exit_code;
-    std::string out; // stdout and stderr together
-};
-
-Run run_kdtrain(const std::string &args)
-{
-    std::string command = std::string(KDTRAIN_BINARY) + " " + args + " 2>&1";
-    FILE *pipe = popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    Run run{-1, ""};
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-    int status = pclose(pipe);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
-}
-
-} // namespace
+static Run run_kdtrain(const std::string &args) { return kdtest::run_binary(args); }
 
 TEST_CASE("kdtrain --help lists the commands and exits 0", "[cli]")
 {

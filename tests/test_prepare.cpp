@@ -240,26 +240,9 @@ Filters read_filters(hid_t file, const char *name)
     return f;
 }
 
-// ---- the binary, as in test_cli.cpp
+using kdtest::Run;
 
-struct Run {
-    int exit_code;
-    std::string out; // stdout and stderr together
-};
-
-Run run_kdtrain(const std::string &args)
-{
-    std::string command = std::string(KDTRAIN_BINARY) + " " + args + " 2>&1";
-    FILE *pipe = popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    Run run{-1, ""};
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-    int status = pclose(pipe);
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return run;
-}
+Run run_kdtrain(const std::string &args) { return kdtest::run_binary(args); }
 
 } // namespace
 
