@@ -90,3 +90,44 @@ TEST_CASE("a pipeline config with a bad section, key or comparison is an error n
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
     REQUIRE(out.find("expected 'train CONFIG [k=v ...]'") != std::string::npos);
 }
+
+TEST_CASE("correlations by hand: Pearson and Spearman with ties", "[stats]")
+{
+    double x[5] = {1, 2, 3, 4, 5}, y[5] = {2, 4, 6, 8, 10}, z[5] = {5, 4, 3, 2, 1};
+    REQUIRE(kd_pearson(x, y, 5) == Approx(1.0).epsilon(1e-12));
+    REQUIRE(kd_pearson(x, z, 5) == Approx(-1.0).epsilon(1e-12));
+    double a[4] = {1, 2, 3, 4}, b[4] = {1, 3, 2, 4}; // sxy = 4, sxx = syy = 5: r = 0.8
+    REQUIRE(kd_pearson(a, b, 4) == Approx(0.8).epsilon(1e-12));
+    double c[4] = {10, 20, 20, 40}; // ranks 1, 2.5, 2.5, 4
+    double rc[4] = {1, 2.5, 2.5, 4};
+    REQUIRE(kd_spearman(a, c, 4) == Approx(kd_pearson(a, rc, 4)).epsilon(1e-12));
+    double e[4] = {1, 100, 1000, 1e6}; // monotone but not linear: rho = 1
+    REQUIRE(kd_spearman(a, e, 4) == Approx(1.0).epsilon(1e-12));
+    double flat[3] = {1, 1, 1};
+    REQUIRE(std::isnan(kd_pearson(a, flat, 3)));
+}
+
+TEST_CASE("kdtrain sweep fits T every epoch and reports its correlation with the gap", "[pipeline][sweep]")
+{
+    std::string dir = kdtest::temp_dir(), data = dir + "/clusters.h5", smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+    kdtest::write_cluster_dataset(data, 500, 100, 16, 4, 6);
+    std::string ini = dir + "/sweep.ini";
+    std::ofstream(ini) << "[pipeline]\ntitle = Tiny sweep\ndata = " << data << "\nruns = " << dir << "/runs\nout = " << dir
+                       << "/out\nseeds = 1\n\n[regime.w]\nrun.narrow = train " << smoke
+                       << " model.layers=16,4,4 train.temperature_every=1\nrun.wide = train " << smoke
+                       << " model.layers=16,64,4 model.dropout=0 train.temperature_every=1 train.epochs=6\n";
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("sweep --quiet -c " + ini, &out) == 0);
+    std::string csv = read_text(dir + "/out/sweep.csv");
+    REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 1 + 4 + 6); // a row per run and epoch
+    REQUIRE(csv.find("\nwide,6,") != std::string::npos);
+    std::string md = read_text(dir + "/out/summary.md");
+    REQUIRE(md.find("Pearson r = ") != std::string::npos);
+    REQUIRE(md.find("| narrow | 4 |") != std::string::npos);
+    for (const char *f : {"temperature.svg", "val_nll.svg", "gap.svg"})
+        REQUIRE(read_text(dir + "/out/" + f).rfind("<svg", 0) == 0);
+    // A run without the diagnostic is an error naming the fix.
+    std::ofstream(ini, std::ios::app) << "run.plain = train " << smoke << "\n";
+    REQUIRE(kdtest::run_kdtrain("sweep --quiet -c " + ini, &out) == 2);
+    REQUIRE(out.find("set train.temperature_every = 1") != std::string::npos);
+}

@@ -10,5 +10,6 @@ int kd_cmd_distill(int argc, char **argv);
 int kd_cmd_eval(int argc, char **argv);
 int kd_cmd_run(int argc, char **argv);
 int kd_cmd_calibrate(int argc, char **argv);
+int kd_cmd_sweep(int argc, char **argv);
 
 #endif

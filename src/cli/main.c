@@ -18,6 +18,7 @@ static const kd_command commands[] = {
     {"calibrate", kd_cmd_calibrate, "fit one temperature exactly; calibration report with reliability diagrams"},
     {"eval", kd_cmd_eval, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
     {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
+    {"sweep", kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
     {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},
 };
 

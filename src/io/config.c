@@ -64,6 +64,8 @@ static const key_spec keys[] = {
     {"train", "clip_norm", T_FLOAT, F(train.clip_norm), "0", 0, 1e9, false, NULL},
     {"train", "last_batch", T_CHOICE, F(train.last_batch), "keep", 0, 0, false, "keep|drop"},
     {"train", "checkpoints", T_CHOICE, F(train.checkpoints), "last_best", 0, 0, false, "last_best|every"},
+    {"train", "temperature_every", T_INT, F(train.temperature_every), "0", 0, 1e6, false, NULL},
+    {"train", "train_eval_rows", T_INT, F(train.train_eval_rows), "10000", 1, BIG, false, NULL},
     {"distill", "temperature", T_FLOAT, F(distill.temperature), "4", 0, 1e4, true, NULL},
     {"distill", "alpha", T_FLOAT, F(distill.alpha), "0.9", 0, 1, false, NULL},
     {"distill", "teacher", T_STR, F(distill.teacher), "", 0, 0, false, NULL},

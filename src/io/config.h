@@ -46,6 +46,8 @@ typedef struct kd_config {
         int64_t warmup_epochs, step_epochs;
         char last_batch[8];    /* keep | drop */
         char checkpoints[16];  /* last_best | every */
+        int64_t temperature_every; /* > 0: fit T on validation every N epochs (and the last) */
+        int64_t train_eval_rows;   /* training rows evaluated for that diagnostic */
     } train;
     struct {
         double temperature, alpha;

@@ -163,7 +163,11 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
     free(text);
     if (rc) return rc;
     if (!p->data[0]) return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.data: required", path);
-    if (!p->teacher.config[0]) return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.teacher: required", path);
+    bool distills = false;
+    for (int i = 0; i < p->n_regimes; i++)
+        for (int k = 0; k < p->regimes[i].n_runs; k++) distills |= p->regimes[i].runs[k].distill;
+    if (distills && !p->teacher.config[0])
+        return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.teacher: required by the distill runs", path);
     for (int i = 0; i < p->n_regimes; i++) {
         const kd_pipe_regime *r = &p->regimes[i];
         if (!r->n_runs) return kd_error_set(err, KD_ERR_CONFIG, "%s: [regime.%s] lists no run.NAME", path, r->id);
@@ -196,7 +200,7 @@ static int build_request(const pipe_state *s, const kd_pipe_run *spec, const cha
 }
 
 /* Trains (or reuses, or resumes) the run `name`; its folder goes to result->path. */
-static int ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
+int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
                       const char *teacher, model_result *result, kd_error *err)
 {
     kd_train_request *req = calloc(1, sizeof *req);
@@ -284,7 +288,7 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
     return rc;
 }
 
-static int run_all(pipe_state *s, kd_error *err)
+int kd_pipe_open_data(pipe_state *s, kd_error *err)
 {
     const kd_pipeline *p = s->p;
     int rc = KD_OK;
@@ -298,18 +302,26 @@ static int run_all(pipe_state *s, kd_error *err)
     kd_dataset_options_default(&o);
     o.val_from_train = 0; /* only the test split is evaluated here */
     if ((rc = kd_dataset_open(&s->ds, p->data, &o, err))) return rc;
+    return KD_OK;
+}
+
+static int run_all(pipe_state *s, kd_error *err)
+{
+    const kd_pipeline *p = s->p;
+    int rc = kd_pipe_open_data(s, err);
+    if (rc) return rc;
     s->total = 1;
     for (int ri = 0; ri < p->n_regimes; ri++)
         s->total += (p->regimes[ri].teacher.config[0] ? 1 : 0) + p->regimes[ri].n_runs * p->n_seeds;
     char name[160], teacher_path[KD_PIPE_TEXT + 160];
-    if ((rc = ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err)) || (rc = evaluate_run(s, &s->teacher, err)))
+    if ((rc = kd_pipe_ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err)) || (rc = evaluate_run(s, &s->teacher, err)))
         return rc;
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
         const kd_pipe_regime *r = &p->regimes[ri];
         snprintf(teacher_path, sizeof teacher_path, "%s", s->teacher.path);
         if (r->teacher.config[0]) {
             snprintf(name, sizeof name, "%s-teacher", r->id);
-            if ((rc = ensure_run(s, &r->teacher, name, NULL, NULL, &s->regime_teacher[ri], err)) ||
+            if ((rc = kd_pipe_ensure_run(s, &r->teacher, name, NULL, NULL, &s->regime_teacher[ri], err)) ||
                 (rc = evaluate_run(s, &s->regime_teacher[ri], err)))
                 return rc;
             snprintf(teacher_path, sizeof teacher_path, "%s", s->regime_teacher[ri].path);
@@ -318,7 +330,7 @@ static int run_all(pipe_state *s, kd_error *err)
             for (int i = 0; i < p->n_seeds && !rc; i++) {
                 model_result *m = &s->results[ri][k][i];
                 snprintf(name, sizeof name, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
-                rc = ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
+                rc = kd_pipe_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
                 if (!rc) rc = evaluate_run(s, m, err);
                 if (!rc)
                     fprintf(stderr, "      %s: test accuracy %.2f%%, NLL %.4f, ECE %.2f%%; at T = %.3f: NLL %.4f, ECE %.2f%%\n",

@@ -31,6 +31,12 @@ typedef struct pipe_state {
     int done, total;
 } pipe_state;
 
+/* Imports the data when missing and opens it (labels only). */
+int kd_pipe_open_data(pipe_state *s, kd_error *err);
+/* Trains run `name` from spec (seed NULL: the config's), or reuses a finished run
+ * folder of the same config, or resumes an unfinished one; result->path is set. */
+int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
+                       const char *teacher, model_result *result, kd_error *err);
 /* The index of run `name` in a regime, or -1. */
 int kd_pipe_find_run(const kd_pipe_regime *r, const char *name);
 /* summary.md, summary.csv and the reliability diagrams in the output folder. */

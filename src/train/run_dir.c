@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 static const char *csv_header =
-    "epoch,lr,train_loss,train_acc,val_loss,val_acc,val_nll,val_ece,val_brier,epoch_seconds,samples_per_second,grad_norm\n";
+    "epoch,lr,train_loss,train_acc,val_loss,val_acc,val_nll,val_ece,val_brier,epoch_seconds,samples_per_second,grad_norm,"
+    "temperature,val_nll_at_t,train_eval_acc,train_eval_nll\n";
 
 static void init_run(kd_run_dir *run)
 {
@@ -64,7 +65,8 @@ static int parse_row(const char *line, kd_epoch_row *row)
             p++;
         }
     }
-    *row = (kd_epoch_row){(int64_t)v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
+    *row = (kd_epoch_row){(int64_t)v[0], v[1], v[2], v[3], v[4],  v[5],  v[6],  v[7],
+                          v[8],          v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
     return 0;
 }
 
@@ -128,16 +130,17 @@ int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err
         run->capacity = cap;
     }
     run->rows[run->n_rows++] = *row;
-    size_t size = strlen(csv_header) + (size_t)run->n_rows * 320 + 1;
+    size_t size = strlen(csv_header) + (size_t)run->n_rows * 420 + 1;
     char *text = malloc(size);
     if (!text) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics.csv");
     size_t used = (size_t)snprintf(text, size, "%s", csv_header);
     for (int64_t i = 0; i < run->n_rows; i++) {
         const kd_epoch_row *r = &run->rows[i];
         used += (size_t)snprintf(text + used, size - used,
-                                 "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6g,%.6g,%.9g\n", (long long)r->epoch,
-                                 r->lr, r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->val_nll, r->val_ece,
-                                 r->val_brier, r->epoch_seconds, r->samples_per_second, r->grad_norm);
+                                 "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6g,%.6g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
+                                 (long long)r->epoch, r->lr, r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->val_nll,
+                                 r->val_ece, r->val_brier, r->epoch_seconds, r->samples_per_second, r->grad_norm,
+                                 r->temperature, r->val_nll_at_t, r->train_eval_acc, r->train_eval_nll);
     }
     int rc = kd_run_dir_write(run, "metrics.csv", text, err);
     free(text);

@@ -16,13 +16,18 @@
 extern "C" {
 #endif
 
-#define KD_METRICS_COLUMNS 12
+#define KD_METRICS_COLUMNS 16
 #define KD_MAX_EPOCHS_KEPT 100000
 
 typedef struct kd_epoch_row {
     int64_t epoch; /* 1-based */
     double lr, train_loss, train_acc, val_loss, val_acc, val_nll, val_ece, val_brier;
     double epoch_seconds, samples_per_second, grad_norm;
+    /* the overfitting diagnostic (train.temperature_every), NaN on other epochs: */
+    double temperature;     /* fitted on the validation split after this epoch */
+    double val_nll_at_t;    /* validation NLL at that temperature */
+    double train_eval_acc;  /* accuracy and NLL on training rows in evaluation mode */
+    double train_eval_nll;
 } kd_epoch_row;
 
 typedef struct kd_run_dir {

@@ -4,6 +4,7 @@
 #include "core/check.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 kd_stat kd_stat_of(const double *values, int n)
 {
@@ -25,4 +26,61 @@ kd_stat kd_stat_paired(const double *a, const double *b, int n)
     KD_ASSERT(n >= 0 && n <= 256, "paired statistics over %d > 256 seeds", n);
     for (int i = 0; i < n; i++) diff[i] = b[i] - a[i];
     return kd_stat_of(diff, n);
+}
+
+double kd_pearson(const double *x, const double *y, int n)
+{
+    if (n < 2) return NAN;
+    double mx = 0, my = 0;
+    for (int i = 0; i < n; i++) mx += x[i], my += y[i];
+    mx /= n, my /= n;
+    double sxy = 0, sxx = 0, syy = 0;
+    for (int i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
+typedef struct ranked {
+    double value;
+    int index;
+} ranked;
+
+static int by_value(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    return (x->value > y->value) - (x->value < y->value);
+}
+
+/* Ranks 1..n, ties sharing their mean rank. */
+static void ranks(const double *v, int n, ranked *work, double *out)
+{
+    for (int i = 0; i < n; i++) work[i] = (ranked){v[i], i};
+    qsort(work, (size_t)n, sizeof *work, by_value);
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j + 1 < n && work[j + 1].value == work[i].value) j++;
+        double mean_rank = (i + j) / 2.0 + 1;
+        for (int k = i; k <= j; k++) out[work[k].index] = mean_rank;
+        i = j + 1;
+    }
+}
+
+double kd_spearman(const double *x, const double *y, int n)
+{
+    if (n < 2) return NAN;
+    ranked *work = malloc((size_t)n * sizeof *work);
+    double *rx = malloc((size_t)n * sizeof *rx), *ry = malloc((size_t)n * sizeof *ry);
+    double r = NAN;
+    if (work && rx && ry) {
+        ranks(x, n, work, rx);
+        ranks(y, n, work, ry);
+        r = kd_pearson(rx, ry, n);
+    }
+    free(work);
+    free(rx);
+    free(ry);
+    return r;
 }

@@ -16,6 +16,11 @@ kd_stat kd_stat_of(const double *values, int n);
 /* Statistics of b[i] - a[i], i.e. of the differences paired by index (seed). */
 kd_stat kd_stat_paired(const double *a, const double *b, int n);
 
+/* Pearson's r of (x, y); NaN when either has no spread. */
+double kd_pearson(const double *x, const double *y, int n);
+/* Spearman's rho: Pearson's r of the ranks (ties share their mean rank). */
+double kd_spearman(const double *x, const double *y, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train/trainer.h"
 
+#include "calib/temperature.h"
 #include "core/gemm.h"
 #include "data/jitter.h"
 #include "data/loader.h"
@@ -35,6 +36,7 @@ typedef struct trainer {
     float *batch_teacher;     /* (batch_size, classes) */
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
+    float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
     int classes;
     int64_t start_epoch, best_epoch;
     double best_val_acc;
@@ -258,6 +260,29 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
     }
 }
 
+/* The overfitting diagnostic: the temperature the model needs now (fitted on the
+ * validation logits) and its accuracy on training rows in evaluation mode. */
+static int diagnose_epoch(trainer *t, kd_epoch_row *row, kd_error *err)
+{
+    const kd_config *c = t->cfg;
+    const kd_split_info *val = &t->ds.split[KD_SPLIT_VAL];
+    kd_temperature_fit fit;
+    int rc = kd_fit_temperature(t->val_logits, val->labels, val->rows, t->classes, &fit, err);
+    if (rc) return rc;
+    row->temperature = fit.temperature;
+    row->val_nll_at_t = fit.nll_after;
+    kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, c->train.train_eval_rows};
+    kd_metrics m;
+    if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, NULL, NULL, &m, err))) return rc;
+    kd_metrics_summary s = kd_metrics_summarize(&m);
+    row->train_eval_acc = s.accuracy;
+    row->train_eval_nll = s.nll;
+    kd_run_log(&t->run, "          diagnostic: T = %.3f (val NLL %.4f -> %.4f), train accuracy %.2f%% (eval mode) vs val %.2f%%: gap %.2f points",
+               fit.temperature, fit.nll_before, fit.nll_after, 100 * s.accuracy, 100 * row->val_acc,
+               100 * (s.accuracy - row->val_acc));
+    return KD_OK;
+}
+
 static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
 {
     const kd_config *c = t->cfg;
@@ -280,18 +305,23 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     }
     if (rc) return rc;
     double seconds = now_seconds() - t0;
+    bool diagnose = c->train.temperature_every > 0 &&
+                    ((epoch + 1) % c->train.temperature_every == 0 || epoch + 1 == c->train.epochs);
     kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, 0};
     kd_metrics m;
-    if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, NULL, NULL, &m, err))) return rc;
+    if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, diagnose ? t->val_logits : NULL, NULL, &m, err)))
+        return rc;
     kd_metrics_summary v = kd_metrics_summarize(&m);
     kd_epoch_row row = {epoch + 1, lr, totals.loss_sum / totals.rows, totals.correct / totals.rows, v.nll, v.accuracy,
-                        v.nll, v.ece, v.brier, seconds, totals.rows / seconds, norm_sum / (double)(done ? done : 1)};
+                        v.nll, v.ece, v.brier, seconds, totals.rows / seconds, norm_sum / (double)(done ? done : 1),
+                        NAN, NAN, NAN, NAN};
     if (!isfinite(row.train_loss))
         return kd_error_set(err, KD_ERR_DATA, "epoch %lld: the training loss is not finite; lower train.lr (%g)",
                             (long long)epoch + 1, c->train.lr);
     kd_run_log(&t->run, "epoch %3lld/%lld  lr %.3g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%% ECE %.2f%%  %.2f s (%.0f samples/s)",
                (long long)epoch + 1, (long long)c->train.epochs, lr, row.train_loss, 100 * row.train_acc, row.val_loss,
                100 * row.val_acc, 100 * row.val_ece, seconds, row.samples_per_second);
+    if (diagnose && (rc = diagnose_epoch(t, &row, err))) return rc;
     /* metrics.csv first: a crash before the checkpoint only leaves a row that resume drops */
     if ((rc = kd_run_dir_add_epoch(&t->run, &row, err))) return rc;
     if (!strcmp(c->train.checkpoints, "every")) {
@@ -372,7 +402,9 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     t->batch_teacher = malloc(b * (size_t)t->classes * sizeof(float));
     t->batch_labels = malloc(b * sizeof(int32_t));
     t->jitter_scratch = malloc((size_t)t->ds.dim * sizeof(float));
-    if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch)
+    if (c->train.temperature_every > 0)
+        t->val_logits = malloc((size_t)t->ds.split[KD_SPLIT_VAL].rows * (size_t)t->classes * sizeof(float));
+    if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch || (c->train.temperature_every > 0 && !t->val_logits))
         return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
     if (req->teacher && (rc = load_teacher(t, err))) return rc;
 
@@ -435,6 +467,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     free(t->batch_teacher);
     free(t->batch_labels);
     free(t->jitter_scratch);
+    free(t->val_logits);
     free(t);
     return rc;
 }
