@@ -209,3 +209,24 @@ TEST_CASE("the bootstrap interval is seeded and brackets the ECE", "[calibration
     REQUIRE(a.ece_low < a.ece);
     REQUIRE(a.ece < a.ece_high);
 }
+
+extern "C" {
+#include "train/gaussian.h"
+}
+
+TEST_CASE("a distance-softmax classifier learns tau = 1/(2 sigma^2) of Gaussian clusters within 5 %",
+          "[calibration][gaussian]")
+{
+    kd_gaussian_options o;
+    kd_gaussian_options_default(&o); // 8 clusters in 2 dimensions: tau is identifiable (K > d + 1)
+    o.sigma = 1.0;
+    o.train_samples = 20000;
+    kd_gaussian_result r;
+    kd_error err;
+    REQUIRE(kd_gaussian_run(&o, &r, &err) == KD_OK);
+    INFO("learned tau " << r.tau_learned << " against " << r.tau_true);
+    REQUIRE(r.tau_true == 0.5);
+    REQUIRE(std::fabs(r.relative_error) < 0.05);
+    REQUIRE(r.test_accuracy > r.test_accuracy_bayes - 0.01); // as good as the Bayes classifier
+    REQUIRE(r.centre_rmse < 0.1);
+}

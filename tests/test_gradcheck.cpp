@@ -174,3 +174,34 @@ TEST_CASE("a two-layer network with dropout and the distillation loss passes the
         1e-2, kRtol, kAtol, [&] { kd_rng_seed(&rng, 7); });
     require_passes(r);
 }
+
+TEST_CASE("sqdist gradient matches central differences for points and centres", "[gradcheck]")
+{
+    std::vector<GradInput> in = {{5, 3, kdtest::random_uniform(15, -2, 2, 111), true},
+                                 {4, 3, kdtest::random_uniform(12, -2, 2, 112), true}};
+    require_passes(grad_check(
+        in, [](kd_tape *t, std::vector<kd_tensor *> &v) { return kd_op_sqdist(t, v[0], v[1]); }, 1e-2, kRtol, kAtol));
+}
+
+TEST_CASE("mul_scalar gradient matches central differences for the tensor and the scalar", "[gradcheck]")
+{
+    std::vector<GradInput> in = {{3, 4, kdtest::random_uniform(12, -1, 1, 121), true}, {1, 1, {0.7f}, true}};
+    require_passes(grad_check(
+        in, [](kd_tape *t, std::vector<kd_tensor *> &v) { return kd_op_mul_scalar(t, v[0], v[1]); }, 1e-2, kRtol,
+        kAtol));
+}
+
+TEST_CASE("a distance-softmax classifier passes the gradient check end to end", "[gradcheck]")
+{
+    std::vector<int32_t> labels = {0, 2, 1, 1, 0, 2};
+    std::vector<GradInput> in = {{6, 2, kdtest::random_uniform(12, -1, 1, 131), false},
+                                 {3, 2, kdtest::random_uniform(6, -1, 1, 132), true},
+                                 {1, 1, {1.3f}, true}};
+    require_passes(grad_check(
+        in,
+        [&](kd_tape *t, std::vector<kd_tensor *> &v) {
+            kd_tensor *logits = kd_op_scale(t, kd_op_mul_scalar(t, kd_op_sqdist(t, v[0], v[1]), v[2]), -1.0f);
+            return kd_op_softmax_ce(t, logits, labels.data());
+        },
+        1e-2, kRtol, kAtol));
+}

@@ -41,6 +41,12 @@ kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *lab
 kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
                          const int32_t *labels, float temperature, float alpha);
 
+/* D (B, K): D_ik = ||X_i - M_k||^2 for X (B, d) and M (K, d), summed in double. */
+kd_tensor *kd_op_sqdist(kd_tape *tape, kd_tensor *x, kd_tensor *m);
+/* Y = s X where s is a (1, 1) tensor (it may require a gradient, e.g. a learned
+ * inverse temperature). */
+kd_tensor *kd_op_mul_scalar(kd_tape *tape, kd_tensor *x, kd_tensor *s);
+
 #ifdef __cplusplus
 }
 #endif
