@@ -380,6 +380,17 @@ size_t kd_config_format(const kd_config *c, char *buf, size_t size)
     return used;
 }
 
+int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err)
+{
+    kd_config *c = malloc(sizeof *c);
+    if (!c) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    kd_config_defaults(c);
+    int rc = kd_config_load_text(c, text, "a stored config", err);
+    if (!rc && kd_config_format(c, out, size) >= size) rc = kd_error_set(err, KD_ERR_CONFIG, "a stored config is too long");
+    free(c);
+    return rc;
+}
+
 int kd_config_model(const kd_config *c, kd_mlp_config *mlp, kd_error *err)
 {
     memset(mlp, 0, sizeof *mlp);

@@ -72,6 +72,9 @@ int kd_config_validate(const kd_config *config, kd_error *err);
 /* The resolved configuration as INI text, every key included; returns the length
  * (as snprintf: may exceed size, then the text is cut). */
 size_t kd_config_format(const kd_config *config, char *buf, size_t size);
+/* The resolved text of a config text (defaults < text): texts written before a key
+ * existed compare equal to new ones that leave it at its default. */
+int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err);
 /* The model part as an MLP config. */
 int kd_config_model(const kd_config *config, kd_mlp_config *mlp, kd_error *err);
 

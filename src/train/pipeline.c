@@ -214,8 +214,9 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
         static char resolved[16384];
         kd_config_format(&req->config, resolved, sizeof resolved);
         snprintf(file, sizeof file, "%s/config.ini", dir);
+        static char normal[16384];
         char *existing = kd_read_text_file(file, 1 << 20, NULL);
-        bool same = existing && !strcmp(existing, resolved);
+        bool same = existing && kd_config_normalize(existing, normal, sizeof normal, NULL) == KD_OK && !strcmp(normal, resolved);
         free(existing);
         if (!same)
             rc = kd_error_set(err, KD_ERR_CONFIG, "%s exists with another config: remove it, or set pipeline.runs elsewhere", dir);

@@ -35,7 +35,7 @@ static void git_commit(char *buf, size_t size)
 }
 
 static const char *header =
-    "| run | architecture | parameters | test accuracy %% | per seed | NLL | ECE %% | T (fitted on val) | NLL at T | ECE %% at T | s/epoch |\n"
+    "| run | architecture | parameters | test accuracy % | per seed | NLL | ECE % | T (fitted on val) | NLL at T | ECE % at T | s/epoch |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 static void model_row(kd_strbuf *t, const char *label, const model_result *r)

@@ -6,6 +6,7 @@
 #include "io/ini.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,20 +52,36 @@ int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_er
     return kd_error_set(err, KD_ERR_IO, "%s/%s: too many runs of this name", base, name);
 }
 
+/* A metrics.csv row: 16 columns, or the first 12 (files written before the
+ * temperature diagnostic existed; the rest become NaN). */
+static int append_row(kd_run_dir *run, const kd_epoch_row *row, kd_error *err)
+{
+    if (run->n_rows == run->capacity) {
+        int64_t cap = run->capacity ? 2 * run->capacity : 64;
+        kd_epoch_row *rows = realloc(run->rows, (size_t)cap * sizeof *rows);
+        if (!rows) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics rows");
+        run->rows = rows;
+        run->capacity = cap;
+    }
+    run->rows[run->n_rows++] = *row;
+    return KD_OK;
+}
+
 static int parse_row(const char *line, kd_epoch_row *row)
 {
     double v[KD_METRICS_COLUMNS];
     const char *p = line;
-    for (int i = 0; i < KD_METRICS_COLUMNS; i++) {
+    int i = 0;
+    for (; i < KD_METRICS_COLUMNS; i++) {
         char *end;
         v[i] = strtod(p, &end);
         if (end == p) return -1;
         p = end;
-        if (i + 1 < KD_METRICS_COLUMNS) {
-            if (*p != ',') return -1;
-            p++;
-        }
+        if (*p != ',') break;
+        p++;
     }
+    if (*p != '\0' || (i + 1 != KD_METRICS_COLUMNS && i + 1 != 12)) return -1;
+    for (int k = i + 1; k < KD_METRICS_COLUMNS; k++) v[k] = NAN;
     *row = (kd_epoch_row){(int64_t)v[0], v[1], v[2], v[3], v[4],  v[5],  v[6],  v[7],
                           v[8],          v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
     return 0;
@@ -94,11 +111,10 @@ int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_e
             rc = kd_error_set(err, KD_ERR_DATA, "%s: cannot parse the row '%s'", csv, line);
             break;
         }
-        if (row.epoch <= keep_epochs) rc = kd_run_dir_add_epoch(run, &row, NULL);
+        if (row.epoch <= keep_epochs) rc = append_row(run, &row, err);
     }
     free(text);
-    /* add_epoch rewrote metrics.csv with the kept rows */
-    return rc;
+    return rc; /* reading never rewrites the file; the next kd_run_dir_add_epoch does */
 }
 
 void kd_run_dir_close(kd_run_dir *run)
@@ -122,14 +138,8 @@ int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, 
 
 int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err)
 {
-    if (run->n_rows == run->capacity) {
-        int64_t cap = run->capacity ? 2 * run->capacity : 64;
-        kd_epoch_row *rows = realloc(run->rows, (size_t)cap * sizeof *rows);
-        if (!rows) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics rows");
-        run->rows = rows;
-        run->capacity = cap;
-    }
-    run->rows[run->n_rows++] = *row;
+    int rc = append_row(run, row, err);
+    if (rc) return rc;
     size_t size = strlen(csv_header) + (size_t)run->n_rows * 420 + 1;
     char *text = malloc(size);
     if (!text) return kd_error_set(err, KD_ERR_IO, "out of memory for metrics.csv");
@@ -142,7 +152,7 @@ int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err
                                  r->val_ece, r->val_brier, r->epoch_seconds, r->samples_per_second, r->grad_norm,
                                  r->temperature, r->val_nll_at_t, r->train_eval_acc, r->train_eval_nll);
     }
-    int rc = kd_run_dir_write(run, "metrics.csv", text, err);
+    rc = kd_run_dir_write(run, "metrics.csv", text, err);
     free(text);
     return rc;
 }
