@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 
 #include "io/fileutil.h"
+#include "io/provenance.h"
 #include "io/strbuf.h"
 #include "io/svgplot.h"
 #include "train/gaussian.h"
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_SIGMAS 16
 
@@ -49,18 +49,18 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
                   const kd_gaussian_options *co, const kd_gaussian_result *counter, kd_error *err)
 {
     kd_strbuf md = {0}, csv = {0}, svg = {0};
-    char date[64];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    char date[64], commit[128];
+    kd_utc_now(date, sizeof date);
+    kd_git_commit(commit, sizeof commit);
     kd_strbuf_printf(&md, "# Gaussian clusters: the temperature of the Bayes-optimal classifier\n\n"
-                          "Produced by `kdtrain gaussian --classes %d --dim %d --samples %lld --epochs %d --seed %llu` on %s. "
+                          "Produced by `kdtrain gaussian --classes %d --dim %d --samples %lld --epochs %d --seed %llu` at commit %s on %s. "
                           "K = %d isotropic Gaussian clusters N(mu_k, sigma^2 I) in d = %d dimensions, centres ~ N(0, %.2g^2 I), "
                           "%lld training and %lld test samples per sigma. The Bayes-optimal classifier is softmax(-tau ||x - mu_k||^2) "
                           "with tau = 1/(2 sigma^2); a distance-softmax classifier with learnable centres and tau (AdamW, lr %.3g "
                           "with cosine decay, batch %d) is trained with kdtrain's engine.\n\n"
                           "| sigma | tau = 1/(2 sigma^2) | learned tau | relative error | centre RMSE | test NLL | Bayes NLL | "
                           "test accuracy %% | Bayes accuracy %% | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n",
-                     o->classes, o->dim, (long long)o->train_samples, o->epochs, (unsigned long long)o->seed, date, o->classes,
+                     o->classes, o->dim, (long long)o->train_samples, o->epochs, (unsigned long long)o->seed, commit, date, o->classes,
                      o->dim, o->centre_spread, (long long)o->train_samples, (long long)o->test_samples, o->lr, o->batch_size);
     kd_strbuf_printf(&csv, "sigma,tau_true,tau_learned,relative_error,centre_rmse,test_nll,test_nll_bayes,test_accuracy,test_accuracy_bayes\n");
     double tau_true[MAX_SIGMAS], tau_learned[MAX_SIGMAS];

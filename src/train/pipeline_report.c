@@ -5,6 +5,7 @@
 
 #include "io/fileutil.h"
 #include "io/ini.h"
+#include "io/provenance.h"
 #include "io/strbuf.h"
 #include "train/stats.h"
 
@@ -12,27 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Two-sided 95 % critical values of Student's t for 1..15 degrees of freedom. */
 static const double t_critical[16] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365,
                                       2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131};
-
-static void git_commit(char *buf, size_t size)
-{
-    snprintf(buf, size, "unknown");
-    FILE *f = popen("git rev-parse --short HEAD 2>/dev/null", "r");
-    if (!f) return;
-    if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
-    pclose(f);
-    f = popen("git status --porcelain --untracked-files=no 2>/dev/null", "r");
-    char line[8];
-    if (f && fgets(line, sizeof line, f)) {
-        size_t n = strlen(buf);
-        snprintf(buf + n, size - n, " (with uncommitted changes)");
-    }
-    if (f) pclose(f);
-}
 
 static const char *header =
     "| run | architecture | parameters | test accuracy % | per seed | NLL | ECE % | T (fitted on val) | NLL at T | ECE % at T | s/epoch |\n"
@@ -168,9 +152,8 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
     const kd_pipeline *p = s->p;
     kd_strbuf md = {0}, csv = {0};
     char commit[128], date[64], dir[KD_PIPE_TEXT + 16];
-    git_commit(commit, sizeof commit);
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    kd_git_commit(commit, sizeof commit);
+    kd_utc_now(date, sizeof date);
     kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command,
                      commit, date);
     for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);

@@ -3,6 +3,7 @@
 #include "train/sweep.h"
 
 #include "io/fileutil.h"
+#include "io/provenance.h"
 #include "io/strbuf.h"
 #include "io/svgplot.h"
 #include "train/pipeline_internal.h"
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_CURVES (KD_PIPE_MAX_REGIMES * KD_PIPE_MAX_RUNS * KD_PIPE_MAX_SEEDS)
 
@@ -107,14 +107,14 @@ static int write_outputs(const kd_pipeline *p, const curve *curves, int n, kd_er
             nll_gain[k] = c->val_nll[e] - c->nll_at_t[e];
         }
     double pearson = kd_pearson(gaps, temps, total), spearman = kd_spearman(gaps, temps, total);
-    char date[64];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    kd_strbuf_printf(&md, "# %s\n\nProduced by `kdtrain sweep -c %s` on %s (commit: see `git log` of this file); data `%s`; runs in `%s/`. "
+    char date[64], commit[128];
+    kd_utc_now(date, sizeof date);
+    kd_git_commit(commit, sizeof commit);
+    kd_strbuf_printf(&md, "# %s\n\nProduced by `kdtrain sweep -c %s` at commit %s on %s; data `%s`; runs in `%s/`. "
                           "After each diagnosed epoch, one temperature T is fitted on the validation split (exact NLL minimum), "
                           "and the accuracy on up to 10,000 training images is measured in evaluation mode (no dropout). "
                           "Gap = training accuracy − validation accuracy, in points.\n\n",
-                     p->title[0] ? p->title : "Overfitting diagnostic", p->source, date, p->data, p->runs_dir);
+                     p->title[0] ? p->title : "Overfitting diagnostic", p->source, commit, date, p->data, p->runs_dir);
     kd_strbuf_printf(&md, "Over all %d (run, epoch) points, the fitted T and the gap correlate with **Pearson r = %.3f** and "
                           "**Spearman ρ = %.3f**.\n\n",
                      total, pearson, spearman);
