@@ -45,8 +45,10 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     std::string ini = dir + "/pipe.ini";
     std::ofstream(ini) << "[pipeline]\ntitle = Tiny\ndata = " << data << "\nruns = " << dir << "/runs\nout = " << dir
                        << "/out\nseeds = 1, 2\nteacher = " << smoke << " train.epochs=3\n\n"
-                       << "[regime.tiny]\ntitle = Tiny students\nrun.alone = train " << smoke
-                       << " model.layers=16,8,4\nrun.kd = distill " << smoke << " model.layers=16,8,4\ncompare = kd - alone\n";
+                       << "[regime.tiny]\ntitle = Tiny students\nplot_x = distill.temperature\nplot_series = distill.alpha\n"
+                       << "run.alone = train " << smoke << " model.layers=16,8,4\nrun.kd = distill " << smoke
+                       << " model.layers=16,8,4\nrun.kd4 = distill " << smoke
+                       << " model.layers=16,8,4 distill.temperature=4\ncompare = kd - alone\n";
     std::string out;
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
     std::string md = read_text(dir + "/out/summary.md");
@@ -58,12 +60,14 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(md.find("| kd (distilled) | 16-8-4 |") != std::string::npos);
     REQUIRE(md.find("| kd − alone |") != std::string::npos);
     std::string csv = read_text(dir + "/out/summary.csv");
-    REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 6); // header, teacher, 2 runs x 2 seeds
+    REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 8); // header, teacher, 3 runs x 2 seeds
+    for (const char *plot : {"tiny-val-accuracy.svg", "tiny-test-accuracy.svg", "tiny-test-nll.svg", "tiny-test-ece.svg"})
+        REQUIRE(read_text(dir + "/out/" + plot).find("distill.alpha = 0.5") != std::string::npos);
     REQUIRE(kdtest::file_exists(dir + "/runs/tiny-kd-s2/model.h5"));
 
     // A second start reuses every finished run and writes the same tables.
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 0);
-    REQUIRE(out.find("[5/5] " + dir + "/runs/tiny-kd-s2: done before, reused") != std::string::npos);
+    REQUIRE(out.find("[5/7] " + dir + "/runs/tiny-kd-s2: done before, reused") != std::string::npos);
     REQUIRE(out.find("training") == std::string::npos);
     REQUIRE(read_text(dir + "/out/summary.csv") == csv);
 

@@ -380,6 +380,23 @@ size_t kd_config_format(const kd_config *c, char *buf, size_t size)
     return used;
 }
 
+bool kd_config_get_number(const kd_config *c, const char *name, double *value)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char full[160];
+        snprintf(full, sizeof full, "%s.%s", keys[i].section, keys[i].key);
+        if (strcmp(full, name) != 0) continue;
+        const char *field = (const char *)c + keys[i].offset;
+        switch (keys[i].type) {
+        case T_FLOAT: *value = *(const double *)field; return true;
+        case T_INT: *value = (double)*(const int64_t *)field; return true;
+        case T_U64: *value = (double)*(const uint64_t *)field; return true;
+        default: return false;
+        }
+    }
+    return false;
+}
+
 int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err)
 {
     kd_config *c = malloc(sizeof *c);

@@ -130,6 +130,8 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
     else if (!strcmp(e->key, "note")) return set_text(r->note, sizeof r->note, v, where, err);
     else if (!strcmp(e->key, "teacher")) return parse_spec(where, v, false, &r->teacher, err);
     else if (!strcmp(e->key, "compare")) return parse_compare(where, v, r, err);
+    else if (!strcmp(e->key, "plot_x")) return set_text(r->plot_x, sizeof r->plot_x, v, where, err);
+    else if (!strcmp(e->key, "plot_series")) return set_text(r->plot_series, sizeof r->plot_series, v, where, err);
     else if (!strncmp(e->key, "run.", 4) && e->key[4]) {
         if (r->n_runs == KD_PIPE_MAX_RUNS)
             return kd_error_set(err, KD_ERR_CONFIG, "%sat most %d runs a regime", where, KD_PIPE_MAX_RUNS);
@@ -137,7 +139,7 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
         if (set_text(run->name, sizeof run->name, e->key + 4, where, err)) return KD_ERR_CONFIG;
         return parse_spec(where, v, true, run, err);
     } else
-        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare)",
+        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare, plot_x, plot_series)",
                             p->source, e->line, e->section, e->key);
     return KD_OK;
 }
@@ -271,6 +273,9 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
         r->ece_low = c->test_before.ece_low;
         r->ece_high = c->test_before.ece_high;
         r->temperature = c->fit.temperature;
+        r->val_acc = c->fit_before.accuracy;
+        r->val_nll = c->fit_before.nll;
+        r->val_ece = c->fit_before.ece;
         r->nll_scaled = c->test_after.nll;
         r->ece_scaled = c->test_after.ece;
         r->ece_scaled_low = c->test_after.ece_low;

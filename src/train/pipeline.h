@@ -20,9 +20,9 @@ extern "C" {
 
 #define KD_PIPE_MAX_SEEDS 16
 #define KD_PIPE_MAX_REGIMES 8
-#define KD_PIPE_MAX_RUNS 8
+#define KD_PIPE_MAX_RUNS 24
 #define KD_PIPE_MAX_SETS 16
-#define KD_PIPE_MAX_COMPARE 8
+#define KD_PIPE_MAX_COMPARE 16
 #define KD_PIPE_TEXT 512
 
 typedef struct kd_pipe_run {
@@ -42,6 +42,8 @@ typedef struct kd_pipe_regime {
     int n_runs;
     char compare[KD_PIPE_MAX_COMPARE][2][64]; /* [k][0] - [k][1], paired by seed */
     int n_compare;
+    char plot_x[64];      /* a numeric config key: plot the runs' metrics against it */
+    char plot_series[64]; /* a numeric config key: one line per value (may be empty) */
 } kd_pipe_regime;
 
 typedef struct kd_pipeline {

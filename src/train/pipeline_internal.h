@@ -15,6 +15,8 @@ typedef struct model_result {
     size_t params;
     double acc, nll, ece, brier, epoch_seconds; /* test split, T = 1 */
     double temperature;                         /* fitted on validation */
+    double val_acc, val_nll, val_ece;           /* validation split, T = 1 */
+    double plot_x, plot_series;                 /* the regime's plot keys, from the run's config */
     double nll_scaled, ece_scaled;              /* test split at the fitted T */
     double ece_low, ece_high;                   /* bootstrap interval of the test ECE, T = 1 */
     double ece_scaled_low, ece_scaled_high;

@@ -3,7 +3,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train/pipeline_internal.h"
 
+#include "io/config.h"
 #include "io/fileutil.h"
+#include "io/svgplot.h"
 #include "io/ini.h"
 #include "io/provenance.h"
 #include "io/strbuf.h"
@@ -19,13 +21,13 @@ static const double t_critical[16] = {0,     12.706, 4.303, 3.182, 2.776, 2.571,
                                       2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131};
 
 static const char *header =
-    "| run | architecture | parameters | test accuracy % | per seed | NLL | ECE % | T (fitted on val) | NLL at T | ECE % at T | s/epoch |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|\n";
+    "| run | architecture | parameters | val accuracy % | test accuracy % | per seed | NLL | ECE % | T (fitted on val) | NLL at T | ECE % at T | s/epoch |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 static void model_row(kd_strbuf *t, const char *label, const model_result *r)
 {
-    kd_strbuf_printf(t, "| %s | %s | %zu | %.2f | | %.4f | %.2f [%.2f, %.2f] | %.3f | %.4f | %.2f [%.2f, %.2f] | %.2f |\n", label,
-                     r->arch, r->params, 100 * r->acc, r->nll, 100 * r->ece, 100 * r->ece_low, 100 * r->ece_high,
+    kd_strbuf_printf(t, "| %s | %s | %zu | %.2f | %.2f | | %.4f | %.2f [%.2f, %.2f] | %.3f | %.4f | %.2f [%.2f, %.2f] | %.2f |\n", label,
+                     r->arch, r->params, 100 * r->val_acc, 100 * r->acc, r->nll, 100 * r->ece, 100 * r->ece_low, 100 * r->ece_high,
                      r->temperature, r->nll_scaled, 100 * r->ece_scaled, 100 * r->ece_scaled_low, 100 * r->ece_scaled_high,
                      r->epoch_seconds);
 }
@@ -38,6 +40,7 @@ static double f_t(const model_result *r) { return r->temperature; }
 static double f_nll_t(const model_result *r) { return r->nll_scaled; }
 static double f_ece_t(const model_result *r) { return 100 * r->ece_scaled; }
 static double f_sec(const model_result *r) { return r->epoch_seconds; }
+static double f_val_acc(const model_result *r) { return 100 * r->val_acc; }
 
 static kd_stat over_seeds(const pipe_state *s, int ri, int k, field_fn f)
 {
@@ -83,8 +86,10 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
     for (int k = 0; k < r->n_runs; k++) {
         kd_stat a = over_seeds(s, ri, k, f_acc), l = over_seeds(s, ri, k, f_nll), e = over_seeds(s, ri, k, f_ece);
         kd_stat tt = over_seeds(s, ri, k, f_t), lt = over_seeds(s, ri, k, f_nll_t), et = over_seeds(s, ri, k, f_ece_t);
-        kd_strbuf_printf(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | ", r->runs[k].name, r->runs[k].distill ? "distilled" : "alone",
-                         s->results[ri][k][0].arch, s->results[ri][k][0].params, a.mean, a.sd);
+        kd_stat va = over_seeds(s, ri, k, f_val_acc);
+        kd_strbuf_printf(t, "| %s (%s) | %s | %zu | %.2f ± %.2f | %.2f ± %.2f | ", r->runs[k].name,
+                         r->runs[k].distill ? "distilled" : "alone", s->results[ri][k][0].arch, s->results[ri][k][0].params,
+                         va.mean, va.sd, a.mean, a.sd);
         for (int i = 0; i < n; i++) kd_strbuf_printf(t, "%s%.2f", i ? " / " : "", f_acc(&s->results[ri][k][i]));
         kd_strbuf_printf(t, " | %.4f ± %.4f | %.2f ± %.2f | %.3f ± %.3f | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd,
                          e.mean, e.sd, tt.mean, tt.sd, lt.mean, lt.sd, et.mean, et.sd, over_seeds(s, ri, k, f_sec).mean);
@@ -123,6 +128,79 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
                          r->runs[k].name, r->id, r->runs[k].name);
 }
 
+/* The value of a numeric config key for a run: its config file, then its overrides. */
+static bool run_value(const kd_pipe_run *spec, const char *key, double *value)
+{
+    kd_config *c = malloc(sizeof *c);
+    bool ok = c != NULL;
+    if (ok) {
+        kd_config_defaults(c);
+        ok = kd_config_load_file(c, spec->config, NULL) == KD_OK;
+        for (int i = 0; ok && i < spec->n_sets; i++) ok = kd_config_set(c, spec->sets[i], NULL) == KD_OK;
+        ok = ok && kd_config_get_number(c, key, value);
+    }
+    free(c);
+    return ok;
+}
+
+/* OUT/ID-NAME.svg: a metric (mean over seeds) against plot_x, a line per plot_series value. */
+static int regime_plot(const pipe_state *s, int ri, const char *name, const char *y_label, field_fn f, kd_error *err)
+{
+    const kd_pipe_regime *r = &s->p->regimes[ri];
+    double xs[KD_PIPE_MAX_RUNS], group[KD_PIPE_MAX_RUNS], ys[KD_PIPE_MAX_RUNS][KD_PIPE_MAX_RUNS];
+    double px[KD_PIPE_MAX_RUNS][KD_PIPE_MAX_RUNS];
+    int counts[KD_PIPE_MAX_RUNS] = {0}, n_groups = 0;
+    char names[KD_PIPE_MAX_RUNS][96];
+    kd_series series[KD_PIPE_MAX_RUNS];
+    for (int k = 0; k < r->n_runs; k++) {
+        double g = 0;
+        if (!run_value(&r->runs[k], r->plot_x, &xs[k])) continue;
+        if (r->plot_series[0] && !run_value(&r->runs[k], r->plot_series, &g)) continue;
+        if (r->plot_series[0] && !r->runs[k].distill) continue; /* a plain run has no distillation setting */
+        int gi = 0;
+        while (gi < n_groups && group[gi] != g) gi++;
+        if (gi == n_groups) {
+            group[n_groups] = g;
+            snprintf(names[n_groups], sizeof names[0], "%s = %g", r->plot_series[0] ? r->plot_series : "runs", g);
+            n_groups++;
+        }
+        int at = counts[gi]++; /* insertion by x */
+        double y = over_seeds(s, ri, k, f).mean;
+        while (at > 0 && px[gi][at - 1] > xs[k]) {
+            px[gi][at] = px[gi][at - 1];
+            ys[gi][at] = ys[gi][at - 1];
+            at--;
+        }
+        px[gi][at] = xs[k];
+        ys[gi][at] = y;
+    }
+    for (int g = 0; g < n_groups; g++) series[g] = (kd_series){names[g], px[g], ys[g], counts[g]};
+    char title[256], file[160];
+    snprintf(title, sizeof title, "%s against %s", y_label, r->plot_x);
+    kd_plot plot = {title, r->plot_x, y_label, true, series, n_groups};
+    kd_strbuf svg = {0};
+    kd_plot_svg(&plot, &svg);
+    snprintf(file, sizeof file, "%s-%s.svg", r->id, name);
+    int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic_in(s->p->out_dir, file, svg.text, svg.length, err);
+    kd_strbuf_free(&svg);
+    return rc;
+}
+
+static int regime_plots(kd_strbuf *md, const pipe_state *s, int ri, kd_error *err)
+{
+    const kd_pipe_regime *r = &s->p->regimes[ri];
+    if (!r->plot_x[0]) return KD_OK;
+    int rc = regime_plot(s, ri, "val-accuracy", "validation accuracy %", f_val_acc, err);
+    if (!rc) rc = regime_plot(s, ri, "test-accuracy", "test accuracy %", f_acc, err);
+    if (!rc) rc = regime_plot(s, ri, "test-nll", "test NLL", f_nll, err);
+    if (!rc) rc = regime_plot(s, ri, "test-ece", "test ECE %", f_ece, err);
+    kd_strbuf_printf(md, "\nMeans over seeds against %s:\n\n| validation accuracy | test accuracy |\n|---|---|\n"
+                         "| ![](%s-val-accuracy.svg) | ![](%s-test-accuracy.svg) |\n| **test NLL** | **test ECE** |\n"
+                         "| ![](%s-test-nll.svg) | ![](%s-test-ece.svg) |\n",
+                     r->plot_x, r->id, r->id, r->id, r->id);
+    return rc;
+}
+
 /* Copies a run's test reliability diagrams into OUT/diagrams as NAME-before/after.svg. */
 static int copy_diagrams(const kd_pipeline *p, const char *run_dir, const char *name, kd_error *err)
 {
@@ -142,8 +220,8 @@ static int copy_diagrams(const kd_pipeline *p, const char *run_dir, const char *
 
 static void csv_row(kd_strbuf *csv, const char *regime, const char *run, const char *kind, const char *seed, const model_result *m)
 {
-    kd_strbuf_printf(csv, "%s,%s,%s,%s,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", regime, run, kind, seed, m->arch,
-                     m->params, m->acc, m->nll, m->ece, m->brier, m->temperature, m->nll_scaled, m->ece_scaled,
+    kd_strbuf_printf(csv, "%s,%s,%s,%s,%s,%zu,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%s\n", regime, run, kind, seed,
+                     m->arch, m->params, m->val_acc, m->val_nll, m->val_ece, m->acc, m->nll, m->ece, m->brier, m->temperature, m->nll_scaled, m->ece_scaled,
                      m->epoch_seconds, m->path);
 }
 
@@ -164,7 +242,7 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
                      (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir, header);
     model_row(&md, "teacher", &s->teacher);
     kd_strbuf_printf(&md, "\n| before | after |\n|---|---|\n| ![](diagrams/teacher-before.svg) | ![](diagrams/teacher-after.svg) |\n");
-    kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,test_accuracy,test_nll,test_ece,test_brier,"
+    kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,val_accuracy,val_nll,val_ece,test_accuracy,test_nll,test_ece,test_brier,"
                            "temperature,test_nll_at_T,test_ece_at_T,epoch_seconds,run_folder\n");
     csv_row(&csv, "teacher", "teacher", "train", "", &s->teacher);
     snprintf(dir, sizeof dir, "%s/diagrams", p->out_dir);
@@ -173,6 +251,7 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
         const kd_pipe_regime *r = &p->regimes[ri];
         regime_report(&md, s, ri);
+        if (!rc) rc = regime_plots(&md, s, ri, err);
         if (r->teacher.config[0]) csv_row(&csv, r->id, "teacher", "train", "", &s->regime_teacher[ri]);
         for (int k = 0; k < r->n_runs && !rc; k++) {
             char name[160], seed[32];
