@@ -149,8 +149,9 @@ static int evaluate(const eval_args *e, kd_error *err)
     if (rc) return rc;
     kd_mlp mlp;
     if ((rc = kd_mlp_create(&mlp, &mc, err))) return rc;
-    static char config_text[16384];
+    char *config_text = malloc(1 << 16);
     kd_calibration calib;
+    memset(&calib, 0, sizeof calib);
     kd_config cfg;
     kd_config_defaults(&cfg);
     kd_dataset ds;
@@ -159,7 +160,8 @@ static int evaluate(const eval_args *e, kd_error *err)
     kd_tape_init(&tape, 0);
     float *logits = NULL;
     int64_t *confusion = NULL;
-    rc = kd_checkpoint_load(model_path, &mlp, NULL, NULL, config_text, sizeof config_text, &calib, err);
+    rc = config_text ? kd_checkpoint_load(model_path, &mlp, NULL, NULL, config_text, 1 << 16, &calib, err)
+                     : kd_error_set(err, KD_ERR_IO, "out of memory");
     if (!rc) rc = kd_config_load_text(&cfg, config_text, "the checkpoint's config", err);
     if (!rc && !e->data && !cfg.data.path[0])
         rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", model_path);
@@ -216,6 +218,7 @@ static int evaluate(const eval_args *e, kd_error *err)
     free(m);
     free(logits);
     free(confusion);
+    free(config_text);
     kd_tape_free(&tape);
     kd_dataset_close(&ds);
     kd_mlp_free(&mlp);

@@ -408,6 +408,17 @@ int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err)
     return rc;
 }
 
+bool kd_config_matches(const char *stored_text, const kd_config *config)
+{
+    const size_t size = 1 << 16;
+    char *a = malloc(size), *b = malloc(size);
+    bool same = a && b && kd_config_normalize(stored_text, a, size, NULL) == KD_OK && kd_config_format(config, b, size) < size &&
+                strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
 int kd_config_model(const kd_config *c, kd_mlp_config *mlp, kd_error *err)
 {
     memset(mlp, 0, sizeof *mlp);

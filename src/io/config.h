@@ -75,6 +75,9 @@ size_t kd_config_format(const kd_config *config, char *buf, size_t size);
 /* The resolved text of a config text (defaults < text): texts written before a key
  * existed compare equal to new ones that leave it at its default. */
 int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err);
+/* Whether a stored config text (a run's config.ini, a checkpoint's config) resolves
+ * to the same configuration as config. */
+bool kd_config_matches(const char *stored_text, const kd_config *config);
 /* The value of a numeric key ("distill.temperature") as a double; false when the
  * key is unknown or not a number. */
 bool kd_config_get_number(const kd_config *config, const char *name, double *value);

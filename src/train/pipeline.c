@@ -213,12 +213,9 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
     snprintf(result->path, sizeof result->path, "%s", dir);
     s->done++;
     if (!rc && kd_is_directory(dir)) {
-        static char resolved[16384];
-        kd_config_format(&req->config, resolved, sizeof resolved);
         snprintf(file, sizeof file, "%s/config.ini", dir);
-        static char normal[16384];
         char *existing = kd_read_text_file(file, 1 << 20, NULL);
-        bool same = existing && kd_config_normalize(existing, normal, sizeof normal, NULL) == KD_OK && !strcmp(normal, resolved);
+        bool same = existing && kd_config_matches(existing, &req->config);
         free(existing);
         if (!same)
             rc = kd_error_set(err, KD_ERR_CONFIG, "%s exists with another config: remove it, or set pipeline.runs elsewhere", dir);
@@ -231,8 +228,8 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
         if (!rc) req->resume = dir;
     }
     if (!rc) {
-        fprintf(stderr, "[%d/%d] %s %s%s\n", s->done, s->total, req->resume ? "resuming" : spec->distill ? "distilling" : "training",
-                dir, teacher ? "" : "");
+        fprintf(stderr, "[%d/%d] %s %s\n", s->done, s->total, req->resume ? "resuming" : spec->distill ? "distilling" : "training",
+                dir);
         req->teacher = teacher;
         req->quiet = s->quiet;
         char out[KD_PIPE_TEXT + 128];

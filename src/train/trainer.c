@@ -174,8 +174,7 @@ static int resume_state(trainer *t, kd_error *err)
     kd_train_state ts;
     int rc = kd_checkpoint_load(path, &t->model, &os, &ts, text, sizeof text, NULL, err);
     if (rc) return rc;
-    static char normal[CONFIG_TEXT_MAX];
-    if (kd_config_normalize(text, normal, sizeof normal, NULL) != KD_OK || strcmp(normal, t->config_text) != 0)
+    if (!kd_config_matches(text, t->cfg))
         return kd_error_set(err, KD_ERR_CONFIG, "%s: its config differs from %s/config.ini; resume needs the run's own config",
                             path, t->run.path);
     t->optim.step = os.step;
