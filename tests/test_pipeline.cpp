@@ -48,7 +48,7 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
                        << "[regime.tiny]\ntitle = Tiny students\nplot_x = distill.temperature\nplot_series = distill.alpha\n"
                        << "run.alone = train " << smoke << " model.layers=16,8,4\nrun.kd = distill " << smoke
                        << " model.layers=16,8,4\nrun.kd4 = distill " << smoke
-                       << " model.layers=16,8,4 distill.temperature=4\ncompare = kd - alone\n";
+                       << " model.layers=16,8,4 distill.temperature=4\ncompare = kd - alone\nvs_temperature = kd - alone\n";
     std::string out;
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
     std::string md = read_text(dir + "/out/summary.md");
@@ -59,6 +59,9 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(md.find("| alone (alone) | 16-8-4 |") != std::string::npos);
     REQUIRE(md.find("| kd (distilled) | 16-8-4 |") != std::string::npos);
     REQUIRE(md.find("| kd − alone |") != std::string::npos);
+    REQUIRE(md.find("### Distillation or one temperature?") != std::string::npos);
+    REQUIRE(md.find("| alone + one temperature |") != std::string::npos);
+    REQUIRE(md.find("**Answer:** ") != std::string::npos);
     std::string csv = read_text(dir + "/out/summary.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 8); // header, teacher, 3 runs x 2 seeds
     for (const char *plot : {"tiny-val-accuracy.svg", "tiny-test-accuracy.svg", "tiny-test-nll.svg", "tiny-test-ece.svg"})

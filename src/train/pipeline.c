@@ -131,6 +131,11 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
     else if (!strcmp(e->key, "teacher")) return parse_spec(where, v, false, &r->teacher, err);
     else if (!strcmp(e->key, "compare")) return parse_compare(where, v, r, err);
     else if (!strcmp(e->key, "plot_x")) return set_text(r->plot_x, sizeof r->plot_x, v, where, err);
+    else if (!strcmp(e->key, "vs_temperature")) {
+        if (sscanf(v, " %63[A-Za-z0-9_] - %63[A-Za-z0-9_] ", r->vs_temperature[0], r->vs_temperature[1]) != 2)
+            return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 'DISTILLED - ALONE', found '%s'", where, v);
+        return KD_OK;
+    }
     else if (!strcmp(e->key, "plot_series")) return set_text(r->plot_series, sizeof r->plot_series, v, where, err);
     else if (!strncmp(e->key, "run.", 4) && e->key[4]) {
         if (r->n_runs == KD_PIPE_MAX_RUNS)
@@ -139,7 +144,7 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
         if (set_text(run->name, sizeof run->name, e->key + 4, where, err)) return KD_ERR_CONFIG;
         return parse_spec(where, v, true, run, err);
     } else
-        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare, plot_x, plot_series)",
+        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare, plot_x, plot_series, vs_temperature)",
                             p->source, e->line, e->section, e->key);
     return KD_OK;
 }
@@ -173,6 +178,10 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
     for (int i = 0; i < p->n_regimes; i++) {
         const kd_pipe_regime *r = &p->regimes[i];
         if (!r->n_runs) return kd_error_set(err, KD_ERR_CONFIG, "%s: [regime.%s] lists no run.NAME", path, r->id);
+        for (int j = 0; j < 2 && r->vs_temperature[0][0]; j++)
+            if (kd_pipe_find_run(r, r->vs_temperature[j]) < 0)
+                return kd_error_set(err, KD_ERR_CONFIG, "%s: regime.%s.vs_temperature: no run named '%s'", path, r->id,
+                                    r->vs_temperature[j]);
         for (int k = 0; k < r->n_compare; k++)
             for (int j = 0; j < 2; j++)
                 if (kd_pipe_find_run(r, r->compare[k][j]) < 0)

@@ -44,6 +44,7 @@ typedef struct kd_pipe_regime {
     int n_compare;
     char plot_x[64];      /* a numeric config key: plot the runs' metrics against it */
     char plot_series[64]; /* a numeric config key: one line per value (may be empty) */
+    char vs_temperature[2][64]; /* "DISTILLED - ALONE": distillation against one temperature */
 } kd_pipe_regime;
 
 typedef struct kd_pipeline {

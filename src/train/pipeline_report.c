@@ -186,6 +186,57 @@ static int regime_plot(const pipe_state *s, int ri, const char *name, const char
     return rc;
 }
 
+/* Distillation or one temperature? The student alone and distilled, each without
+ * and with a temperature fitted on validation, and a plain answer from paired t-tests
+ * of the alone student at its T against the distilled student without one. */
+static void vs_temperature(kd_strbuf *t, const pipe_state *s, int ri)
+{
+    const kd_pipe_regime *r = &s->p->regimes[ri];
+    if (!r->vs_temperature[0][0]) return;
+    int d = kd_pipe_find_run(r, r->vs_temperature[0]), a = kd_pipe_find_run(r, r->vs_temperature[1]), n = s->p->n_seeds;
+    const model_result *d1 = &s->results[ri][d][0], *a1 = &s->results[ri][a][0];
+    kd_stat acc_a = over_seeds(s, ri, a, f_acc), acc_d = over_seeds(s, ri, d, f_acc);
+    kd_stat nll_a = over_seeds(s, ri, a, f_nll), nll_at = over_seeds(s, ri, a, f_nll_t), nll_d = over_seeds(s, ri, d, f_nll),
+            nll_dt = over_seeds(s, ri, d, f_nll_t);
+    kd_stat ece_a = over_seeds(s, ri, a, f_ece), ece_at = over_seeds(s, ri, a, f_ece_t), ece_d = over_seeds(s, ri, d, f_ece),
+            ece_dt = over_seeds(s, ri, d, f_ece_t);
+    kd_strbuf_printf(t, "\n### Distillation or one temperature?\n\nTest split, mean ± sd over %d seeds; the bracket is the 95 %% "
+                        "bootstrap interval of the seed-%llu model's ECE.\n\n"
+                        "| model | accuracy %% | NLL | ECE %% |\n|---|---|---|---|\n",
+                     n, (unsigned long long)s->p->seeds[0]);
+    kd_strbuf_printf(t, "| %s, no temperature | %.2f ± %.2f | %.4f ± %.4f | %.2f ± %.2f [%.2f, %.2f] |\n", r->vs_temperature[1], acc_a.mean,
+                     acc_a.sd, nll_a.mean, nll_a.sd, ece_a.mean, ece_a.sd, 100 * a1->ece_low, 100 * a1->ece_high);
+    kd_strbuf_printf(t, "| %s + one temperature | %.2f ± %.2f | %.4f ± %.4f | %.2f ± %.2f [%.2f, %.2f] |\n", r->vs_temperature[1],
+                     acc_a.mean, acc_a.sd, nll_at.mean, nll_at.sd, ece_at.mean, ece_at.sd, 100 * a1->ece_scaled_low,
+                     100 * a1->ece_scaled_high);
+    kd_strbuf_printf(t, "| %s, no temperature | %.2f ± %.2f | %.4f ± %.4f | %.2f ± %.2f [%.2f, %.2f] |\n", r->vs_temperature[0], acc_d.mean,
+                     acc_d.sd, nll_d.mean, nll_d.sd, ece_d.mean, ece_d.sd, 100 * d1->ece_low, 100 * d1->ece_high);
+    kd_strbuf_printf(t, "| %s + one temperature | %.2f ± %.2f | %.4f ± %.4f | %.2f ± %.2f [%.2f, %.2f] |\n", r->vs_temperature[0],
+                     acc_d.mean, acc_d.sd, nll_dt.mean, nll_dt.sd, ece_dt.mean, ece_dt.sd, 100 * d1->ece_scaled_low,
+                     100 * d1->ece_scaled_high);
+    /* alone at its T (A) against distilled without one (B), paired by seed */
+    double xa[KD_PIPE_MAX_SEEDS], xb[KD_PIPE_MAX_SEEDS], ea[KD_PIPE_MAX_SEEDS], eb[KD_PIPE_MAX_SEEDS];
+    for (int i = 0; i < n; i++) {
+        xa[i] = f_nll_t(&s->results[ri][a][i]);
+        xb[i] = f_nll(&s->results[ri][d][i]);
+        ea[i] = f_ece_t(&s->results[ri][a][i]);
+        eb[i] = f_ece(&s->results[ri][d][i]);
+    }
+    kd_stat dn = kd_stat_paired(xa, xb, n), de = kd_stat_paired(ea, eb, n);
+    double tn, te;
+    const char *vn = verdict(dn, &tn), *ve = verdict(de, &te);
+    bool temperature_wins = dn.mean > 0 && strcmp(vn, "beyond seed noise") == 0;
+    bool distill_wins = dn.mean < 0 && strcmp(vn, "beyond seed noise") == 0;
+    kd_strbuf_printf(t, "\n**Answer:** %s The distilled student's NLL minus that of the student alone after one temperature is "
+                        "%+.4f ± %.4f (paired t = %.2f: %s); its ECE minus theirs is %+.2f ± %.2f points (t = %.2f: %s). "
+                        "The distilled student with its own temperature reaches NLL %.4f and ECE %.2f %%; its accuracy differs "
+                        "from the student alone by %+.2f points.\n",
+                     temperature_wins ? "one temperature fitted on validation calibrates better than distillation does."
+                     : distill_wins   ? "distillation calibrates better than one fitted temperature."
+                                      : "distillation and one fitted temperature calibrate equally well, within seed noise.",
+                     dn.mean, dn.sd, tn, vn, de.mean, de.sd, te, ve, nll_dt.mean, ece_dt.mean, acc_d.mean - acc_a.mean);
+}
+
 static int regime_plots(kd_strbuf *md, const pipe_state *s, int ri, kd_error *err)
 {
     const kd_pipe_regime *r = &s->p->regimes[ri];
@@ -251,6 +302,7 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
         const kd_pipe_regime *r = &p->regimes[ri];
         regime_report(&md, s, ri);
+        vs_temperature(&md, s, ri);
         if (!rc) rc = regime_plots(&md, s, ri, err);
         if (r->teacher.config[0]) csv_row(&csv, r->id, "teacher", "train", "", &s->regime_teacher[ri]);
         for (int k = 0; k < r->n_runs && !rc; k++) {
