@@ -14,7 +14,8 @@ void kd_git_commit(char *buf, size_t size)
     if (fgets(buf, (int)size, f)) buf[strcspn(buf, "\n")] = '\0';
     pclose(f);
     if (!buf[0]) snprintf(buf, size, "unknown");
-    f = popen("git status --porcelain --untracked-files=no 2>/dev/null", "r");
+    /* results/ holds outputs, not inputs: rewriting one report must not mark the next */
+    f = popen("git status --porcelain --untracked-files=no -- . ':(exclude)results' 2>/dev/null", "r");
     char line[8];
     if (f && fgets(line, sizeof line, f)) {
         size_t n = strlen(buf);
