@@ -10,6 +10,7 @@
 #include "io/fileutil.h"
 #include "io/ini.h"
 #include "io/json.h"
+#include "io/provenance.h"
 #include "nn/optim.h"
 #include "train/evaluate.h"
 #include "train/run_dir.h"
@@ -368,6 +369,11 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
     kd_json_number(&j, "this_session_seconds", total_seconds);
     kd_json_int(&j, "threads", kd_get_num_threads());
+    char commit[128], date[64];
+    kd_git_commit(commit, sizeof commit);
+    kd_utc_now(date, sizeof date);
+    kd_json_string(&j, "commit", commit);
+    kd_json_string(&j, "finished", date);
     kd_json_end_object(&j);
     int rc = j.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
                       : kd_run_dir_write(r, "summary.json", j.text, err);
