@@ -3,14 +3,19 @@
  * adaptive and classwise ECE) on N x C synthetic logits whose labels are drawn
  * from softmax(z / 2), so the best temperature is about 2.
  *
- *   bench_calibrate [--rows 10000] [--classes 10] [--repeat 20]
+ *   bench_calibrate [--rows 10000] [--classes 10] [--repeat 20] [--threads N] [--dump PREFIX]
+ *
+ * --dump writes PREFIX.logits.f32, PREFIX.labels.i32 and PREFIX.shape, so that
+ * scripts/bench_pytorch.py fits the same logits. Prints `name value` lines too.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "calib/reliability.h"
 #include "calib/temperature.h"
+#include "core/gemm.h"
 #include "core/rng.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +30,14 @@ static double now_seconds(void)
 
 int main(int argc, char **argv)
 {
-    int rows = 10000, classes = 10, repeat = 20;
+    int rows = 10000, classes = 10, repeat = 20, threads = 0;
+    const char *dump = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--rows")) rows = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--classes")) classes = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--repeat")) repeat = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dump")) dump = argv[i + 1];
         else {
             fprintf(stderr, "bench_calibrate: unknown option %s\n", argv[i]);
             return 2;
@@ -54,6 +62,23 @@ int main(int argc, char **argv)
         while (c < classes - 1 && (u -= p[c]) > 0) c++;
         y[i] = c;
     }
+    if (threads > 0) kd_set_num_threads(threads);
+    if (dump) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.logits.f32", dump);
+        FILE *f = fopen(path, "wb");
+        bool ok = f && fwrite(z, sizeof *z, (size_t)rows * classes, f) == (size_t)rows * classes;
+        if (f) fclose(f);
+        snprintf(path, sizeof path, "%s.labels.i32", dump);
+        f = fopen(path, "wb");
+        ok = ok && f && fwrite(y, sizeof *y, (size_t)rows, f) == (size_t)rows;
+        if (f) fclose(f);
+        snprintf(path, sizeof path, "%s.shape", dump);
+        f = fopen(path, "w");
+        ok = ok && f && fprintf(f, "%d %d\n", rows, classes) > 0;
+        if (f) fclose(f);
+        if (!ok) return fprintf(stderr, "bench_calibrate: cannot write %s.*\n", dump), 1;
+    }
     kd_temperature_fit fit;
     kd_error err;
     double best_fit = 1e9, best_report = 1e9;
@@ -73,6 +98,10 @@ int main(int argc, char **argv)
            1e3 * best_fit, repeat);
     printf("full report (ECE + 1000-resample bootstrap, MCE, adaptive, classwise, NLL, Brier): %.1f ms (best of %d)\n",
            1e3 * best_report, repeat);
+    int n = kd_get_num_threads();
+    printf("kdtrain_tfit_ms_t%d %.4f\nkdtrain_tfit_T_t%d %.8f\nkdtrain_tfit_nll_t%d %.10f\nkdtrain_tfit_steps_t%d %d\n"
+           "kdtrain_report_ms_t%d %.2f\n",
+           n, 1e3 * best_fit, n, fit.temperature, n, fit.nll_after, n, fit.iterations, n, 1e3 * best_report);
     free(z);
     free(y);
     free(p);

@@ -165,6 +165,9 @@ int main(int argc, char **argv)
     printf("teacher 784-1200-1200-10 epoch (SGD, dropout 0.3): %.2f s (%.2f ms/step x %.0f steps)\n", t_teacher,
            1e3 * t_step, batches);
     printf("streaming vs naive: %.0fx faster\n", t_naive * batches / t_stream);
+    printf("kdtrain_data_memory_epoch_s %.4f\nkdtrain_data_stream_epoch_s %.4f\nkdtrain_data_naive_epoch_s %.1f\n"
+           "kdtrain_data_teacher_epoch_s %.3f\nkdtrain_data_memory_share_pct %.2f\nkdtrain_data_stream_share_pct %.2f\n",
+           t_mem, t_stream, t_naive * batches, t_teacher, 100 * t_mem / t_teacher, 100 * t_stream / t_teacher);
     kd_dataset_close(&ds);
     return 0;
 }

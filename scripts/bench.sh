@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: kdtrain and the same work in PyTorch (Debian's
+# python3-torch, through its oneDNN path when it has one), in one run, on this
+# machine, with 1 and 2 threads. Prints a table of ratios and writes it to
+# results/bench.md with the date, machine, commit and the competing CPU load.
+#   scripts/bench.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steps_teacher=200; steps_small=2000; pysteps=200
+if [ "${1:-}" = "--quick" ]; then steps_teacher=30; steps_small=300; pysteps=30; fi
+
+scripts/bootstrap.sh
+scripts/build.sh build >/dev/null
+b=build/bench
+raw=$(mktemp)
+trap 'rm -f "$raw" /tmp/kdbench-$$.*' EXIT
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+for t in 1 2; do
+  echo "== $t thread(s)" >&2
+  echo "load_t$t $(load)" >>"$raw"
+  $b/bench_peak --threads "$t" >>"$raw" 2>/dev/null
+  $b/bench_train --model teacher --batch 128 --steps $steps_teacher --threads "$t" >>"$raw"
+  $b/bench_train --model teacher --batch 256 --steps $((steps_teacher / 2)) --threads "$t" >>"$raw"
+  $b/bench_train --model student --batch 128 --steps $steps_small --threads "$t" >>"$raw"
+  $b/bench_train --model distill --batch 128 --steps $steps_small --threads "$t" >>"$raw"
+  $b/bench_calibrate --threads "$t" --repeat 20 --dump /tmp/kdbench-$$ | grep '^kdtrain_' >>"$raw"
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 scripts/bench_pytorch.py --threads "$t" --steps $pysteps --logits /tmp/kdbench-$$ >>"$raw"
+  else
+    echo "bench.sh: PyTorch is not installed (apt-get install python3-torch): its column stays empty" >&2
+  fi
+done
+if [ -f data/fashion-mnist.h5 ]; then
+  $b/bench_data --data data/fashion-mnist.h5 --naive-batches 5 | grep '^kdtrain_' >>"$raw"
+fi
+
+value() { awk -v k="$1" '$1 == k { print $2; exit }' "$raw"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f", a / b }'; }
+row() { # name, kdtrain value, pytorch value, unit, target
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "${2:-–}" "${3:-–}" "$(ratio "$2" "$3")" "$4"
+}
+
+out=results/bench.md
+mkdir -p results
+{
+  echo "# kdtrain against PyTorch, side by side"
+  echo
+  echo "Produced by \`scripts/bench.sh\` at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) on $(date -u '+%Y-%m-%d %H:%M UTC');"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'),"
+  echo "oneDNN $(build/kdtrain info | awk '/oneDNN/ {print $2}'), PyTorch $(value pytorch_version_t1 || true)$(value pytorch_version) ($(value pytorch_path) for its Linear layers)."
+  echo "Competing load (1-minute load average before each half): $(value load_t1) before the 1-thread runs, $(value load_t2) before the 2-thread runs."
+  echo "Training steps: synthetic data, AdamW/Adam lr 1e-3, teacher 784-1200-1200-10 with dropout 0.3, student 784-64-10,"
+  echo "distillation with T = 4, alpha = 0.9 and cached teacher logits. Ratios are kdtrain / PyTorch (higher is faster)."
+  echo
+  echo "| measure | kdtrain | PyTorch | ratio | target |"
+  echo "|---|---|---|---|---|"
+  for t in 1 2; do
+    row "teacher samples/s, batch 128, $t thread(s)" "$(value kdtrain_teacher_b128_t$t)" "$(value pytorch_teacher_b128_t$t)" "≥ 2.5 (2 threads)"
+    row "teacher samples/s, batch 256, $t thread(s)" "$(value kdtrain_teacher_b256_t$t)" "$(value pytorch_teacher_b256_t$t)" ""
+    row "student samples/s, batch 128, $t thread(s)" "$(value kdtrain_student_b128_t$t)" "$(value pytorch_student_b128_t$t)" "≥ 5"
+    row "distilled student samples/s, batch 128, $t thread(s)" "$(value kdtrain_distill_b128_t$t)" "$(value pytorch_distill_b128_t$t)" "≥ 5"
+    row "temperature fit, 10,000 x 10, speed-up, $t thread(s)" "$(value kdtrain_tfit_ms_t$t) ms" "$(value pytorch_lbfgs_ms_t$t) ms" "≥ 50"
+  done
+  echo
+  echo "Ratios of the temperature fit are PyTorch's time over kdtrain's: $(ratio "$(value pytorch_lbfgs_ms_t1)" "$(value kdtrain_tfit_ms_t1)")× on 1 thread, $(ratio "$(value pytorch_lbfgs_ms_t2)" "$(value kdtrain_tfit_ms_t2)")× on 2."
+  echo "NLL reached on the same logits: kdtrain $(value kdtrain_tfit_nll_t1) at T = $(value kdtrain_tfit_T_t1) ($(value kdtrain_tfit_steps_t1) passes, the exact minimum);"
+  echo "LBFGS (lr 0.01, max_iter 50, T from 1.5) $(value pytorch_lbfgs_nll_t1) at T = $(value pytorch_lbfgs_T_t1)."
+  echo
+  echo "| machine | 1 thread | 2 threads |"
+  echo "|---|---|---|"
+  echo "| FMA peak, GFLOP/s | $(value peak_gflops_t1) | $(value peak_gflops_t2) |"
+  echo "| teacher step (batch 128), GFLOP/s in its products | $(value kdtrain_teacher_b128_t1_gflops) | $(value kdtrain_teacher_b128_t2_gflops) |"
+  echo "| share of peak | $(awk -v a="$(value kdtrain_teacher_b128_t1_gflops)" -v b="$(value peak_gflops_t1)" 'BEGIN{printf "%.0f %%", 100*a/b}') | $(awk -v a="$(value kdtrain_teacher_b128_t2_gflops)" -v b="$(value peak_gflops_t2)" 'BEGIN{printf "%.0f %%", 100*a/b}') |"
+  echo
+  if [ -n "$(value kdtrain_data_memory_epoch_s)" ]; then
+    echo "Data (Fashion-MNIST train split, batch 128): an in-memory epoch of shuffled batches $(value kdtrain_data_memory_epoch_s) s = $(value kdtrain_data_memory_share_pct) % of a teacher epoch ($(value kdtrain_data_teacher_epoch_s) s, target ≤ 5 %); streamed $(value kdtrain_data_stream_epoch_s) s = $(value kdtrain_data_stream_share_pct) %; naive random-row reads $(value kdtrain_data_naive_epoch_s) s."
+  fi
+  echo
+  echo "Raw values:"
+  echo
+  echo '```'
+  cat "$raw"
+  echo '```'
+} >"$out.tmp"
+mv "$out.tmp" "$out"
+cat "$out"

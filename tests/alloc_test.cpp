@@ -1,0 +1,160 @@
+// Counts heap allocations in the steady-state training step. malloc and friends are
+// interposed (glibc's __libc_* underneath), so every allocation in the process is
+// seen, oneDNN's included. oneDNN's sgemm allocates its own packing buffers on every
+// call (measured: 3 per dnnl_sgemm), so the step's count is compared with a replay
+// of exactly the step's matrix products: any allocation by kdtrain's own code (batch
+// gather, tape, ops, loss, backward, optimiser) makes the step's count larger.
+// Built only without sanitizers (they interpose malloc themselves).
+#include "support.h"
+
+extern "C" {
+#include "core/gemm.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "nn/mlp.h"
+#include "nn/optim.h"
+}
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstddef>
+
+extern "C" {
+void *__libc_malloc(size_t);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *__libc_memalign(size_t, size_t);
+void __libc_free(void *);
+}
+
+static std::atomic<long> g_allocs{0};
+
+extern "C" {
+void *malloc(size_t n)
+{
+    g_allocs++;
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b)
+{
+    g_allocs++;
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n)
+{
+    g_allocs++;
+    return __libc_realloc(p, n);
+}
+void free(void *p) { __libc_free(p); }
+void *aligned_alloc(size_t a, size_t n)
+{
+    g_allocs++;
+    return __libc_memalign(a, n);
+}
+void *memalign(size_t a, size_t n)
+{
+    g_allocs++;
+    return __libc_memalign(a, n);
+}
+int posix_memalign(void **p, size_t a, size_t n)
+{
+    g_allocs++;
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12;
+}
+}
+
+TEST_CASE("the steady-state training step allocates nothing beyond oneDNN's own product buffers", "[alloc]")
+{
+    const int B = 32, sizes[4] = {16, 64, 64, 4};
+    std::string dir = kdtest::temp_dir(), path = dir + "/clusters.h5";
+    kdtest::write_cluster_dataset(path, 512, 64, 16, 4, 2);
+    kd_dataset_options o;
+    kd_dataset_options_default(&o);
+    o.val_from_train = 0;
+    kd_dataset ds;
+    kd_error err;
+    REQUIRE(kd_dataset_open(&ds, path.c_str(), &o, &err) == KD_OK);
+    REQUIRE(kd_dataset_load(&ds, KD_SPLIT_TRAIN, &err) == KD_OK);
+    kd_loader_options lo;
+    kd_loader_options_default(&lo);
+    lo.batch_size = B;
+    lo.last_batch = KD_LAST_BATCH_DROP;
+    kd_loader loader;
+    REQUIRE(kd_loader_open(&loader, &ds, KD_SPLIT_TRAIN, &lo, &err) == KD_OK);
+    kd_mlp_config c = {3, {16, 64, 64, 4}, 0.2f, 0.0f, KD_INIT_HE};
+    kd_mlp mlp;
+    REQUIRE(kd_mlp_create(&mlp, &c, &err) == KD_OK);
+    kd_mlp_init(&mlp, 1);
+    kd_optim_config oc = {};
+    oc.kind = KD_OPTIM_ADAMW;
+    oc.lr = 1e-3;
+    oc.beta1 = 0.9;
+    oc.beta2 = 0.999;
+    oc.eps = 1e-8;
+    oc.schedule = KD_SCHEDULE_COSINE;
+    oc.total_steps = 1000;
+    kd_optim opt;
+    REQUIRE(kd_optim_create(&opt, &oc, mlp.n_params, &err) == KD_OK);
+    kd_rng rng;
+    kd_rng_seed(&rng, 4);
+    kd_tape tape;
+    kd_tape_init(&tape, 0);
+    std::vector<float> teacher(B * 4, 0.5f);
+
+    auto step = [&]() {
+        kd_batch b;
+        if (kd_loader_next(&loader, &b, &err) != KD_OK || b.rows == 0) {
+            kd_loader_start_epoch(&loader, loader.epoch + 1);
+            kd_loader_next(&loader, &b, &err);
+        }
+        kd_tape_reset(&tape);
+        kd_mlp_zero_grad(&mlp);
+        kd_tensor *x = kd_tape_view(&tape, b.rows, 16, b.x, nullptr);
+        kd_tensor *logits = kd_mlp_forward(&mlp, &tape, x, true, &rng);
+        kd_tensor *t = kd_tape_view(&tape, b.rows, 4, teacher.data(), nullptr);
+        kd_tape_backward(&tape, kd_op_kd_loss(&tape, logits, t, b.y, 2.0f, 0.5f));
+        kd_optim_step(&opt, mlp.params, mlp.grads);
+    };
+    // The same products, on scratch buffers: forward X W for 3 layers, then per
+    // layer dW = X^T dY, and dX = dY W^T for layers 2 and 3.
+    std::vector<float> a(B * 64, 0.1f), w(64 * 64, 0.1f), out(64 * 64, 0.0f);
+    auto products = [&]() {
+        for (int k = 0; k < 3; k++)
+            kd_gemm(false, false, B, sizes[k + 1], sizes[k], 1, a.data(), sizes[k], w.data(), sizes[k + 1], 1, out.data(), sizes[k + 1]);
+        for (int k = 2; k >= 0; k--) {
+            kd_gemm(true, false, sizes[k], sizes[k + 1], B, 1, a.data(), sizes[k], a.data(), sizes[k + 1], 1, w.data(), sizes[k + 1]);
+            if (k > 0)
+                kd_gemm(false, true, B, sizes[k], sizes[k + 1], 1, a.data(), sizes[k + 1], w.data(), sizes[k + 1], 1, out.data(), sizes[k]);
+        }
+    };
+    for (int i = 0; i < 30; i++) { // warm up: arena blocks, oneDNN's JIT kernels
+        step();
+        products();
+    }
+    long step_allocs = 1L << 40, product_allocs = 1L << 40;
+    for (int i = 0; i < 20; i++) {
+        long before = g_allocs.load();
+        step();
+        long mid = g_allocs.load();
+        products();
+        long after = g_allocs.load();
+        step_allocs = std::min(step_allocs, mid - before);
+        product_allocs = std::min(product_allocs, after - mid);
+    }
+    INFO("allocations per step " << step_allocs << ", per replay of its 8 products " << product_allocs);
+    std::printf("alloc: %ld allocations in a training step, %ld in its 8 matrix products alone\n", step_allocs,
+                product_allocs);
+    REQUIRE(step_allocs == product_allocs);
+    // And a step without its products allocates nothing: the arena does not grow.
+    size_t reserved = tape.arena.reserved, blocks = tape.arena.system_allocs;
+    for (int i = 0; i < 50; i++) step();
+    REQUIRE(tape.arena.reserved == reserved);
+    REQUIRE(tape.arena.system_allocs == blocks);
+    kd_tape_free(&tape);
+    kd_optim_free(&opt);
+    kd_mlp_free(&mlp);
+    kd_loader_close(&loader);
+    kd_dataset_close(&ds);
+}
