@@ -4,40 +4,144 @@
 #include <math.h>
 #include <string.h>
 
-double kd_nll_beta(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
-                   double *d2)
+/* One row's contribution: log(sum) - beta zy, E_p[z] - zy and Var_p[z], all
+ * relative to the row maximum (so exp never overflows). */
+typedef struct row_terms {
+    double f, g, h, k; /* NLL and its first three derivatives in beta */
+} row_terms;
+
+static row_terms finish_row(double log_sum, double beta, double zy, double s, double ez, double ez2, double ez3)
 {
-    double f = 0.0, g = 0.0, h = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : f, g, h)
+    double mean = ez / s, m2 = ez2 / s, m3 = ez3 / s;
+    return (row_terms){log_sum - beta * zy, mean - zy, m2 - mean * mean, m3 - 3 * mean * m2 + 2 * mean * mean * mean};
+}
+
+static row_terms row_scalar(const float *z, int classes, int label, double beta)
+{
+    double max = z[0];
+    for (int c = 1; c < classes; c++)
+        if (z[c] > max) max = z[c];
+    double sum = 0.0, ez = 0.0, ez2 = 0.0, ez3 = 0.0;
+    for (int c = 0; c < classes; c++) {
+        double d = (double)z[c] - max; /* <= 0 */
+        double e = exp(beta * d);
+        sum += e;
+        ez += e * d;
+        ez2 += e * d * d;
+        ez3 += e * d * d * d;
+    }
+    return finish_row(log(sum), beta, (double)z[label] - max, sum, ez, ez2, ez3);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* exp of 8 doubles x <= 0, within about 2 ulp of libm: x = k ln2 + r with
+ * |r| <= ln2/2, exp(r) by its Taylor polynomial to degree 12 (error < 2e-17),
+ * then scaled by 2^k (scalef gives 0 below the double range). */
+__attribute__((target("avx512f,avx512vl"))) static __m512d exp_pd(__m512d x)
+{
+    const __m512d ln2_hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2_lo = _mm512_set1_pd(1.90821492927058770002e-10);
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)), _MM_FROUND_TO_NEAREST_INT);
+    __m512d r = _mm512_fnmadd_pd(k, ln2_lo, _mm512_fnmadd_pd(k, ln2_hi, x));
+    static const double inv_factorial[13] = {1.0,
+                                             1.0,
+                                             0.5,
+                                             1.0 / 6,
+                                             1.0 / 24,
+                                             1.0 / 120,
+                                             1.0 / 720,
+                                             1.0 / 5040,
+                                             1.0 / 40320,
+                                             1.0 / 362880,
+                                             1.0 / 3628800,
+                                             1.0 / 39916800,
+                                             1.0 / 479001600};
+    __m512d p = _mm512_set1_pd(inv_factorial[12]);
+    for (int i = 11; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_factorial[i]));
+    return _mm512_scalef_pd(p, k);
+}
+
+/* The same row terms, 8 classes at a time. */
+__attribute__((target("avx512f,avx512vl"))) static row_terms row_avx512(const float *z, int classes, int label, double beta)
+{
+    double max = z[0];
+    for (int c = 1; c < classes; c++)
+        if (z[c] > max) max = z[c];
+    __m512d vmax = _mm512_set1_pd(max), vbeta = _mm512_set1_pd(beta);
+    __m512d sum = _mm512_setzero_pd(), ez = _mm512_setzero_pd(), ez2 = _mm512_setzero_pd(), ez3 = _mm512_setzero_pd();
+    for (int c = 0; c < classes; c += 8) {
+        int left = classes - c;
+        __mmask8 m = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1);
+        __m256 zf = _mm256_maskz_loadu_ps(m, z + c);
+        __m512d d = _mm512_maskz_sub_pd(m, _mm512_cvtps_pd(zf), vmax);
+        __m512d e = _mm512_maskz_mov_pd(m, exp_pd(_mm512_mul_pd(vbeta, d)));
+        sum = _mm512_add_pd(sum, e);
+        __m512d ed = _mm512_mul_pd(e, d), edd = _mm512_mul_pd(ed, d);
+        ez = _mm512_add_pd(ez, ed);
+        ez2 = _mm512_add_pd(ez2, edd);
+        ez3 = _mm512_fmadd_pd(edd, d, ez3);
+    }
+    double s = _mm512_reduce_add_pd(sum);
+    return finish_row(log(s), beta, (double)z[label] - max, s, _mm512_reduce_add_pd(ez), _mm512_reduce_add_pd(ez2),
+                      _mm512_reduce_add_pd(ez3));
+}
+#endif
+
+static double nll_terms(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
+                        double *d2, double *d3)
+{
+    row_terms (*row)(const float *, int, int, double) = row_scalar;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) row = row_avx512; /* about 4x fewer cycles a row */
+#endif
+    double f = 0.0, g = 0.0, h = 0.0, k = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : f, g, h, k)
     for (int64_t i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * (size_t)classes;
-        double max = z[0];
-        for (int c = 1; c < classes; c++)
-            if (z[c] > max) max = z[c];
-        double sum = 0.0, ez = 0.0, ez2 = 0.0;
-        for (int c = 0; c < classes; c++) {
-            double d = (double)z[c] - max; /* <= 0: exp never overflows */
-            double e = exp(beta * d);
-            sum += e;
-            ez += e * d;
-            ez2 += e * d * d;
-        }
-        double mean = ez / sum; /* E_p[z] - max */
-        double zy = (double)z[labels[i]] - max;
-        f += log(sum) - beta * zy;
-        g += mean - zy;
-        h += ez2 / sum - mean * mean;
+        row_terms t = row(logits + (size_t)i * (size_t)classes, classes, labels[i], beta);
+        f += t.f;
+        g += t.g;
+        h += t.h;
+        k += t.k;
     }
     if (d1) *d1 = g / (double)n;
     if (d2) *d2 = h / (double)n;
+    if (d3) *d3 = k / (double)n;
     return f / (double)n;
 }
 
-static bool all_finite(const float *logits, size_t count)
+double kd_nll_beta(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
+                   double *d2)
 {
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(logits[i])) return false;
-    return true;
+    return nll_terms(logits, labels, n, classes, beta, d1, d2, NULL);
+}
+
+/* One pass over the inputs: finite logits and valid labels (else an error), the
+ * mean logit range, and whether the data are separable. */
+static int scan_logits(const float *logits, const int32_t *labels, int64_t n, int classes, double *range, bool *separable,
+                       kd_error *err)
+{
+    double total = 0.0;
+    bool sep = true;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * (size_t)classes;
+        if (labels[i] < 0 || labels[i] >= classes)
+            return kd_error_set(err, KD_ERR_DATA, "temperature fit: label %d of sample %lld is outside 0..%d", (int)labels[i],
+                                (long long)i, classes - 1);
+        float lo = z[0], hi = z[0], zy = z[labels[i]];
+        bool finite = true;
+        for (int c = 0; c < classes; c++) {
+            finite &= isfinite(z[c]) != 0;
+            lo = z[c] < lo ? z[c] : lo;
+            hi = z[c] > hi ? z[c] : hi;
+        }
+        if (!finite) return kd_error_set(err, KD_ERR_DATA, "temperature fit: expected finite logits, found NaN or Inf");
+        sep &= zy >= hi;
+        total += (double)hi - lo;
+    }
+    *range = total / (double)n;
+    *separable = sep;
+    return KD_OK;
 }
 
 int kd_fit_temperature(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
@@ -46,56 +150,56 @@ int kd_fit_temperature(const float *logits, const int32_t *labels, int64_t n, in
     memset(fit, 0, sizeof *fit);
     fit->temperature = 1.0;
     if (n < 1) return kd_error_set(err, KD_ERR_DATA, "temperature fit: expected at least one sample, found none");
-    if (!all_finite(logits, (size_t)n * (size_t)classes))
-        return kd_error_set(err, KD_ERR_DATA, "temperature fit: expected finite logits, found NaN or Inf");
-    for (int64_t i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= classes)
-            return kd_error_set(err, KD_ERR_DATA, "temperature fit: label %d of sample %lld is outside 0..%d",
-                                (int)labels[i], (long long)i, classes - 1);
     double range = 0.0; /* mean logit range: the scale of NLL' */
-    for (int64_t i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * (size_t)classes;
-        double lo = z[0], hi = z[0];
-        for (int c = 1; c < classes; c++) {
-            if (z[c] < lo) lo = z[c];
-            if (z[c] > hi) hi = z[c];
-        }
-        range += hi - lo;
-    }
-    range /= (double)n;
+    bool separable = true; /* every label's logit is a largest one: NLL falls for every beta */
+    int rc = scan_logits(logits, labels, n, classes, &range, &separable, err);
+    if (rc) return rc;
     fit->tolerance = 1e-6 * (range > 0 ? range : 1.0);
-    double g, h;
-    fit->nll_before = kd_nll_beta(logits, labels, n, classes, 1.0, &g, &h);
+    double g, h, k;
+    fit->nll_before = nll_terms(logits, labels, n, classes, 1.0, &g, &h, &k);
     fit->nll_after = fit->nll_before;
     fit->gradient = g;
     if (classes < 2 || range == 0.0) {
         fit->degenerate = true; /* NLL does not depend on T */
         return KD_OK;
     }
-    double beta = 1.0, f = fit->nll_before, lo, hi;
-    if (fabs(g) <= fit->tolerance) goto done;
-    /* Bracket the root of NLL' with one evaluation at the bound on the side it points to. */
-    double edge = g < 0 ? KD_BETA_MAX : KD_BETA_MIN, ge, he;
-    double fe = kd_nll_beta(logits, labels, n, classes, edge, &ge, &he);
-    fit->iterations = 1;
-    if ((g < 0 && ge <= 0) || (g > 0 && ge >= 0)) { /* NLL still moving at the bound */
-        beta = edge;
-        f = fe;
-        g = ge;
-        fit->at_lower_bound = edge == KD_BETA_MAX; /* T at its lower bound */
-        fit->at_upper_bound = edge == KD_BETA_MIN;
+    /* The root of NLL' lies in [lo, hi]. A bound's sign is checked only when a step
+     * heads past it: NLL still falling at beta = 1e3 means separable data. */
+    double beta = 1.0, f = fit->nll_before, lo = KD_BETA_MIN, hi = KD_BETA_MAX;
+    bool lo_checked = false, hi_checked = false;
+    if (separable) {
+        beta = KD_BETA_MAX;
+        f = nll_terms(logits, labels, n, classes, beta, &g, &h, &k);
+        fit->iterations = 1;
+        fit->at_lower_bound = true;
         goto done;
     }
-    lo = g < 0 ? 1.0 : KD_BETA_MIN;
-    hi = g < 0 ? KD_BETA_MAX : 1.0;
     while (fabs(g) > fit->tolerance && fit->iterations < KD_FIT_MAX_ITERATIONS && hi - lo > 1e-15 * hi) {
-        double next = h > 0 ? beta - g / h : NAN; /* Newton */
-        if (!(next > lo && next < hi)) next = sqrt(lo * hi); /* else geometric bisection */
+        if (g > 0) hi = beta, hi_checked = true;
+        else lo = beta, lo_checked = true;
+        /* Halley's step (the third derivative comes with the same pass), Newton's where unsafe */
+        double denom = 2 * h * h - g * k;
+        double next = h > 0 ? (denom > 0 ? beta - 2 * g * h / denom : beta - g / h) : NAN;
+        if (!(next > lo && next < hi)) {
+            bool up = g < 0;
+            if (up ? !hi_checked : !lo_checked) {
+                double edge = up ? KD_BETA_MAX : KD_BETA_MIN, ge, he, ke;
+                double fe = nll_terms(logits, labels, n, classes, edge, &ge, &he, &ke);
+                fit->iterations++;
+                if (up ? ge <= 0 : ge >= 0) { /* NLL still moving at the bound */
+                    beta = edge, f = fe, g = ge;
+                    fit->at_lower_bound = up; /* T = 1 / beta at its lower bound */
+                    fit->at_upper_bound = !up;
+                    goto done;
+                }
+                if (up) hi_checked = true;
+                else lo_checked = true;
+            }
+            next = sqrt(lo * hi); /* geometric bisection */
+        }
         beta = next;
-        f = kd_nll_beta(logits, labels, n, classes, beta, &g, &h);
+        f = nll_terms(logits, labels, n, classes, beta, &g, &h, &k);
         fit->iterations++;
-        if (g > 0) hi = beta;
-        else lo = beta;
     }
 done:
     fit->temperature = 1.0 / beta;
