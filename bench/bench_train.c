@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = now_seconds();
         kd_tape_reset(&tape);
-        kd_mlp_zero_grad(&mlp);
+        /* the optimiser step leaves the gradients zeroed */
         kd_tensor *in = kd_tape_view(&tape, batch, 784, x, NULL);
         kd_tensor *logits = kd_mlp_forward(&mlp, &tape, in, true, &rng);
         kd_tensor *loss = distill ? kd_op_kd_loss(&tape, logits, kd_tape_view(&tape, batch, 10, t, NULL), y, 4.0f, 0.9f)

@@ -56,11 +56,14 @@ kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b,
               b->rows, b->cols, w->cols);
     int batch = x->rows, in = x->cols, out = w->cols;
     kd_tensor *y = kd_tape_tensor(tape, batch, out); /* (B, out) */
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
     kd_gemm(false, false, batch, out, in, 1.0f, x->data, in, w->data, out, 1.0f, y->data, out);
     if (act == KD_ACT_RELU) {
+        float *restrict v = y->data;
         size_t count = kd_tensor_numel(y);
-        for (size_t i = 0; i < count; i++) y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < count; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
     }
     kd_node *node = kd_tape_record(tape, KD_OP_LINEAR, y, x, w, b);
     if (node) node->iparam[0] = act;
@@ -71,19 +74,28 @@ void kd_linear_backward(const kd_node *node)
 {
     kd_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;
     int batch = x->rows, in = x->cols, out = w->cols;
-    float *dy = y->grad; /* (B, out) */
+    float *restrict dy = y->grad; /* (B, out) */
     if (node->iparam[0] == KD_ACT_RELU) {
         /* The ReLU's gradient is applied in place: every consumer of Y has already
          * added into dY, and nothing reads dY after this node. */
+        const float *restrict yv = y->data;
         size_t count = kd_tensor_numel(y);
-        for (size_t i = 0; i < count; i++)
-            if (!(y->data[i] > 0.0f)) dy[i] = 0.0f;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < count; i++) dy[i] = yv[i] > 0.0f ? dy[i] : 0.0f;
     }
-    if (wants_grad(b))
-        for (int i = 0; i < batch; i++) {
-            const float *row = dy + (size_t)i * out;
-            for (int j = 0; j < out; j++) b->grad[j] += row[j];
+    if (wants_grad(b)) {
+        /* Threads own blocks of columns; each column still sums its rows in order,
+         * so the result does not depend on the thread count. */
+        float *restrict db = b->grad;
+#pragma omp parallel for schedule(static)
+        for (int j0 = 0; j0 < out; j0 += 64) {
+            int j1 = j0 + 64 < out ? j0 + 64 : out;
+            for (int i = 0; i < batch; i++) {
+                const float *row = dy + (size_t)i * out;
+                for (int j = j0; j < j1; j++) db[j] += row[j];
+            }
         }
+    }
     if (wants_grad(w)) /* dW (in, out) += X^T dY */
         kd_gemm(true, false, in, out, batch, 1.0f, x->data, in, dy, out, 1.0f, w->grad, out);
     if (wants_grad(x)) /* dX (B, in) += dY W^T */
@@ -150,10 +162,11 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
     size_t count = kd_tensor_numel(x);
     float *mask = kd_arena_alloc(&tape->arena, count * sizeof(float)); /* (rows, cols) */
     float keep_scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < count; i++) {
-        mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
-        y->data[i] = x->data[i] * mask[i];
-    }
+    for (size_t i = 0; i < count; i++) mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
+    const float *restrict xv = x->data;
+    float *restrict yv = y->data;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < count; i++) yv[i] = xv[i] * mask[i];
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
         node->saved = mask;
@@ -167,7 +180,10 @@ void kd_dropout_backward(const kd_node *node)
     kd_tensor *x = node->in[0], *y = node->out;
     if (!wants_grad(x)) return;
     size_t count = kd_tensor_numel(x);
-    for (size_t i = 0; i < count; i++) x->grad[i] += y->grad[i] * node->saved[i];
+    float *restrict dx = x->grad;
+    const float *restrict dy = y->grad, *restrict mask = node->saved;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < count; i++) dx[i] += dy[i] * mask[i];
 }
 
 /* ---- scale ---------------------------------------------------------------------- */

@@ -55,7 +55,7 @@ static double clip_gradients(const kd_optim_config *c, float *restrict grads, si
 #pragma omp parallel for simd schedule(static) reduction(+ : sum)
     for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
     double norm = sqrt(sum);
-    if (c->clip_norm > 0 && norm > c->clip_norm) {
+    if (norm > c->clip_norm) {
         float scale = (float)(c->clip_norm / (norm + 1e-6)); /* as torch.nn.utils.clip_grad_norm_ */
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) grads[i] *= scale;
@@ -63,25 +63,31 @@ static double clip_gradients(const kd_optim_config *c, float *restrict grads, si
     return norm;
 }
 
-static void sgd_step(kd_optim *opt, float *restrict p, const float *restrict g, float lr)
+/* The update loops also zero the gradients they consume and sum their squares (the
+ * norm reported when nothing is clipped): one pass over the block instead of three. */
+static double sgd_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
 {
     const kd_optim_config *c = &opt->config;
     float mu = (float)c->momentum, wd = (float)c->weight_decay;
     float *restrict buf = opt->m;
     bool first = opt->step == 0, nesterov = c->nesterov;
     size_t n = opt->n_params;
-#pragma omp parallel for simd schedule(static)
+    double sumsq = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
     for (size_t i = 0; i < n; i++) {
+        sumsq += (double)g[i] * g[i];
         float d = g[i] + wd * p[i];
+        g[i] = 0.0f;
         if (mu != 0.0f) {
             buf[i] = first ? d : mu * buf[i] + d;
             d = nesterov ? d + mu * buf[i] : buf[i];
         }
         p[i] -= lr * d;
     }
+    return sumsq;
 }
 
-static void adamw_step(kd_optim *opt, float *restrict p, const float *restrict g, float lr)
+static double adamw_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
 {
     const kd_optim_config *c = &opt->config;
     double t = (double)(opt->step + 1);
@@ -91,23 +97,28 @@ static void adamw_step(kd_optim *opt, float *restrict p, const float *restrict g
     float root_bc2 = (float)sqrt(1.0 - pow(c->beta2, t));
     float *restrict m = opt->m, *restrict v = opt->v;
     size_t n = opt->n_params;
-#pragma omp parallel for simd schedule(static)
+    double sumsq = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
     for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        sumsq += (double)gi * gi;
+        g[i] = 0.0f;
         p[i] *= decay;
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         p[i] -= step_size * m[i] / (sqrtf(v[i]) / root_bc2 + eps);
     }
+    return sumsq;
 }
 
 void kd_optim_step(kd_optim *opt, float *params, float *grads)
 {
-    opt->last_grad_norm = clip_gradients(&opt->config, grads, opt->n_params);
+    /* Clipping needs the norm before the update: a separate pass only then. */
+    double clipped_norm = opt->config.clip_norm > 0 ? clip_gradients(&opt->config, grads, opt->n_params) : -1.0;
     double lr = kd_optim_lr(&opt->config, opt->step);
     opt->last_lr = lr;
-    if (opt->config.kind == KD_OPTIM_ADAMW)
-        adamw_step(opt, params, grads, (float)lr);
-    else
-        sgd_step(opt, params, grads, (float)lr);
+    double sumsq = opt->config.kind == KD_OPTIM_ADAMW ? adamw_step(opt, params, grads, (float)lr)
+                                                      : sgd_step(opt, params, grads, (float)lr);
+    opt->last_grad_norm = clipped_norm >= 0 ? clipped_norm : sqrt(sumsq);
     opt->step++;
 }

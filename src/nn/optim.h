@@ -48,7 +48,8 @@ int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_param
 void kd_optim_free(kd_optim *opt);
 /* The learning rate of update number `step` (0-based). */
 double kd_optim_lr(const kd_optim_config *config, int64_t step);
-/* One update of params from grads (grads are clipped in place when asked). */
+/* One update of params from grads (clipped first when asked). The gradients are
+ * consumed: they are zero afterwards, ready for the next backward pass. */
 void kd_optim_step(kd_optim *opt, float *params, float *grads);
 
 #ifdef __cplusplus

@@ -228,7 +228,6 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
     const kd_config *c = t->cfg;
     kd_tape *tape = &t->tape;
     kd_tape_reset(tape);
-    kd_mlp_zero_grad(&t->model);
     if (c->train.jitter > 0)
         kd_jitter_batch(b->x, b->rows, t->ds.image_shape[0], t->ds.image_shape[1], (int)c->train.jitter, &t->rng,
                         t->jitter_scratch);
