@@ -15,7 +15,8 @@ scripts/build.sh build >/dev/null
 b=build/bench
 raw=$(mktemp)
 trap 'rm -f "$raw" /tmp/kdbench-$$.*' EXIT
-load() { cut -d' ' -f1 /proc/loadavg; }
+# Competing load: processes other than this benchmark running on a CPU right now.
+load() { echo $(( $(ps -e -o stat= | grep -c '^R') - 1 )); }
 
 for t in 1 2; do
   echo "== $t thread(s)" >&2
@@ -32,6 +33,19 @@ for t in 1 2; do
     echo "bench.sh: PyTorch is not installed (apt-get install python3-torch): its column stays empty" >&2
   fi
 done
+# The shared-machine case: another process keeps one core busy.
+echo "== with one core kept busy by another process" >&2
+( while :; do :; done ) &
+busy=$!
+sleep 0.5
+echo "load_busy $(load)" >>"$raw"
+for t in 1 2; do
+  $b/bench_train --model teacher --batch 128 --steps $((steps_teacher / 2)) --threads "$t" | sed "s/^kdtrain_/busy_/" >>"$raw"
+  $b/bench_train --model student --batch 128 --steps $((steps_small / 2)) --threads "$t" | sed "s/^kdtrain_/busy_/" >>"$raw"
+done
+kill "$busy" 2>/dev/null || true
+wait "$busy" 2>/dev/null || true
+
 if [ -f data/fashion-mnist.h5 ]; then
   $b/bench_data --data data/fashion-mnist.h5 --naive-batches 5 | grep '^kdtrain_' >>"$raw"
 fi
@@ -50,7 +64,7 @@ mkdir -p results
   echo "Produced by \`scripts/bench.sh\` at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) on $(date -u '+%Y-%m-%d %H:%M UTC');"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'),"
   echo "oneDNN $(build/kdtrain info | awk '/oneDNN/ {print $2}'), PyTorch $(value pytorch_version_t1 || true)$(value pytorch_version) ($(value pytorch_path) for its Linear layers)."
-  echo "Competing load (1-minute load average before each half): $(value load_t1) before the 1-thread runs, $(value load_t2) before the 2-thread runs."
+  echo "Competing load (other processes running on a CPU when each half started): $(value load_t1) before the 1-thread runs, $(value load_t2) before the 2-thread runs."
   echo "Training steps: synthetic data, AdamW/Adam lr 1e-3, teacher 784-1200-1200-10 with dropout 0.3, student 784-64-10,"
   echo "distillation with T = 4, alpha = 0.9 and cached teacher logits. Ratios are kdtrain / PyTorch (higher is faster)."
   echo
@@ -73,6 +87,9 @@ mkdir -p results
   echo "| FMA peak, GFLOP/s | $(value peak_gflops_t1) | $(value peak_gflops_t2) |"
   echo "| teacher step (batch 128), GFLOP/s in its products | $(value kdtrain_teacher_b128_t1_gflops) | $(value kdtrain_teacher_b128_t2_gflops) |"
   echo "| share of peak | $(awk -v a="$(value kdtrain_teacher_b128_t1_gflops)" -v b="$(value peak_gflops_t1)" 'BEGIN{printf "%.0f %%", 100*a/b}') | $(awk -v a="$(value kdtrain_teacher_b128_t2_gflops)" -v b="$(value peak_gflops_t2)" 'BEGIN{printf "%.0f %%", 100*a/b}') |"
+  echo
+  echo "With another process keeping one core busy ($(value load_busy) other running): teacher $(value busy_teacher_b128_t1) samples/s on 1 thread,"
+  echo "$(value busy_teacher_b128_t2) on 2; student $(value busy_student_b128_t1) on 1 thread, $(value busy_student_b128_t2) on 2."
   echo
   if [ -n "$(value kdtrain_data_memory_epoch_s)" ]; then
     echo "Data (Fashion-MNIST train split, batch 128): an in-memory epoch of shuffled batches $(value kdtrain_data_memory_epoch_s) s = $(value kdtrain_data_memory_share_pct) % of a teacher epoch ($(value kdtrain_data_teacher_epoch_s) s, target ≤ 5 %); streamed $(value kdtrain_data_stream_epoch_s) s = $(value kdtrain_data_stream_share_pct) %; naive random-row reads $(value kdtrain_data_naive_epoch_s) s."

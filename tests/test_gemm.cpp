@@ -11,6 +11,7 @@ extern "C" {
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <omp.h>
 
 struct GemmCase {
     int M, N, K;
@@ -88,4 +89,14 @@ TEST_CASE("matmul op computes C = op(A) op(B) against the double reference", "[g
             for (int i = 0; i < M * N; i++) REQUIRE(std::fabs(c->data[i] - ref[i]) <= 1e-5 * (1 + std::fabs(ref[i])));
             kd_tape_free(&tape);
         }
+}
+
+TEST_CASE("the automatic thread count is between 1 and the cores, from a readable /proc/stat", "[gemm]")
+{
+    double busy = -2;
+    int n = kd_auto_threads(&busy);
+    REQUIRE(n >= 1);
+    REQUIRE(n <= omp_get_num_procs());
+    REQUIRE(busy >= -1);
+    REQUIRE(busy <= omp_get_num_procs() + 0.5);
 }

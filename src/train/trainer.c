@@ -16,6 +16,7 @@
 #include "train/run_dir.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,8 +392,14 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         return kd_error_set(err, KD_ERR_CONFIG, "the resolved config is longer than %d bytes", CONFIG_TEXT_MAX);
     t->run.quiet = req->quiet;
     t->run.interactive = false;
-    if (c->train.threads > 0) kd_set_num_threads((int)c->train.threads);
-    if (req->threads_override > 0) kd_set_num_threads(req->threads_override);
+    double busy = -1;
+    int threads = req->threads_override > 0 ? req->threads_override
+                  : c->train.threads > 0    ? (int)c->train.threads
+                                            : kd_auto_threads(&busy);
+    kd_set_num_threads(threads);
+    if (busy >= 0)
+        kd_run_log(&t->run, "threads: %d (train.threads = 0: the idle cores, %.1f of %d were busy)", threads, busy,
+                   omp_get_num_procs());
     kd_flush_denormals();
     kd_tape_init(&t->tape, 0);
     if ((rc = open_data(t, err))) return rc;
