@@ -124,7 +124,7 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
 
     kd_strbuf md = {0};
     kd_strbuf_printf(&md, "# Calibration of `%s`\n\nData: `%s`. One temperature T fitted on the %s split by minimising NLL exactly "
-                          "(%d Newton/bisection steps, |dNLL/dβ| = %.2g ≤ %.2g): NLL %.4f → %.4f, T = %.4f.%s\n\n",
+                          "(%d Halley/bisection passes after the first, |dNLL/dβ| = %.2g ≤ %.2g): NLL %.4f → %.4f, T = %.4f.%s\n\n",
                      res->checkpoint, data, fit_split, f->iterations, fabs(f->gradient), f->tolerance, f->nll_before,
                      f->nll_after, f->temperature,
                      f->at_lower_bound   ? " **The fit stopped at the bound T = 0.001: the split is separable (NLL falls for every smaller T).**"

@@ -1,13 +1,14 @@
 /* temperature.h - post-hoc temperature scaling, fitted exactly. With beta = 1/T,
  *   NLL(beta) = mean_i [ logsumexp_c(beta z_ic) - beta z_iy ]
  * is convex: NLL' = mean_i (E_p[z_i] - z_iy), NLL'' = mean_i Var_p[z_i] >= 0 under
- * p = softmax(beta z_i). A safeguarded Newton iteration (Newton steps kept inside a
- * bracket that shrinks by the sign of NLL', geometric bisection when a step leaves
- * it) reaches |NLL'| <= 1e-6 times the mean logit range in a handful of passes.
- * beta is confined to [1e-3, 1e3] (T in [1e-3, 1e3]): when NLL still falls at the
- * upper end (separable data: every sample right) or still rises at the lower end,
- * the fit stops at the bound and says so. Accuracy never changes: the arg max of
- * z / T is the arg max of z. */
+ * p = softmax(beta z_i), and NLL''' is the mean third central moment. Halley steps
+ * (cubic convergence; Newton's where Halley's is unsafe) kept inside a bracket that
+ * shrinks by the sign of NLL', with geometric bisection when a step leaves it, reach
+ * |NLL'| <= 1e-6 times the mean logit range in 3 or 4 passes over the logits.
+ * beta is confined to [1e-3, 1e3] (T in [1e-3, 1e3]): separable data (every label's
+ * logit a largest one, so NLL falls for every beta) stop at the upper end, and NLL
+ * still moving at either end stops there; the fit says so. Accuracy never changes:
+ * the arg max of z / T is the arg max of z. */
 #ifndef KD_TEMPERATURE_H
 #define KD_TEMPERATURE_H
 
@@ -29,7 +30,7 @@ typedef struct kd_temperature_fit {
     double nll_before, nll_after;
     double gradient;             /* dNLL/dbeta at the end */
     double tolerance;            /* the |gradient| the fit had to reach */
-    int iterations;              /* NLL evaluations after the first */
+    int iterations;              /* passes over the logits after the first */
     bool at_lower_bound;         /* T = 1e-3: NLL still falling (separable data) */
     bool at_upper_bound;         /* T = 1e3: NLL still rising (worse than uniform) */
     bool degenerate;             /* one class, or all logits equal in every row: any T fits */

@@ -13,7 +13,7 @@ static void print_help(void)
     printf("usage: kdtrain calibrate --model RUN_OR_CHECKPOINT [--data FILE] [--split val] [--bins 15]\n"
            "                         [--bootstrap 1000] [--seed 0] [--out DIR] [--no-store]\n\n"
            "Fits one temperature T on a split (validation by default) by minimising NLL exactly\n"
-           "(convex in 1/T: safeguarded Newton to |dNLL/d(1/T)| <= 1e-6 of the logit range), stores\n"
+           "(convex in 1/T: safeguarded Halley steps to |dNLL/d(1/T)| <= 1e-6 of the logit range), stores\n"
            "it in the checkpoint's /calibration group (atomically; --no-store leaves it alone), and\n"
            "writes calibration.json, calibration.md and reliability diagrams (SVG) before and after\n"
            "scaling, on the fitting split and on test, into the checkpoint's folder (or --out).\n"
