@@ -9,6 +9,7 @@
  * scripts/bench_pytorch.py fits the same logits. Prints `name value` lines too.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "calib/reliability.h"
 #include "calib/temperature.h"
 #include "core/gemm.h"
@@ -20,13 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -83,12 +77,12 @@ int main(int argc, char **argv)
     kd_error err;
     double best_fit = 1e9, best_report = 1e9;
     for (int k = 0; k < repeat; k++) {
-        double t0 = now_seconds();
+        double t0 = kd_now_seconds();
         if (kd_fit_temperature(z, y, rows, classes, &fit, &err)) return fprintf(stderr, "%s\n", err.message), 1;
-        double t1 = now_seconds();
+        double t1 = kd_now_seconds();
         if (kd_reliability_compute(z, y, rows, classes, fit.temperature, 15, 1000, 0, r, &err))
             return fprintf(stderr, "%s\n", err.message), 1;
-        double t2 = now_seconds();
+        double t2 = kd_now_seconds();
         if (t1 - t0 < best_fit) best_fit = t1 - t0;
         if (t2 - t1 < best_report) best_report = t2 - t1;
     }

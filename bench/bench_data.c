@@ -7,6 +7,7 @@
  *              [--teacher-steps 20]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "core/gemm.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -17,13 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int fail(const kd_error *err)
 {
@@ -40,7 +34,7 @@ static double time_epoch(kd_dataset *ds, bool streaming, int batch, kd_error *er
     o.streaming = streaming;
     kd_loader l;
     if (kd_loader_open(&l, ds, KD_SPLIT_TRAIN, &o, err)) return -1;
-    double t0 = now_seconds();
+    double t0 = kd_now_seconds();
     kd_batch b;
     double checksum = 0;
     for (;;) {
@@ -48,7 +42,7 @@ static double time_epoch(kd_dataset *ds, bool streaming, int batch, kd_error *er
         if (b.rows == 0) break;
         checksum += b.x[0];
     }
-    double t = now_seconds() - t0;
+    double t = kd_now_seconds() - t0;
     kd_loader_close(&l);
     return checksum >= 0 ? t : t; /* checksum keeps the gather from being optimised away */
 }
@@ -66,7 +60,7 @@ static double time_naive_batch(const kd_dataset *ds, int batch, int batches)
     unsigned char *buf = malloc((size_t)batch * (size_t)ds->dim);
     kd_rng rng;
     kd_rng_seed(&rng, 3);
-    double t0 = now_seconds();
+    double t0 = kd_now_seconds();
     for (int k = 0; k < batches; k++) {
         for (int i = 0; i < batch; i++) {
             hsize_t start[2] = {kd_rng_below(&rng, (uint64_t)ds->split[KD_SPLIT_TRAIN].rows), 0};
@@ -76,7 +70,7 @@ static double time_naive_batch(const kd_dataset *ds, int batch, int batches)
                 return -1;
         }
     }
-    double t = (now_seconds() - t0) / batches;
+    double t = (kd_now_seconds() - t0) / batches;
     free(buf);
     H5Sclose(mem);
     H5Sclose(space);
@@ -101,7 +95,7 @@ static double time_teacher_step(const kd_dataset *ds, int batch, int steps)
     kd_tape_init(&tape, 0);
     double t0 = 0;
     for (int s = 0; s < steps + 3; s++) {
-        if (s == 3) t0 = now_seconds();
+        if (s == 3) t0 = kd_now_seconds();
         kd_tape_reset(&tape);
         kd_mlp_zero_grad(&mlp);
         kd_tensor *in = kd_tape_view(&tape, batch, ds->dim, x, NULL);
@@ -109,7 +103,7 @@ static double time_teacher_step(const kd_dataset *ds, int batch, int steps)
         kd_tape_backward(&tape, kd_op_softmax_ce(&tape, logits, y));
         for (size_t i = 0; i < mlp.n_params; i++) mlp.params[i] -= 1e-3f * mlp.grads[i];
     }
-    double t = (now_seconds() - t0) / steps;
+    double t = (kd_now_seconds() - t0) / steps;
     kd_tape_free(&tape);
     free(x);
     free(y);
@@ -139,9 +133,9 @@ int main(int argc, char **argv)
     int64_t rows = ds.split[KD_SPLIT_TRAIN].rows;
     double mb = (double)rows * ds.dim / 1e6; /* uncompressed uint8 bytes */
 
-    double t_load = now_seconds();
+    double t_load = kd_now_seconds();
     if (kd_dataset_load(&ds, KD_SPLIT_TRAIN, &err)) return fail(&err);
-    t_load = now_seconds() - t_load;
+    t_load = kd_now_seconds() - t_load;
     double t_mem = time_epoch(&ds, false, batch, &err);
     if (t_mem < 0) return fail(&err);
     double t_stream = time_epoch(&ds, true, batch, &err);

@@ -6,6 +6,7 @@
  *              [--threads N]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "core/gemm.h"
 #include "core/ops.h"
 
@@ -15,13 +16,6 @@
 #include <time.h>
 
 #define MAX_LAYERS 8
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int parse_sizes(const char *text, int *sizes)
 {
@@ -79,7 +73,7 @@ int main(int argc, char **argv)
     double start = 0;
     int warmup = steps / 10 + 2;
     for (int step = 0; step < warmup + steps; step++) {
-        if (step == warmup) start = now_seconds();
+        if (step == warmup) start = kd_now_seconds();
         kd_tape_reset(&tape);
         kd_tensor *h = kd_tape_view(&tape, batch, sizes[0], x, NULL);
         for (int k = 0; k < layers; k++) {
@@ -98,7 +92,7 @@ int main(int argc, char **argv)
                 }
             }
     }
-    double seconds = now_seconds() - start;
+    double seconds = kd_now_seconds() - start;
     printf("sizes");
     for (int k = 0; k < n_sizes; k++) printf("%c%d", k ? '-' : ' ', sizes[k]);
     printf(" batch %d threads %d: %.3f ms/step, %.0f samples/s, %.1f GFLOP/s in products, "

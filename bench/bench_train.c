@@ -7,6 +7,7 @@
  *   bench_train --model teacher|student|distill [--batch 128] [--steps 200] [--threads N]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "core/gemm.h"
 #include "nn/mlp.h"
 #include "nn/optim.h"
@@ -15,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -66,7 +60,7 @@ int main(int argc, char **argv)
     int warmup = 10;
     double t0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = now_seconds();
+        if (s == warmup) t0 = kd_now_seconds();
         kd_tape_reset(&tape);
         /* the optimiser step leaves the gradients zeroed */
         kd_tensor *in = kd_tape_view(&tape, batch, 784, x, NULL);
@@ -76,7 +70,7 @@ int main(int argc, char **argv)
         kd_tape_backward(&tape, loss);
         kd_optim_step(&opt, mlp.params, mlp.grads);
     }
-    double seconds = now_seconds() - t0;
+    double seconds = kd_now_seconds() - t0;
     double flops = 0; /* forward, dW and dX of every layer; no dX for the input */
     for (int k = 0; k < c.n_layers; k++) flops += (k == 0 ? 4.0 : 6.0) * batch * c.sizes[k] * c.sizes[k + 1];
     int n = kd_get_num_threads();

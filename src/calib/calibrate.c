@@ -1,5 +1,6 @@
 /* calibrate.c - see calibrate.h. */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "calib/calibrate.h"
 
 #include "calib/report.h"
@@ -15,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void kd_calibrate_options_default(kd_calibrate_options *o)
 {
@@ -206,16 +200,16 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc) rc = split_logits(&mlp, &ds, o->split, &fit, err);
     res->has_test = !rc && o->split != KD_SPLIT_TEST && ds.split[KD_SPLIT_TEST].present;
     if (!rc && res->has_test) rc = split_logits(&mlp, &ds, KD_SPLIT_TEST, &test, err);
-    double t0 = now_seconds();
+    double t0 = kd_now_seconds();
     if (!rc) rc = kd_fit_temperature(fit.logits, fit.labels, fit.rows, classes, &res->fit, err);
-    res->seconds_fit = now_seconds() - t0;
+    res->seconds_fit = kd_now_seconds() - t0;
     double T = res->fit.temperature;
-    t0 = now_seconds();
+    t0 = kd_now_seconds();
     if (!rc) rc = metrics(o, &fit, classes, 1.0, &res->fit_before, err);
     if (!rc) rc = metrics(o, &fit, classes, T, &res->fit_after, err);
     if (!rc && res->has_test) rc = metrics(o, &test, classes, 1.0, &res->test_before, err);
     if (!rc && res->has_test) rc = metrics(o, &test, classes, T, &res->test_after, err);
-    res->seconds_report = now_seconds() - t0;
+    res->seconds_report = kd_now_seconds() - t0;
     if (!rc && (res->fit_before.accuracy != res->fit_after.accuracy ||
                 (res->has_test && res->test_before.accuracy != res->test_after.accuracy)))
         rc = kd_error_set(err, KD_ERR_DATA, "temperature scaling changed the accuracy: a bug, please report it");

@@ -1,5 +1,6 @@
 /* gaussian.c - see gaussian.h. */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "train/gaussian.h"
 
 #include "core/ops.h"
@@ -23,13 +24,6 @@ void kd_gaussian_options_default(kd_gaussian_options *o)
     o->batch_size = 256;
     o->lr = 0.05;
     o->seed = 1;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* n samples: labels cycle through the classes, x = mu_y + sigma * N(0, I). */
@@ -75,7 +69,7 @@ int kd_gaussian_run(const kd_gaussian_options *o, kd_gaussian_result *r, kd_erro
         o->test_samples < 1 || o->epochs < 1 || o->batch_size < 1 || !(o->lr > 0))
         return kd_error_set(err, KD_ERR_CONFIG, "gaussian: expected 2..64 classes, dim >= 1, sigma > 0, samples, epochs, "
                                                 "batch and lr > 0");
-    double t0 = now_seconds();
+    double t0 = kd_now_seconds();
     size_t K = (size_t)o->classes, d = (size_t)o->dim;
     int64_t n = o->train_samples;
     float *centres = malloc(K * d * sizeof(float)), *x = malloc((size_t)n * d * sizeof(float));
@@ -148,7 +142,7 @@ int kd_gaussian_run(const kd_gaussian_options *o, kd_gaussian_result *r, kd_erro
     r->centre_rmse = sqrt(se / (double)(K * d));
     score(o, params, r->tau_learned, xt, yt, o->test_samples, &r->test_nll, &r->test_accuracy);
     score(o, centres, r->tau_true, xt, yt, o->test_samples, &r->test_nll_bayes, &r->test_accuracy_bayes);
-    r->seconds = now_seconds() - t0;
+    r->seconds = kd_now_seconds() - t0;
 done:
     free(centres);
     free(x);

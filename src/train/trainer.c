@@ -1,5 +1,6 @@
 /* trainer.c - see trainer.h. */
 #define _POSIX_C_SOURCE 200809L
+#include "core/timer.h"
 #include "train/trainer.h"
 
 #include "calib/temperature.h"
@@ -44,13 +45,6 @@ typedef struct trainer {
     double best_val_acc;
     char config_text[CONFIG_TEXT_MAX];
 } trainer;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
 {
@@ -205,14 +199,14 @@ static int load_teacher(trainer *t, kd_error *err)
     if (!rc && !t->teacher_logits) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the teacher logits");
     if (!rc) {
         char a[256];
-        double t0 = now_seconds();
+        double t0 = kd_now_seconds();
         kd_eval_options eo = {(int)t->cfg->train.batch_size, t->cfg->data.streaming, 1.0, 15, 0};
         kd_metrics m;
         rc = kd_evaluate(&teacher, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
         kd_metrics_summary s = kd_metrics_summarize(&m);
         if (!rc)
             kd_run_log(&t->run, "teacher %s (%s): logits of %zu training rows cached in %.2f s, train accuracy %.2f%%",
-                       path, kd_mlp_describe(&tc, a, sizeof a), rows, now_seconds() - t0, 100 * s.accuracy);
+                       path, kd_mlp_describe(&tc, a, sizeof a), rows, kd_now_seconds() - t0, 100 * s.accuracy);
     }
     kd_mlp_free(&teacher);
     return rc;
@@ -290,7 +284,7 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     kd_loader_start_epoch(&t->loader, epoch);
     int64_t batches = kd_loader_batches_per_epoch(&t->loader), done = 0;
     epoch_totals totals = {0, 0, 0};
-    double t0 = now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
+    double t0 = kd_now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
     kd_batch b;
     int rc;
     char label[64], extra[96];
@@ -305,7 +299,7 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
         }
     }
     if (rc) return rc;
-    double seconds = now_seconds() - t0;
+    double seconds = kd_now_seconds() - t0;
     bool diagnose = c->train.temperature_every > 0 &&
                     ((epoch + 1) % c->train.temperature_every == 0 || epoch + 1 == c->train.epochs);
     kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, 0};
@@ -449,7 +443,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     t->cfg = &request->config;
     t->best_val_acc = -1;
     t->loader.file = t->loader.dset = H5I_INVALID_HID;
-    double t0 = now_seconds();
+    double t0 = kd_now_seconds();
     int rc = setup(t, run_dir, run_dir_size, err);
     if (!rc) {
         char arch[256];
@@ -463,7 +457,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     for (int64_t e = t->start_epoch; !rc && e < end; e++) rc = run_epoch(t, e, err);
     if (!rc && end < t->cfg->train.epochs)
         kd_run_log(&t->run, "stopped after epoch %lld as asked; continue with --resume %s", (long long)end, t->run.path);
-    if (!rc) rc = write_summary(t, now_seconds() - t0, err);
+    if (!rc) rc = write_summary(t, kd_now_seconds() - t0, err);
     if (!rc)
         kd_run_log(&t->run, "done: best val accuracy %.2f%% at epoch %lld; model %s/model.h5", 100 * t->best_val_acc,
                    (long long)t->best_epoch, t->run.path);
