@@ -5,9 +5,6 @@
 #include "core/ops.h"
 #include "core/ops_backward.h"
 
-/* Below this many elements an OpenMP region costs more than it saves. */
-#define KD_PARALLEL_MIN 32768
-
 #include <string.h>
 
 static bool wants_grad(const kd_tensor *t) { return t && t->requires_grad && t->grad; }
@@ -59,13 +56,13 @@ kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b,
               b->rows, b->cols, w->cols);
     int batch = x->rows, in = x->cols, out = w->cols;
     kd_tensor *y = kd_tape_tensor(tape, batch, out); /* (B, out) */
-#pragma omp parallel for schedule(static) if ((size_t)batch * out >= KD_PARALLEL_MIN)
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
     kd_gemm(false, false, batch, out, in, 1.0f, x->data, in, w->data, out, 1.0f, y->data, out);
     if (act == KD_ACT_RELU) {
         float *restrict v = y->data;
         size_t count = kd_tensor_numel(y);
-#pragma omp parallel for simd schedule(static) if (count >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < count; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
     }
     kd_node *node = kd_tape_record(tape, KD_OP_LINEAR, y, x, w, b);
@@ -83,14 +80,14 @@ void kd_linear_backward(const kd_node *node)
          * added into dY, and nothing reads dY after this node. */
         const float *restrict yv = y->data;
         size_t count = kd_tensor_numel(y);
-#pragma omp parallel for simd schedule(static) if (count >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < count; i++) dy[i] = yv[i] > 0.0f ? dy[i] : 0.0f;
     }
     if (wants_grad(b)) {
         /* Threads own blocks of columns; each column still sums its rows in order,
          * so the result does not depend on the thread count. */
         float *restrict db = b->grad;
-#pragma omp parallel for schedule(static) if ((size_t)batch * out >= KD_PARALLEL_MIN)
+#pragma omp parallel for schedule(static)
         for (int j0 = 0; j0 < out; j0 += 64) {
             int j1 = j0 + 64 < out ? j0 + 64 : out;
             for (int i = 0; i < batch; i++) {
@@ -168,7 +165,7 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
     for (size_t i = 0; i < count; i++) mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
     const float *restrict xv = x->data;
     float *restrict yv = y->data;
-#pragma omp parallel for simd schedule(static) if (count >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < count; i++) yv[i] = xv[i] * mask[i];
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
@@ -185,7 +182,7 @@ void kd_dropout_backward(const kd_node *node)
     size_t count = kd_tensor_numel(x);
     float *restrict dx = x->grad;
     const float *restrict dy = y->grad, *restrict mask = node->saved;
-#pragma omp parallel for simd schedule(static) if (count >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < count; i++) dx[i] += dy[i] * mask[i];
 }
 

@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Below this many parameters an OpenMP region costs more than it saves. */
-#define KD_PARALLEL_MIN 32768
-
 int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_params, kd_error *err)
 {
     memset(opt, 0, sizeof *opt);
@@ -55,12 +52,12 @@ double kd_optim_lr(const kd_optim_config *c, int64_t step)
 static double clip_gradients(const kd_optim_config *c, float *restrict grads, size_t n)
 {
     double sum = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum) if (n >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) reduction(+ : sum)
     for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
     double norm = sqrt(sum);
     if (norm > c->clip_norm) {
         float scale = (float)(c->clip_norm / (norm + 1e-6)); /* as torch.nn.utils.clip_grad_norm_ */
-#pragma omp parallel for simd schedule(static) if (n >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) grads[i] *= scale;
     }
     return norm;
@@ -76,7 +73,7 @@ static double sgd_step(kd_optim *opt, float *restrict p, float *restrict g, floa
     bool first = opt->step == 0, nesterov = c->nesterov;
     size_t n = opt->n_params;
     double sumsq = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sumsq) if (n >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
     for (size_t i = 0; i < n; i++) {
         sumsq += (double)g[i] * g[i];
         float d = g[i] + wd * p[i];
@@ -101,7 +98,7 @@ static double adamw_step(kd_optim *opt, float *restrict p, float *restrict g, fl
     float *restrict m = opt->m, *restrict v = opt->v;
     size_t n = opt->n_params;
     double sumsq = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sumsq) if (n >= KD_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         sumsq += (double)gi * gi;
