@@ -7,13 +7,14 @@
 /* One row's contribution: log(sum) - beta zy, E_p[z] - zy and Var_p[z], all
  * relative to the row maximum (so exp never overflows). */
 typedef struct row_terms {
-    double f, g, h, k; /* NLL and its first three derivatives in beta */
+    double f, g, h, k; /* NLL but its log(s) term, and its first three derivatives in beta */
+    double s;          /* sum of exp(beta (z - max)), >= 1: its log completes f */
 } row_terms;
 
-static row_terms finish_row(double log_sum, double beta, double zy, double s, double ez, double ez2, double ez3)
+static row_terms finish_row(double beta, double zy, double s, double ez, double ez2, double ez3)
 {
     double mean = ez / s, m2 = ez2 / s, m3 = ez3 / s;
-    return (row_terms){log_sum - beta * zy, mean - zy, m2 - mean * mean, m3 - 3 * mean * m2 + 2 * mean * mean * mean};
+    return (row_terms){-beta * zy, mean - zy, m2 - mean * mean, m3 - 3 * mean * m2 + 2 * mean * mean * mean, s};
 }
 
 static row_terms row_scalar(const float *z, int classes, int label, double beta)
@@ -30,7 +31,7 @@ static row_terms row_scalar(const float *z, int classes, int label, double beta)
         ez2 += e * d * d;
         ez3 += e * d * d * d;
     }
-    return finish_row(log(sum), beta, (double)z[label] - max, sum, ez, ez2, ez3);
+    return finish_row(beta, (double)z[label] - max, sum, ez, ez2, ez3);
 }
 
 #if defined(__x86_64__)
@@ -83,7 +84,7 @@ __attribute__((target("avx512f,avx512vl"))) static row_terms row_avx512(const fl
         ez3 = _mm512_fmadd_pd(edd, d, ez3);
     }
     double s = _mm512_reduce_add_pd(sum);
-    return finish_row(log(s), beta, (double)z[label] - max, s, _mm512_reduce_add_pd(ez), _mm512_reduce_add_pd(ez2),
+    return finish_row(beta, (double)z[label] - max, s, _mm512_reduce_add_pd(ez), _mm512_reduce_add_pd(ez2),
                       _mm512_reduce_add_pd(ez3));
 }
 #endif
@@ -96,13 +97,27 @@ static double nll_terms(const float *logits, const int32_t *labels, int64_t n, i
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) row = row_avx512; /* about 4x fewer cycles a row */
 #endif
     double f = 0.0, g = 0.0, h = 0.0, k = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : f, g, h, k)
-    for (int64_t i = 0; i < n; i++) {
-        row_terms t = row(logits + (size_t)i * (size_t)classes, classes, labels[i], beta);
-        f += t.f;
-        g += t.g;
-        h += t.h;
-        k += t.k;
+    /* sum_i log(s_i) as the log of a product kept in range with frexp: one log per
+     * thread instead of one a row */
+#pragma omp parallel reduction(+ : f, g, h, k)
+    {
+        double product = 1.0;
+        long exponent = 0;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            row_terms t = row(logits + (size_t)i * (size_t)classes, classes, labels[i], beta);
+            f += t.f;
+            g += t.g;
+            h += t.h;
+            k += t.k;
+            product *= t.s; /* s >= 1: the product only grows */
+            if (product > 0x1p800) {
+                int e;
+                product = frexp(product, &e);
+                exponent += e;
+            }
+        }
+        f += log(product) + (double)exponent * 0.69314718055994530942;
     }
     if (d1) *d1 = g / (double)n;
     if (d2) *d2 = h / (double)n;
