@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <hdf5.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -109,9 +110,11 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole")) == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("parts") + " --stop-after 2") == 0);
     REQUIRE_FALSE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
+    REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/parts/summary.json")); // not finished: not reusable
     std::string out;
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts", &out) == 0);
     REQUIRE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
+    REQUIRE(kdtest::file_exists(fx.runs + "/parts/summary.json"));
     std::string csv = read_text(fx.runs + "/parts/metrics.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5);
     // The distilled student resumes exactly too (its teacher logits are recomputed).
@@ -151,6 +154,8 @@ TEST_CASE("bad configs exit with 2, name section.key, and write nothing", "[trai
         {"distill " + fx.base("x"), "distill.teacher: required"},
         {"distill " + fx.base("x") + " --teacher " + teacher_dir, "expected 16 inputs and 4 classes like the data, found a 16-5 model"},
         {"train " + fx.base("x") + " --set train.jitter=1", "train.jitter: needs image data"},
+        {"train " + fx.base("x") + " --set data.labelled=20 --set train.last_batch=drop",
+         "train.batch_size: expected at most 20 (the training rows) with train.last_batch = drop, found 32"},
     };
     for (const Case &c : cases) {
         std::string out;
@@ -176,4 +181,58 @@ TEST_CASE("config files: unknown keys point at the line, and the resolved text r
     REQUIRE(out.find(bad + ":4: expected key = value, found 'layers'") != std::string::npos);
     REQUIRE(kdtest::run_kdtrain("train -c " + fx.dir + "/missing.ini", &out) == 1);
     REQUIRE(out.find("missing.ini: cannot open") != std::string::npos);
+}
+
+TEST_CASE("a run stopped inside its first epoch starts again when resumed", "[train]")
+{
+    Fixture fx;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole")) == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("early") + " --stop-after 1") == 0);
+    std::remove((fx.runs + "/early/model.h5").c_str()); // as if killed before the first checkpoint
+    std::remove((fx.runs + "/early/best.h5").c_str());
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/early", &out) == 0);
+    REQUIRE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/early/model.h5"));
+}
+
+TEST_CASE("calibrate and eval read the dataset paths the run was trained with", "[train][calibrate]")
+{
+    Fixture fx;
+    std::string custom = fx.dir + "/custom.h5";
+    {   // the cluster data moved to other paths, with a /val split of its own
+        kdtest::write_cluster_dataset(fx.dir + "/src.h5", 500, 200, 16, 4, 3);
+        std::vector<size_t> dims;
+        auto x = kdtest::h5_read_doubles(fx.dir + "/src.h5", "/train/x", dims);
+        auto y = kdtest::h5_read_ints(fx.dir + "/src.h5", "/train/y");
+        auto tx = kdtest::h5_read_doubles(fx.dir + "/src.h5", "/test/x", dims);
+        auto ty = kdtest::h5_read_ints(fx.dir + "/src.h5", "/test/y");
+        hid_t f = H5Fcreate(custom.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        auto put = [&](const char *name, const void *data, hid_t type, std::vector<hsize_t> d) {
+            hid_t sp = H5Screate_simple((int)d.size(), d.data(), nullptr);
+            hid_t ds = H5Dcreate2(f, name, type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+            REQUIRE(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+            H5Dclose(ds);
+            H5Sclose(sp);
+        };
+        put("/a/fit_x", x.data(), H5T_NATIVE_DOUBLE, {400, 16});
+        put("/a/fit_y", y.data(), H5T_NATIVE_INT32, {400});
+        put("/a/check_x", x.data() + 400 * 16, H5T_NATIVE_DOUBLE, {100, 16});
+        put("/a/check_y", y.data() + 400, H5T_NATIVE_INT32, {100});
+        put("/a/final_x", tx.data(), H5T_NATIVE_DOUBLE, {200, 16});
+        put("/a/final_y", ty.data(), H5T_NATIVE_INT32, {200});
+        H5Pclose(lcpl);
+        H5Fclose(f);
+    }
+    std::string paths = " --set data.path=" + custom + " --set data.train_x=/a/fit_x --set data.train_y=/a/fit_y" +
+                        " --set data.val_x=/a/check_x --set data.val_y=/a/check_y --set data.test_x=/a/final_x" +
+                        " --set data.test_y=/a/final_y";
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("named") + paths, &out) == 0);
+    REQUIRE(kdtest::run_kdtrain("calibrate --bootstrap 0 --model " + fx.runs + "/named", &out) == 0);
+    INFO(out);
+    REQUIRE(read_text(fx.runs + "/named/calibration.json").find("\"samples\": 100,") != std::string::npos); // /a/check_x
+    REQUIRE(kdtest::run_kdtrain("eval --model " + fx.runs + "/named", &out) == 0);
+    REQUIRE(out.find("(200 samples") != std::string::npos); // /a/final_x
 }

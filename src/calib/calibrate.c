@@ -182,14 +182,13 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc) {
         kd_config_defaults(cfg);
         rc = kd_config_load_text(cfg, config_text, "the checkpoint's config", err);
+        if (rc) rc = err ? (err->code = KD_ERR_DATA) : KD_ERR_DATA;
     }
     const char *data = o->data ? o->data : cfg ? cfg->data.path : "";
     if (!rc && !data[0]) rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", res->checkpoint);
     if (!rc) {
         kd_dataset_options dopt;
-        kd_dataset_options_default(&dopt);
-        dopt.val_from_train = cfg->data.val_from_train;
-        dopt.require_test = false;
+        kd_config_dataset_options(cfg, &dopt); /* the run's dataset paths and validation rows */
         rc = kd_dataset_open(&ds, data, &dopt, err);
     }
     if (!rc && (ds.dim != mc.sizes[0] || ds.num_classes != classes))

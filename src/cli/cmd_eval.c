@@ -162,13 +162,12 @@ static int evaluate(const eval_args *e, kd_error *err)
     int64_t *confusion = NULL;
     rc = config_text ? kd_checkpoint_load(model_path, &mlp, NULL, NULL, config_text, 1 << 16, &calib, err)
                      : kd_error_set(err, KD_ERR_IO, "out of memory");
-    if (!rc) rc = kd_config_load_text(&cfg, config_text, "the checkpoint's config", err);
+    if (!rc && kd_config_load_text(&cfg, config_text, "the checkpoint's config", err)) rc = err->code = KD_ERR_DATA;
     if (!rc && !e->data && !cfg.data.path[0])
         rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", model_path);
     if (!rc) {
         kd_dataset_options o;
-        kd_dataset_options_default(&o);
-        o.val_from_train = cfg.data.val_from_train;
+        kd_config_dataset_options(&cfg, &o); /* the run's dataset paths and validation rows */
         o.require_test = e->split == KD_SPLIT_TEST;
         rc = kd_dataset_open(&ds, e->data ? e->data : cfg.data.path, &o, err);
     }

@@ -106,8 +106,10 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
         else if (!strcmp(e->key, "seeds")) return parse_seeds(where, v, p, err);
         else if (!strcmp(e->key, "teacher")) return parse_spec(where, v, false, &p->teacher, err);
         else if (!strcmp(e->key, "threads")) {
-            p->threads = atoi(v);
-            if (p->threads < 0 || p->threads > 1024)
+            char *end;
+            long threads = strtol(v, &end, 10);
+            p->threads = (int)threads;
+            if (!*v || *end || threads < 0 || threads > 1024)
                 return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 0 to 1024, found '%s'", where, v);
         } else
             return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key pipeline.%s (expected title, data, prepare, runs, out, seeds, teacher, threads)",
@@ -206,7 +208,6 @@ static int build_request(const pipe_state *s, const kd_pipe_run *spec, const cha
     snprintf(c->run.dir, sizeof c->run.dir, "%s", p->runs_dir);
     snprintf(c->run.name, sizeof c->run.name, "%s", name);
     if (seed) c->train.seed = *seed;
-    if (p->threads > 0) c->train.threads = p->threads;
     return kd_config_validate(c, err);
 }
 
@@ -241,8 +242,10 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
                 dir);
         req->teacher = teacher;
         req->quiet = s->quiet;
+        req->threads_override = s->p->threads;
         char out[KD_PIPE_TEXT + 128];
         rc = kd_train(req, out, sizeof out, err);
+        if (!rc) snprintf(result->path, sizeof result->path, "%s", out); /* where it really went */
     }
     free(req);
     return rc;
@@ -354,6 +357,7 @@ static int run_all(pipe_state *s, kd_error *err)
 
 int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
 {
+    if (!p->teacher.config[0]) return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.teacher: required by kdtrain run", p->source);
     pipe_state *s = calloc(1, sizeof *s);
     if (!s) return kd_error_set(err, KD_ERR_IO, "out of memory");
     s->p = p;

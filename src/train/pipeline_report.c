@@ -59,7 +59,7 @@ static kd_stat paired(const pipe_state *s, int ri, int b, int a, field_fn f)
     return kd_stat_paired(va, vb, s->p->n_seeds);
 }
 
-/* "a gain", "a loss" or "within seed noise", by a paired t-test at 95 %. */
+/* "beyond seed noise" or "within seed noise", by a paired t-test at 95 %. */
 static const char *verdict(kd_stat d, double *t_out)
 {
     int dof = d.n - 1;

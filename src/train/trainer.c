@@ -46,6 +46,19 @@ typedef struct trainer {
     char config_text[CONFIG_TEXT_MAX];
 } trainer;
 
+void kd_config_dataset_options(const kd_config *c, kd_dataset_options *o)
+{
+    kd_dataset_options_default(o);
+    snprintf(o->x_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_x);
+    snprintf(o->y_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_y);
+    snprintf(o->x_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_x);
+    snprintf(o->y_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_y);
+    snprintf(o->x_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_x);
+    snprintf(o->y_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_y);
+    o->val_from_train = c->data.val_from_train;
+    o->require_test = false;
+}
+
 const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
 {
     if (kd_is_directory(path))
@@ -61,15 +74,7 @@ static int open_data(trainer *t, kd_error *err)
 {
     const kd_config *c = t->cfg;
     kd_dataset_options o;
-    kd_dataset_options_default(&o);
-    snprintf(o.x_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_x);
-    snprintf(o.y_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_y);
-    snprintf(o.x_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_x);
-    snprintf(o.y_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_y);
-    snprintf(o.x_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_x);
-    snprintf(o.y_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_y);
-    o.val_from_train = c->data.val_from_train;
-    o.require_test = false;
+    kd_config_dataset_options(c, &o);
     int rc = kd_dataset_open(&t->ds, c->data.path, &o, err);
     if (rc) return rc;
     if (t->ds.notes[0]) kd_run_log(&t->run, "data: %s", t->ds.notes);
@@ -203,10 +208,9 @@ static int load_teacher(trainer *t, kd_error *err)
         kd_eval_options eo = {(int)t->cfg->train.batch_size, t->cfg->data.streaming, 1.0, 15, 0};
         kd_metrics m;
         rc = kd_evaluate(&teacher, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
-        kd_metrics_summary s = kd_metrics_summarize(&m);
         if (!rc)
             kd_run_log(&t->run, "teacher %s (%s): logits of %zu training rows cached in %.2f s, train accuracy %.2f%%",
-                       path, kd_mlp_describe(&tc, a, sizeof a), rows, kd_now_seconds() - t0, 100 * s.accuracy);
+                       path, kd_mlp_describe(&tc, a, sizeof a), rows, kd_now_seconds() - t0, 100 * kd_metrics_summarize(&m).accuracy);
     }
     kd_mlp_free(&teacher);
     return rc;
@@ -401,6 +405,10 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     if ((rc = kd_config_model(c, &mc, err)) || (rc = kd_mlp_create(&t->model, &mc, err))) return rc;
     kd_mlp_init(&t->model, c->train.seed);
     kd_rng_seed(&t->rng, c->train.seed ^ 0x5DEECE66DULL);
+    if (kd_loader_batches_per_epoch(&t->loader) == 0)
+        return kd_error_set(err, KD_ERR_CONFIG,
+                            "train.batch_size: expected at most %lld (the training rows) with train.last_batch = drop, found %lld",
+                            (long long)t->loader.rows, (long long)c->train.batch_size);
     kd_optim_config oc;
     optim_config(c, kd_loader_batches_per_epoch(&t->loader), &oc);
     if ((rc = kd_optim_create(&t->optim, &oc, t->model.n_params, err))) return rc;
@@ -414,7 +422,12 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
     if (req->teacher && (rc = load_teacher(t, err))) return rc;
 
-    if (req->resume) {
+    char checkpoint[4200];
+    snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
+    if (req->resume && !kd_path_exists(checkpoint)) {
+        /* Stopped inside its first epoch: nothing to resume, start it again in place. */
+        if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
+    } else if (req->resume) {
         if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
         if ((rc = resume_state(t, err))) return rc;
         kd_run_dir_close(&t->run);
@@ -457,7 +470,8 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     for (int64_t e = t->start_epoch; !rc && e < end; e++) rc = run_epoch(t, e, err);
     if (!rc && end < t->cfg->train.epochs)
         kd_run_log(&t->run, "stopped after epoch %lld as asked; continue with --resume %s", (long long)end, t->run.path);
-    if (!rc) rc = write_summary(t, kd_now_seconds() - t0, err);
+    /* summary.json marks a finished run (the pipeline reuses such runs) */
+    if (!rc && end == t->cfg->train.epochs) rc = write_summary(t, kd_now_seconds() - t0, err);
     if (!rc)
         kd_run_log(&t->run, "done: best val accuracy %.2f%% at epoch %lld; model %s/model.h5", 100 * t->best_val_acc,
                    (long long)t->best_epoch, t->run.path);

@@ -12,6 +12,7 @@
 #ifndef KD_TRAINER_H
 #define KD_TRAINER_H
 
+#include "data/dataset.h"
 #include "io/config.h"
 
 #ifdef __cplusplus
@@ -30,6 +31,10 @@ typedef struct kd_train_request {
 
 /* Runs the training; run_dir receives the run folder's path. */
 int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size, kd_error *err);
+
+/* The data set options a config names: dataset paths, validation rows (the test
+ * split is optional). */
+void kd_config_dataset_options(const kd_config *config, kd_dataset_options *options);
 
 /* The checkpoint behind a model argument: PATH itself, or PATH/model.h5 for a run folder. */
 const char *kd_resolve_model_path(const char *path, char *buf, size_t size);
