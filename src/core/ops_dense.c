@@ -5,9 +5,33 @@
 #include "core/ops.h"
 #include "core/ops_backward.h"
 
+/* Loops over fewer elements than this run on the calling thread: an OpenMP region
+ * costs more than it saves there. (An `if` clause would do the same, but libgomp
+ * allocates for every serialised region.) */
+#define KD_PARALLEL_MIN 32768
+#define KD_ELEMENTWISE(count, i, statement)                                                  \
+    do {                                                                                      \
+        size_t count_ = (count);                                                              \
+        if (count_ >= KD_PARALLEL_MIN) {                                                      \
+            _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < count_; i++) statement; \
+        } else {                                                                              \
+            for (size_t i = 0; i < count_; i++) statement;                                    \
+        }                                                                                     \
+    } while (0)
+
 #include <string.h>
 
 static bool wants_grad(const kd_tensor *t) { return t && t->requires_grad && t->grad; }
+
+/* db[j0 .. j0 + 64) += the rows of dy (B, out), in row order. */
+static void sum_columns(const float *dy, float *db, int batch, int out, int j0)
+{
+    int j1 = j0 + 64 < out ? j0 + 64 : out;
+    for (int i = 0; i < batch; i++) {
+        const float *row = dy + (size_t)i * out;
+        for (int j = j0; j < j1; j++) db[j] += row[j];
+    }
+}
 
 /* ---- matmul: C = op(A) op(B) ------------------------------------------------ */
 
@@ -56,14 +80,16 @@ kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b,
               b->rows, b->cols, w->cols);
     int batch = x->rows, in = x->cols, out = w->cols;
     kd_tensor *y = kd_tape_tensor(tape, batch, out); /* (B, out) */
+    if ((size_t)batch * out >= KD_PARALLEL_MIN) {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
+        for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
+    } else {
+        for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
+    }
     kd_gemm(false, false, batch, out, in, 1.0f, x->data, in, w->data, out, 1.0f, y->data, out);
     if (act == KD_ACT_RELU) {
         float *restrict v = y->data;
-        size_t count = kd_tensor_numel(y);
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < count; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+        KD_ELEMENTWISE(kd_tensor_numel(y), i, v[i] = v[i] > 0.0f ? v[i] : 0.0f);
     }
     kd_node *node = kd_tape_record(tape, KD_OP_LINEAR, y, x, w, b);
     if (node) node->iparam[0] = act;
@@ -79,21 +105,18 @@ void kd_linear_backward(const kd_node *node)
         /* The ReLU's gradient is applied in place: every consumer of Y has already
          * added into dY, and nothing reads dY after this node. */
         const float *restrict yv = y->data;
-        size_t count = kd_tensor_numel(y);
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < count; i++) dy[i] = yv[i] > 0.0f ? dy[i] : 0.0f;
+        KD_ELEMENTWISE(kd_tensor_numel(y), i, dy[i] = yv[i] > 0.0f ? dy[i] : 0.0f);
     }
     if (wants_grad(b)) {
         /* Threads own blocks of columns; each column still sums its rows in order,
          * so the result does not depend on the thread count. */
         float *restrict db = b->grad;
+        size_t blocks = ((size_t)out + 63) / 64;
+        if ((size_t)batch * out >= KD_PARALLEL_MIN) {
 #pragma omp parallel for schedule(static)
-        for (int j0 = 0; j0 < out; j0 += 64) {
-            int j1 = j0 + 64 < out ? j0 + 64 : out;
-            for (int i = 0; i < batch; i++) {
-                const float *row = dy + (size_t)i * out;
-                for (int j = j0; j < j1; j++) db[j] += row[j];
-            }
+            for (size_t blk = 0; blk < blocks; blk++) sum_columns(dy, db, batch, out, (int)blk * 64);
+        } else {
+            for (size_t blk = 0; blk < blocks; blk++) sum_columns(dy, db, batch, out, (int)blk * 64);
         }
     }
     if (wants_grad(w)) /* dW (in, out) += X^T dY */
@@ -165,8 +188,7 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
     for (size_t i = 0; i < count; i++) mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
     const float *restrict xv = x->data;
     float *restrict yv = y->data;
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < count; i++) yv[i] = xv[i] * mask[i];
+    KD_ELEMENTWISE(count, i, yv[i] = xv[i] * mask[i]);
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
         node->saved = mask;
@@ -182,8 +204,7 @@ void kd_dropout_backward(const kd_node *node)
     size_t count = kd_tensor_numel(x);
     float *restrict dx = x->grad;
     const float *restrict dy = y->grad, *restrict mask = node->saved;
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < count; i++) dx[i] += dy[i] * mask[i];
+    KD_ELEMENTWISE(count, i, dx[i] += dy[i] * mask[i]);
 }
 
 /* ---- scale ---------------------------------------------------------------------- */
