@@ -22,7 +22,7 @@ Prints `name value` lines on stdout (N = the thread count):
 
 A training step is zero_grad(set_to_none=True), forward, loss, backward, Adam step, on
 one fixed synthetic batch (x uniform in [0, 1), random labels; no data loading, as in
-bench/bench_step.c); S steps are timed after a few untimed warm-up steps.
+bench/bench_train.c); S steps are timed after a few untimed warm-up steps.
 Progress and explanations go to stderr.
 
 The Linear path. Debian builds torch against the generic (reference) BLAS, so

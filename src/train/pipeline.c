@@ -362,14 +362,12 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
     if (!s) return kd_error_set(err, KD_ERR_IO, "out of memory");
     s->p = p;
     s->quiet = quiet;
-    kd_tape_init(&s->tape, 0);
     int rc = run_all(s, err);
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);
         rc = kd_pipe_write_reports(s, command, err);
     }
-    kd_tape_free(&s->tape);
     kd_dataset_close(&s->ds);
     free(s);
     return rc;

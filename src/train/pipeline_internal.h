@@ -3,7 +3,6 @@
 #ifndef KD_PIPELINE_INTERNAL_H
 #define KD_PIPELINE_INTERNAL_H
 
-#include "core/tape.h"
 #include "data/dataset.h"
 #include "train/pipeline.h"
 
@@ -26,7 +25,6 @@ typedef struct pipe_state {
     const kd_pipeline *p;
     bool quiet;
     kd_dataset ds; /* the test split, loaded once */
-    kd_tape tape;
     model_result teacher;
     model_result regime_teacher[KD_PIPE_MAX_REGIMES];
     model_result results[KD_PIPE_MAX_REGIMES][KD_PIPE_MAX_RUNS][KD_PIPE_MAX_SEEDS];
