@@ -125,6 +125,17 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d2/model.h5"));
 }
 
+TEST_CASE("the trained weights do not depend on the thread count, bit for bit", "[train]")
+{
+    Fixture fx;
+    // Batch 64 and 512 hidden units: the dropout masks (32,768 elements), the AdamW
+    // update (10,756 parameters) and the split products all take their threaded paths.
+    std::string model = " --set model.layers=16,512,4 --set model.dropout=0.3 --set train.batch_size=64 --set train.epochs=2";
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("one") + model + " --set train.threads=1") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + model + " --set train.threads=3") == 0);
+    REQUIRE(same_parameters(fx.runs + "/one/model.h5", fx.runs + "/three/model.h5"));
+}
+
 TEST_CASE("bad configs exit with 2, name section.key, and write nothing", "[train][config]")
 {
     Fixture fx;

@@ -1,6 +1,8 @@
 /* temperature.c - see temperature.h. */
 #include "calib/temperature.h"
 
+#include "core/vexp.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -34,37 +36,9 @@ static row_terms row_scalar(const float *z, int classes, int label, double beta)
     return finish_row(beta, (double)z[label] - max, sum, ez, ez2, ez3);
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-/* exp of 8 doubles x <= 0, within about 2 ulp of libm: x = k ln2 + r with
- * |r| <= ln2/2, exp(r) by its Taylor polynomial to degree 12 (error < 2e-17),
- * then scaled by 2^k (scalef gives 0 below the double range). */
-__attribute__((target("avx512f,avx512vl"))) static __m512d exp_pd(__m512d x)
-{
-    const __m512d ln2_hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2_lo = _mm512_set1_pd(1.90821492927058770002e-10);
-    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)), _MM_FROUND_TO_NEAREST_INT);
-    __m512d r = _mm512_fnmadd_pd(k, ln2_lo, _mm512_fnmadd_pd(k, ln2_hi, x));
-    static const double inv_factorial[13] = {1.0,
-                                             1.0,
-                                             0.5,
-                                             1.0 / 6,
-                                             1.0 / 24,
-                                             1.0 / 120,
-                                             1.0 / 720,
-                                             1.0 / 5040,
-                                             1.0 / 40320,
-                                             1.0 / 362880,
-                                             1.0 / 3628800,
-                                             1.0 / 39916800,
-                                             1.0 / 479001600};
-    __m512d p = _mm512_set1_pd(inv_factorial[12]);
-    for (int i = 11; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_factorial[i]));
-    return _mm512_scalef_pd(p, k);
-}
-
+#if KD_HAVE_AVX512_VARIANTS
 /* The same row terms, 8 classes at a time. */
-__attribute__((target("avx512f,avx512vl"))) static row_terms row_avx512(const float *z, int classes, int label, double beta)
+KD_TARGET_AVX512 static row_terms row_avx512(const float *z, int classes, int label, double beta)
 {
     double max = z[0];
     for (int c = 1; c < classes; c++)
@@ -76,7 +50,7 @@ __attribute__((target("avx512f,avx512vl"))) static row_terms row_avx512(const fl
         __mmask8 m = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1);
         __m256 zf = _mm256_maskz_loadu_ps(m, z + c);
         __m512d d = _mm512_maskz_sub_pd(m, _mm512_cvtps_pd(zf), vmax);
-        __m512d e = _mm512_maskz_mov_pd(m, exp_pd(_mm512_mul_pd(vbeta, d)));
+        __m512d e = _mm512_maskz_mov_pd(m, kd_exp_pd(_mm512_mul_pd(vbeta, d)));
         sum = _mm512_add_pd(sum, e);
         __m512d ed = _mm512_mul_pd(e, d), edd = _mm512_mul_pd(ed, d);
         ez = _mm512_add_pd(ez, ed);
@@ -93,8 +67,8 @@ static double nll_terms(const float *logits, const int32_t *labels, int64_t n, i
                         double *d2, double *d3)
 {
     row_terms (*row)(const float *, int, int, double) = row_scalar;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) row = row_avx512; /* about 4x fewer cycles a row */
+#if KD_HAVE_AVX512_VARIANTS
+    if (kd_cpu_has_avx512()) row = row_avx512; /* about 4x fewer cycles a row */
 #endif
     double f = 0.0, g = 0.0, h = 0.0, k = 0.0;
     /* sum_i log(s_i) as the log of a product kept in range with frexp: one log per

@@ -4,6 +4,7 @@
 #include "core/gemm.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
+#include "core/simd.h"
 
 /* Loops over fewer elements than this run on the calling thread: an OpenMP region
  * costs more than it saves there. (An `if` clause would do the same, but libgomp
@@ -19,6 +20,7 @@
         }                                                                                     \
     } while (0)
 
+#include <math.h>
 #include <string.h>
 
 static bool wants_grad(const kd_tensor *t) { return t && t->requires_grad && t->grad; }
@@ -177,6 +179,37 @@ void kd_relu_backward(const kd_node *node)
 
 /* ---- dropout -------------------------------------------------------------------- */
 
+/* mask[i] = keep_scale where the top 32 bits of kd_rng_at(key, i) reach the
+ * threshold, else 0; y = x mask. Elements [begin, end). */
+KD_INLINE_BODY void dropout_body(const float *restrict x, float *restrict y, float *restrict mask, size_t begin,
+                                 size_t end, uint64_t key, uint32_t threshold, float keep_scale)
+{
+#pragma omp simd
+    for (size_t i = begin; i < end; i++) {
+        uint32_t bits = (uint32_t)(kd_rng_at(key, i) >> 32);
+        float m = bits >= threshold ? keep_scale : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+KD_TARGET_AVX512 static void dropout_avx512(const float *restrict x, float *restrict y, float *restrict mask,
+                                            size_t begin, size_t end, uint64_t key, uint32_t threshold,
+                                            float keep_scale)
+{
+    dropout_body(x, y, mask, begin, end, key, threshold, keep_scale);
+}
+
+static void dropout_generic(const float *restrict x, float *restrict y, float *restrict mask, size_t begin,
+                            size_t end, uint64_t key, uint32_t threshold, float keep_scale)
+{
+    dropout_body(x, y, mask, begin, end, key, threshold, keep_scale);
+}
+
+/* Elements per block of the dropout loop; the mask does not depend on how the
+ * blocks are spread over threads. */
+#define KD_DROPOUT_BLOCK ((size_t)4096)
+
 kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
 {
     KD_ASSERT(p >= 0.0f && p < 1.0f, "dropout probability %g must be in [0, 1)", (double)p);
@@ -185,10 +218,23 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
     size_t count = kd_tensor_numel(x);
     float *mask = kd_arena_alloc(&tape->arena, count * sizeof(float)); /* (rows, cols) */
     float keep_scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < count; i++) mask[i] = kd_rng_uniform(rng) >= p ? keep_scale : 0.0f;
-    const float *restrict xv = x->data;
-    float *restrict yv = y->data;
-    KD_ELEMENTWISE(count, i, yv[i] = xv[i] * mask[i]);
+    /* P(drop) = threshold / 2^32 = p rounded up to a multiple of 2^-32 (< 2^32 as p < 1) */
+    uint32_t threshold = (uint32_t)ceil((double)p * 4294967296.0);
+    uint64_t key = kd_rng_next(rng); /* one draw a call: the whole mask follows from it */
+    void (*block)(const float *restrict, float *restrict, float *restrict, size_t, size_t, uint64_t, uint32_t,
+                  float) = kd_cpu_has_avx512() ? dropout_avx512 : dropout_generic;
+    size_t blocks = (count + KD_DROPOUT_BLOCK - 1) / KD_DROPOUT_BLOCK;
+#define KD_DROPOUT_BLOCK_AT(b) \
+    block(x->data, y->data, mask, (b) * KD_DROPOUT_BLOCK, \
+          (b) * KD_DROPOUT_BLOCK + KD_DROPOUT_BLOCK < count ? (b) * KD_DROPOUT_BLOCK + KD_DROPOUT_BLOCK : count, key, \
+          threshold, keep_scale)
+    if (count >= KD_PARALLEL_MIN) {
+#pragma omp parallel for schedule(static)
+        for (size_t b = 0; b < blocks; b++) KD_DROPOUT_BLOCK_AT(b);
+    } else {
+        for (size_t b = 0; b < blocks; b++) KD_DROPOUT_BLOCK_AT(b);
+    }
+#undef KD_DROPOUT_BLOCK_AT
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
         node->saved = mask;

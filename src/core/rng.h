@@ -22,6 +22,18 @@ uint64_t kd_rng_below(kd_rng *rng, uint64_t n);
 /* Standard normal (Box-Muller, in double). */
 double kd_rng_normal(kd_rng *rng);
 
+/* Output number `counter` (0-based) of SplitMix64 seeded with `key` (Steele, Lea and
+ * Flood 2014): a counter-based stream, so any element costs a few instructions and
+ * elements can be drawn in any order, in parallel and vectorised. Dropout draws
+ * one key from a kd_rng and its mask element i from kd_rng_at(key, i). */
+static inline uint64_t kd_rng_at(uint64_t key, uint64_t counter)
+{
+    uint64_t z = key + (counter + 1) * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,10 @@
 /* optim.c - see optim.h. */
 #include "nn/optim.h"
 
+#include "core/simd.h"
+
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,9 @@ double kd_optim_lr(const kd_optim_config *c, int64_t step)
 
 /* The loops below are elementwise over millions of parameters: OpenMP threads and
  * SIMD (restrict pointers, -fno-math-errno for an inline sqrt). */
+/* Below this many parameters the AdamW update runs on the calling thread. */
+#define KD_OPTIM_PARALLEL_MIN ((size_t)8192)
+
 static double clip_gradients(const kd_optim_config *c, float *restrict grads, size_t n)
 {
     double sum = 0.0;
@@ -87,26 +93,63 @@ static double sgd_step(kd_optim *opt, float *restrict p, float *restrict g, floa
     return sumsq;
 }
 
-static double adamw_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
+typedef struct adamw_coeffs {
+    float b1, b2, eps, decay, step_size, inv_root_bc2;
+} adamw_coeffs;
+
+/* One block of the update; returns the block's sum of squared gradients. */
+KD_INLINE_BODY double adamw_body(float *restrict p, float *restrict g, float *restrict m, float *restrict v,
+                                 size_t n, adamw_coeffs k)
 {
-    const kd_optim_config *c = &opt->config;
-    double t = (double)(opt->step + 1);
-    float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
-    float decay = (float)(1.0 - (double)lr * c->weight_decay);
-    float step_size = (float)((double)lr / (1.0 - pow(c->beta1, t)));
-    float root_bc2 = (float)sqrt(1.0 - pow(c->beta2, t));
-    float *restrict m = opt->m, *restrict v = opt->v;
-    size_t n = opt->n_params;
     double sumsq = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
+#pragma omp simd reduction(+ : sumsq)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         sumsq += (double)gi * gi;
         g[i] = 0.0f;
-        p[i] *= decay;
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= step_size * m[i] / (sqrtf(v[i]) / root_bc2 + eps);
+        p[i] *= k.decay;
+        m[i] = k.b1 * m[i] + (1.0f - k.b1) * gi;
+        v[i] = k.b2 * v[i] + (1.0f - k.b2) * gi * gi;
+        /* torch.optim.AdamW divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
+         * reciprocal (within an ulp) leaves one division, the loop's bottleneck. */
+        p[i] -= k.step_size * m[i] / (sqrtf(v[i]) * k.inv_root_bc2 + k.eps);
+    }
+    return sumsq;
+}
+
+KD_TARGET_AVX512 static double adamw_block_avx512(float *restrict p, float *restrict g, float *restrict m,
+                                                  float *restrict v, size_t n, adamw_coeffs k)
+{
+    return adamw_body(p, g, m, v, n, k);
+}
+
+static double adamw_block_generic(float *restrict p, float *restrict g, float *restrict m, float *restrict v,
+                                  size_t n, adamw_coeffs k)
+{
+    return adamw_body(p, g, m, v, n, k);
+}
+
+static double adamw_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
+{
+    const kd_optim_config *c = &opt->config;
+    double t = (double)(opt->step + 1);
+    adamw_coeffs k = {.b1 = (float)c->beta1,
+                      .b2 = (float)c->beta2,
+                      .eps = (float)c->eps,
+                      .decay = (float)(1.0 - (double)lr * c->weight_decay),
+                      .step_size = (float)((double)lr / (1.0 - pow(c->beta1, t))),
+                      .inv_root_bc2 = (float)(1.0 / sqrt(1.0 - pow(c->beta2, t)))};
+    size_t n = opt->n_params;
+    double (*block)(float *restrict, float *restrict, float *restrict, float *restrict, size_t, adamw_coeffs) =
+        kd_cpu_has_avx512() ? adamw_block_avx512 : adamw_block_generic;
+    if (n < KD_OPTIM_PARALLEL_MIN) return block(p, g, opt->m, opt->v, n, k);
+    double sumsq = 0.0;
+#pragma omp parallel reduction(+ : sumsq)
+    {
+        /* equal shares, cut at multiples of 16 floats (a cache line) */
+        size_t threads = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        size_t lo = n * id / threads / 16 * 16, hi = id + 1 == threads ? n : n * (id + 1) / threads / 16 * 16;
+        sumsq += block(p + lo, g + lo, opt->m + lo, opt->v + lo, hi - lo, k);
     }
     return sumsq;
 }

@@ -1,0 +1,29 @@
+/* vexp.h - exp of eight doubles at once with AVX-512, for the softmax rows of the
+ * loss ops and the temperature fit. Include after core/simd.h; only defined where
+ * KD_HAVE_AVX512_VARIANTS is 1. */
+#ifndef KD_VEXP_H
+#define KD_VEXP_H
+
+#include "core/simd.h"
+
+#if KD_HAVE_AVX512_VARIANTS
+#include <immintrin.h>
+
+/* exp(x) for x <= 0 within about 2 ulp of libm: x = k ln2 + r with |r| <= ln2/2,
+ * exp(r) by its Taylor polynomial to degree 12 (error < 2e-17), then scaled by 2^k
+ * (scalef gives 0 below the double range). */
+KD_TARGET_AVX512 static inline __m512d kd_exp_pd(__m512d x)
+{
+    const __m512d ln2_hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2_lo = _mm512_set1_pd(1.90821492927058770002e-10);
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)), _MM_FROUND_TO_NEAREST_INT);
+    __m512d r = _mm512_fnmadd_pd(k, ln2_lo, _mm512_fnmadd_pd(k, ln2_hi, x));
+    static const double inv_factorial[13] = {1.0,          1.0,           0.5,           1.0 / 6,        1.0 / 24,
+                                             1.0 / 120,    1.0 / 720,     1.0 / 5040,    1.0 / 40320,    1.0 / 362880,
+                                             1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600};
+    __m512d p = _mm512_set1_pd(inv_factorial[12]);
+    for (int i = 11; i >= 0; i--) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(inv_factorial[i]));
+    return _mm512_scalef_pd(p, k);
+}
+#endif
+
+#endif
