@@ -74,6 +74,17 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(out.find("training") == std::string::npos);
     REQUIRE(read_text(dir + "/out/summary.csv") == csv);
 
+    // The report names the commits that trained its runs, as their summary.json say.
+    std::string summary_file = dir + "/runs/tiny-kd-s2/summary.json", summary = read_text(summary_file);
+    size_t key = summary.find("\"commit\": \"");
+    REQUIRE(key != std::string::npos);
+    size_t value = key + std::string("\"commit\": \"").size();
+    std::string trained = summary.substr(value, summary.find('"', value) - value);
+    REQUIRE(read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ";") != std::string::npos);
+    std::ofstream(summary_file) << summary.substr(0, value) << "feedbee" << summary.substr(summary.find('"', value));
+    REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
+    REQUIRE(read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ", feedbee;") != std::string::npos);
+
     // A run folder trained with another config is never overwritten.
     std::ofstream(ini, std::ios::app) << "run.other = train " << smoke << "\n";
     std::string changed = read_text(ini);

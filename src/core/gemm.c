@@ -11,8 +11,13 @@
 #include <time.h>
 #include <xmmintrin.h>
 
-/* Products of fewer floating-point operations than this are split by kd_gemm. */
+/* Products of fewer floating-point operations than this, with at least twice this
+ * many rows, are cut in halves by kd_gemm. */
 #define KD_GEMM_SPLIT_MAX_FLOP 16e6
+#define KD_GEMM_MIN_HALF_ROWS 16
+
+static int half_start(int M, int h) { return h == 0 ? 0 : M / 2; }
+static int half_rows(int M, int h) { return h == 0 ? M / 2 : M - M / 2; }
 
 static dnnl_status_t sgemm_checked(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -36,22 +41,30 @@ void kd_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const
             for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
-    /* Small products: the rows of C are split over the threads here, each part a
-     * single-threaded oneDNN call (oneDNN runs sequentially inside a parallel
-     * region). Measured on the student's products (bench_gemm --small): oneDNN's
-     * own threading costs more than it saves below about 16 MFLOP. */
-    int threads = omp_get_max_threads();
-    if (threads > 1 && M >= 2 * 16 && 2.0 * M * N * K < KD_GEMM_SPLIT_MAX_FLOP && !omp_in_parallel()) {
-        int failed = dnnl_success; /* a failing part's status (oneDNN's are small positive codes) */
-#pragma omp parallel reduction(max : failed)
-        {
-            int parts = omp_get_num_threads(), id = omp_get_thread_num();
-            int lo = M * id / parts, hi = M * (id + 1) / parts;
-            const float *a = trans_a ? A + lo : A + (size_t)lo * lda;
-            int status = (int)sgemm_checked(trans_a, trans_b, hi - lo, N, K, alpha, a, lda, B, ldb, beta,
-                                            C + (size_t)lo * ldc, ldc);
-            if (status > failed) failed = status;
+    /* Small products: the rows of C are cut in halves here, each a single-threaded
+     * oneDNN call (oneDNN runs sequentially inside a parallel region), on two
+     * threads when there are two. On the student's products oneDNN's own threading
+     * cost more than it saved (docs/ARCHITECTURE.md). Always two halves, whatever
+     * the thread count: oneDNN picks its kernel from the shape of a call, so the
+     * same calls give the same bits on 1, 2 or more threads. */
+    if (M >= 2 * KD_GEMM_MIN_HALF_ROWS && 2.0 * M * N * K < KD_GEMM_SPLIT_MAX_FLOP && !omp_in_parallel()) {
+        int failed = dnnl_success; /* a failing half's status (oneDNN's are small positive codes) */
+#define KD_GEMM_HALF(h) \
+    sgemm_checked(trans_a, trans_b, half_rows(M, h), N, K, alpha, trans_a ? A + half_start(M, h) : A + (size_t)half_start(M, h) * lda, \
+                  lda, B, ldb, beta, C + (size_t)half_start(M, h) * ldc, ldc)
+        if (omp_get_max_threads() > 1) {
+#pragma omp parallel for num_threads(2) schedule(static) reduction(max : failed)
+            for (int h = 0; h < 2; h++) {
+                int status = (int)KD_GEMM_HALF(h);
+                if (status > failed) failed = status;
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                int status = (int)KD_GEMM_HALF(h);
+                if (status > failed) failed = status;
+            }
         }
+#undef KD_GEMM_HALF
         if (failed != dnnl_success) report_failure(failed, trans_a, trans_b, M, N, K, lda, ldb, ldc);
         return;
     }

@@ -1,9 +1,11 @@
 /* simd.h - hot loops compiled twice, for AVX-512 and for any x86-64, and chosen
- * per call by what the CPU reports. A loop body is written once as an inline
- * function and wrapped by KD_SIMD_VARIANTS; each element's result is the same in
- * both variants, because the library builds with -ffp-contract=off (no
- * multiply-add is fused that the code does not write). Only a reduction's partial
- * sums are added in a different order.
+ * per call by what the CPU reports. An elementwise loop (dropout, AdamW) is written
+ * once as a KD_INLINE_BODY function and wrapped by a KD_TARGET_AVX512 function and a
+ * plain one; each element's result is the same in both, because the library builds
+ * with -ffp-contract=off (no multiply-add is fused that the code does not write).
+ * Only a reduction's partial sums are added in a different order. The hand-written
+ * AVX-512 rows of the softmax and the temperature fit (core/vexp.h) are another
+ * matter: their exp is within about 2 ulp of libm's, not equal to it.
  *
  * (GCC's target_clones would do the dispatch in the loader, but its resolver
  * picked the generic clone on this machine's virtual CPU, which reports AVX-512F:

@@ -10,10 +10,12 @@
 #include <immintrin.h>
 
 /* exp(x) for x <= 0 within about 2 ulp of libm: x = k ln2 + r with |r| <= ln2/2,
- * exp(r) by its Taylor polynomial to degree 12 (error < 2e-17), then scaled by 2^k
- * (scalef gives 0 below the double range). */
+ * exp(r) by its Taylor polynomial to degree 12 (truncation below 1.7e-16, about an
+ * ulp), then scaled by 2^k (scalef gives 0 below the double range). x is clamped at
+ * -746, where exp is already 0 in double, so -inf gives 0 and not NaN. */
 KD_TARGET_AVX512 static inline __m512d kd_exp_pd(__m512d x)
 {
+    x = _mm512_max_pd(x, _mm512_set1_pd(-746.0));
     const __m512d ln2_hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2_lo = _mm512_set1_pd(1.90821492927058770002e-10);
     __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)), _MM_FROUND_TO_NEAREST_INT);
     __m512d r = _mm512_fnmadd_pd(k, ln2_lo, _mm512_fnmadd_pd(k, ln2_hi, x));

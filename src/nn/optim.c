@@ -4,7 +4,6 @@
 #include "core/simd.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,17 +49,48 @@ double kd_optim_lr(const kd_optim_config *c, int64_t step)
     }
 }
 
-/* The loops below are elementwise over millions of parameters: OpenMP threads and
- * SIMD (restrict pointers, -fno-math-errno for an inline sqrt). */
-/* Below this many parameters the AdamW update runs on the calling thread. */
+/* The passes over the parameter block are elementwise over up to millions of
+ * parameters: OpenMP threads and SIMD (restrict pointers, -fno-math-errno for an
+ * inline sqrt). Each pass cuts the block into the same KD_OPTIM_BLOCKS blocks
+ * whatever the thread count (the threads take contiguous runs of them) and keeps
+ * each block's sum of squared gradients apart; the sums are added in block order,
+ * so the reported norm, and the clipping scale, do not depend on the thread count. */
+#define KD_OPTIM_BLOCKS 64
+/* Below this many parameters a pass runs on the calling thread (same blocks). */
 #define KD_OPTIM_PARALLEL_MIN ((size_t)8192)
+
+typedef double (*block_pass)(void *context, size_t begin, size_t end);
+
+static double blocked_pass(size_t n, block_pass pass, void *context)
+{
+    double part[KD_OPTIM_BLOCKS];
+    size_t per = ((n + KD_OPTIM_BLOCKS - 1) / KD_OPTIM_BLOCKS + 15) / 16 * 16; /* whole cache lines */
+    if (per == 0) return 0.0;
+    int blocks = (int)((n + per - 1) / per);
+#define KD_BLOCK(b) part[b] = pass(context, (size_t)(b) * per, (size_t)(b) * per + per < n ? (size_t)(b) * per + per : n)
+    if (n >= KD_OPTIM_PARALLEL_MIN) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < blocks; b++) KD_BLOCK(b);
+    } else {
+        for (int b = 0; b < blocks; b++) KD_BLOCK(b);
+    }
+#undef KD_BLOCK
+    double sum = 0.0;
+    for (int b = 0; b < blocks; b++) sum += part[b];
+    return sum;
+}
+
+static double sum_squares_block(void *context, size_t begin, size_t end)
+{
+    const float *restrict g = context;
+    double sum = 0.0;
+    for (size_t i = begin; i < end; i++) sum += (double)g[i] * g[i];
+    return sum;
+}
 
 static double clip_gradients(const kd_optim_config *c, float *restrict grads, size_t n)
 {
-    double sum = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sum)
-    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
-    double norm = sqrt(sum);
+    double norm = sqrt(blocked_pass(n, sum_squares_block, grads));
     if (norm > c->clip_norm) {
         float scale = (float)(c->clip_norm / (norm + 1e-6)); /* as torch.nn.utils.clip_grad_norm_ */
 #pragma omp parallel for simd schedule(static)
@@ -69,18 +99,24 @@ static double clip_gradients(const kd_optim_config *c, float *restrict grads, si
     return norm;
 }
 
-/* The update loops also zero the gradients they consume and sum their squares (the
+/* The update passes also zero the gradients they consume and sum their squares (the
  * norm reported when nothing is clipped): one pass over the block instead of three. */
-static double sgd_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
+typedef struct update_pass {
+    float *restrict p, *restrict g, *restrict m, *restrict v;
+    float lr, mu, wd;           /* SGD */
+    bool first, nesterov;       /* SGD */
+    float b1, b2, eps, decay, step_size, inv_root_bc2; /* AdamW */
+} update_pass;
+
+static double sgd_block(void *context, size_t begin, size_t end)
 {
-    const kd_optim_config *c = &opt->config;
-    float mu = (float)c->momentum, wd = (float)c->weight_decay;
-    float *restrict buf = opt->m;
-    bool first = opt->step == 0, nesterov = c->nesterov;
-    size_t n = opt->n_params;
+    const update_pass *u = context;
+    float *restrict p = u->p, *restrict g = u->g, *restrict buf = u->m;
+    float lr = u->lr, mu = u->mu, wd = u->wd;
+    bool first = u->first, nesterov = u->nesterov;
     double sumsq = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : sumsq)
-    for (size_t i = 0; i < n; i++) {
+#pragma omp simd reduction(+ : sumsq)
+    for (size_t i = begin; i < end; i++) {
         sumsq += (double)g[i] * g[i];
         float d = g[i] + wd * p[i];
         g[i] = 0.0f;
@@ -93,65 +129,61 @@ static double sgd_step(kd_optim *opt, float *restrict p, float *restrict g, floa
     return sumsq;
 }
 
-typedef struct adamw_coeffs {
-    float b1, b2, eps, decay, step_size, inv_root_bc2;
-} adamw_coeffs;
-
-/* One block of the update; returns the block's sum of squared gradients. */
-KD_INLINE_BODY double adamw_body(float *restrict p, float *restrict g, float *restrict m, float *restrict v,
-                                 size_t n, adamw_coeffs k)
+static double sgd_step(kd_optim *opt, float *p, float *g, float lr)
 {
+    const kd_optim_config *c = &opt->config;
+    update_pass u = {.p = p, .g = g, .m = opt->m, .lr = lr, .mu = (float)c->momentum,
+                     .wd = (float)c->weight_decay, .first = opt->step == 0, .nesterov = c->nesterov};
+    return blocked_pass(opt->n_params, sgd_block, &u);
+}
+
+/* One block of AdamW; returns the block's sum of squared gradients. */
+KD_INLINE_BODY double adamw_body(const update_pass *u, size_t begin, size_t end)
+{
+    float *restrict p = u->p, *restrict g = u->g, *restrict m = u->m, *restrict v = u->v;
+    float b1 = u->b1, b2 = u->b2, eps = u->eps, decay = u->decay, step_size = u->step_size,
+          inv_root_bc2 = u->inv_root_bc2;
     double sumsq = 0.0;
 #pragma omp simd reduction(+ : sumsq)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = begin; i < end; i++) {
         float gi = g[i];
         sumsq += (double)gi * gi;
         g[i] = 0.0f;
-        p[i] *= k.decay;
-        m[i] = k.b1 * m[i] + (1.0f - k.b1) * gi;
-        v[i] = k.b2 * v[i] + (1.0f - k.b2) * gi * gi;
+        p[i] *= decay;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         /* torch.optim.AdamW divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
          * reciprocal (within an ulp) leaves one division, the loop's bottleneck. */
-        p[i] -= k.step_size * m[i] / (sqrtf(v[i]) * k.inv_root_bc2 + k.eps);
+        p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_root_bc2 + eps);
     }
     return sumsq;
 }
 
-KD_TARGET_AVX512 static double adamw_block_avx512(float *restrict p, float *restrict g, float *restrict m,
-                                                  float *restrict v, size_t n, adamw_coeffs k)
+KD_TARGET_AVX512 static double adamw_block_avx512(void *context, size_t begin, size_t end)
 {
-    return adamw_body(p, g, m, v, n, k);
+    return adamw_body(context, begin, end);
 }
 
-static double adamw_block_generic(float *restrict p, float *restrict g, float *restrict m, float *restrict v,
-                                  size_t n, adamw_coeffs k)
+static double adamw_block_generic(void *context, size_t begin, size_t end)
 {
-    return adamw_body(p, g, m, v, n, k);
+    return adamw_body(context, begin, end);
 }
 
-static double adamw_step(kd_optim *opt, float *restrict p, float *restrict g, float lr)
+static double adamw_step(kd_optim *opt, float *p, float *g, float lr)
 {
     const kd_optim_config *c = &opt->config;
     double t = (double)(opt->step + 1);
-    adamw_coeffs k = {.b1 = (float)c->beta1,
-                      .b2 = (float)c->beta2,
-                      .eps = (float)c->eps,
-                      .decay = (float)(1.0 - (double)lr * c->weight_decay),
-                      .step_size = (float)((double)lr / (1.0 - pow(c->beta1, t))),
-                      .inv_root_bc2 = (float)(1.0 / sqrt(1.0 - pow(c->beta2, t)))};
-    size_t n = opt->n_params;
-    double (*block)(float *restrict, float *restrict, float *restrict, float *restrict, size_t, adamw_coeffs) =
-        kd_cpu_has_avx512() ? adamw_block_avx512 : adamw_block_generic;
-    if (n < KD_OPTIM_PARALLEL_MIN) return block(p, g, opt->m, opt->v, n, k);
-    double sumsq = 0.0;
-#pragma omp parallel reduction(+ : sumsq)
-    {
-        /* equal shares, cut at multiples of 16 floats (a cache line) */
-        size_t threads = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        size_t lo = n * id / threads / 16 * 16, hi = id + 1 == threads ? n : n * (id + 1) / threads / 16 * 16;
-        sumsq += block(p + lo, g + lo, opt->m + lo, opt->v + lo, hi - lo, k);
-    }
-    return sumsq;
+    update_pass u = {.p = p,
+                     .g = g,
+                     .m = opt->m,
+                     .v = opt->v,
+                     .b1 = (float)c->beta1,
+                     .b2 = (float)c->beta2,
+                     .eps = (float)c->eps,
+                     .decay = (float)(1.0 - (double)lr * c->weight_decay),
+                     .step_size = (float)((double)lr / (1.0 - pow(c->beta1, t))),
+                     .inv_root_bc2 = (float)(1.0 / sqrt(1.0 - pow(c->beta2, t)))};
+    return blocked_pass(opt->n_params, kd_cpu_has_avx512() ? adamw_block_avx512 : adamw_block_generic, &u);
 }
 
 void kd_optim_step(kd_optim *opt, float *params, float *grads)

@@ -232,6 +232,7 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
         snprintf(file, sizeof file, "%s/summary.json", dir);
         if (!rc && kd_path_exists(file)) {
             fprintf(stderr, "[%d/%d] %s: done before, reused\n", s->done, s->total, dir);
+            kd_commit_set_add_run(&s->trained, dir);
             free(req);
             return KD_OK;
         }
@@ -246,6 +247,7 @@ int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name,
         char out[KD_PIPE_TEXT + 128];
         rc = kd_train(req, out, sizeof out, err);
         if (!rc) snprintf(result->path, sizeof result->path, "%s", out); /* where it really went */
+        if (!rc) kd_commit_set_add_run(&s->trained, result->path);
     }
     free(req);
     return rc;

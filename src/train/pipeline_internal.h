@@ -4,6 +4,7 @@
 #define KD_PIPELINE_INTERNAL_H
 
 #include "data/dataset.h"
+#include "io/provenance.h"
 #include "train/pipeline.h"
 
 #include <stddef.h>
@@ -29,12 +30,14 @@ typedef struct pipe_state {
     model_result regime_teacher[KD_PIPE_MAX_REGIMES];
     model_result results[KD_PIPE_MAX_REGIMES][KD_PIPE_MAX_RUNS][KD_PIPE_MAX_SEEDS];
     int done, total;
+    kd_commit_set trained; /* the commits that trained the runs, from their summary.json */
 } pipe_state;
 
 /* Imports the data when missing and opens it (labels only). */
 int kd_pipe_open_data(pipe_state *s, kd_error *err);
 /* Trains run `name` from spec (seed NULL: the config's), or reuses a finished run
- * folder of the same config, or resumes an unfinished one; result->path is set. */
+ * folder of the same config, or resumes an unfinished one; result->path is set and
+ * the commit that trained the run joins s->trained. */
 int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
                        const char *teacher, model_result *result, kd_error *err);
 /* The index of run `name` in a regime, or -1. */

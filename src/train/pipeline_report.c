@@ -280,11 +280,12 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
 {
     const kd_pipeline *p = s->p;
     kd_strbuf md = {0}, csv = {0};
-    char commit[128], date[64], dir[KD_PIPE_TEXT + 16];
+    char commit[128], date[64], dir[KD_PIPE_TEXT + 16], trained[512];
     kd_git_commit(commit, sizeof commit);
     kd_utc_now(date, sizeof date);
-    kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s; seeds", p->title[0] ? p->title : "Results", command,
-                     commit, date);
+    kd_commit_set_format(&s->trained, trained, sizeof trained);
+    kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s, from runs trained at commit %s; seeds",
+                     p->title[0] ? p->title : "Results", command, commit, date, trained);
     for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
     kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`. ECE: 15 equal-width bins, with a 95 %% bootstrap "
                           "interval (200 resamples) for single models. T: one temperature fitted on the validation split by exact "

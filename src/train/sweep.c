@@ -82,7 +82,7 @@ static int write_plot(const char *dir, const char *file, const char *title, cons
     return rc;
 }
 
-static int write_outputs(const kd_pipeline *p, const curve *curves, int n, kd_error *err)
+static int write_outputs(const kd_pipeline *p, const kd_commit_set *trained_by, const curve *curves, int n, kd_error *err)
 {
     kd_strbuf csv = {0}, md = {0};
     kd_strbuf_printf(&csv, "run,epoch,train_accuracy_eval,val_accuracy,gap_points,val_nll,temperature,val_nll_at_t\n");
@@ -107,14 +107,15 @@ static int write_outputs(const kd_pipeline *p, const curve *curves, int n, kd_er
             nll_gain[k] = c->val_nll[e] - c->nll_at_t[e];
         }
     double pearson = kd_pearson(gaps, temps, total), spearman = kd_spearman(gaps, temps, total);
-    char date[64], commit[128];
+    char date[64], commit[128], trained[512];
     kd_utc_now(date, sizeof date);
     kd_git_commit(commit, sizeof commit);
-    kd_strbuf_printf(&md, "# %s\n\nProduced by `kdtrain sweep -c %s` at commit %s on %s; data `%s`; runs in `%s/`. "
+    kd_commit_set_format(trained_by, trained, sizeof trained);
+    kd_strbuf_printf(&md, "# %s\n\nProduced by `kdtrain sweep -c %s` at commit %s on %s, from runs trained at commit %s; data `%s`; runs in `%s/`. "
                           "After each diagnosed epoch, one temperature T is fitted on the validation split (exact NLL minimum), "
                           "and the accuracy on up to 10,000 training images is measured in evaluation mode (no dropout). "
                           "Gap = training accuracy − validation accuracy, in points.\n\n",
-                     p->title[0] ? p->title : "Overfitting diagnostic", p->source, commit, date, p->data, p->runs_dir);
+                     p->title[0] ? p->title : "Overfitting diagnostic", p->source, commit, date, trained, p->data, p->runs_dir);
     kd_strbuf_printf(&md, "Over all %d (run, epoch) points, the fitted T and the gap correlate with **Pearson r = %.3f** and "
                           "**Spearman ρ = %.3f**.\n\n",
                      total, pearson, spearman);
@@ -179,7 +180,7 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
                 if (!rc) rc = read_curve(m->path, p->n_seeds > 1 ? name : r->runs[k].name, &curves[n++], err);
             }
     }
-    if (!rc) rc = write_outputs(p, curves, n, err);
+    if (!rc) rc = write_outputs(p, &s->trained, curves, n, err);
     for (int i = 0; i < n; i++) curve_free(&curves[i]);
     kd_dataset_close(&s->ds);
     free(curves);
