@@ -3,6 +3,7 @@
 #include "support.h"
 
 extern "C" {
+#include "kd_build_commit.h"
 #include "train/stats.h"
 }
 
@@ -80,6 +81,7 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(key != std::string::npos);
     size_t value = key + std::string("\"commit\": \"").size();
     std::string trained = summary.substr(value, summary.find('"', value) - value);
+    REQUIRE(trained == KD_BUILD_COMMIT); // the commit the binary was built from
     REQUIRE(read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ";") != std::string::npos);
     std::ofstream(summary_file) << summary.substr(0, value) << "feedbee" << summary.substr(summary.find('"', value));
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);

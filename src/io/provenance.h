@@ -1,6 +1,7 @@
 /* provenance.h - what a committed result must say about where it came from: the
- * git commit of the working tree (marked when it has uncommitted changes) and the
- * date, for the headers of reports. */
+ * git commit the program was built from (marked when the build had uncommitted
+ * changes; recorded at every build by cmake/build_commit.cmake) and the date, for
+ * the headers of reports and the runs' summary.json. */
 #ifndef KD_PROVENANCE_H
 #define KD_PROVENANCE_H
 
@@ -11,7 +12,7 @@
 extern "C" {
 #endif
 
-/* "abc1234", "abc1234 (with uncommitted changes)" or "unknown" outside a checkout. */
+/* "abc1234", "abc1234 (with uncommitted changes)" or "unknown" (built outside a checkout). */
 void kd_git_commit(char *buf, size_t size);
 /* "2026-11-29 02:22 UTC". */
 void kd_utc_now(char *buf, size_t size);
