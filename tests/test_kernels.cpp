@@ -82,13 +82,14 @@ uint64_t splitmix64_output(uint64_t seed, uint64_t n)
 
 TEST_CASE("small products split over threads match the double reference and one thread, bit for bit", "[kernels]")
 {
-    // M >= 32 and under 16 MFLOP: kd_gemm cuts the rows of C in halves itself. 256
-    // rows with N in (100, 1200): where oneDNN's kernel choice depends on the rows
-    // of a call (a single-threaded 256-row call and a 128-row one differ).
+    // Under 1 MFLOP (67x13x29) kd_gemm makes one call on the calling thread; from 1 to
+    // 16 MFLOP with M >= 32 it cuts the rows of C in halves (99 rows: unequal halves).
+    // 256 rows with N in (100, 1200): where oneDNN's kernel choice depends on the
+    // rows of a call (a single-threaded 256-row call and a 128-row one differ).
     struct Shape {
         int M, N, K;
     };
-    for (Shape shape : {Shape{67, 13, 29}, Shape{256, 150, 100}}) {
+    for (Shape shape : {Shape{67, 13, 29}, Shape{99, 70, 80}, Shape{256, 150, 100}}) {
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 for (float beta : {0.0f, 1.0f, -0.5f}) {

@@ -11,8 +11,10 @@
 #include <time.h>
 #include <xmmintrin.h>
 
-/* Products of fewer floating-point operations than this, with at least twice this
- * many rows, are cut in halves by kd_gemm. */
+/* Products of fewer floating-point operations than KD_GEMM_SERIAL_MAX_FLOP run on
+ * the calling thread alone; up to KD_GEMM_SPLIT_MAX_FLOP, with at least twice
+ * KD_GEMM_MIN_HALF_ROWS rows, they are cut in halves by kd_gemm. */
+#define KD_GEMM_SERIAL_MAX_FLOP 1e6
 #define KD_GEMM_SPLIT_MAX_FLOP 16e6
 #define KD_GEMM_MIN_HALF_ROWS 16
 
@@ -41,13 +43,26 @@ void kd_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const
             for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(long)i * ldc + j];
         return;
     }
+    double flop = 2.0 * M * N * K;
+    /* Tiny products: one call on this thread. A parallel region costs about a
+     * microsecond here, as much as the product (the student's 128x10x64 took 4.6 us
+     * in halves on two threads, 2.8 us on one). OpenMP's thread count, which oneDNN
+     * reads, is lowered for the call and restored. */
+    if (flop < KD_GEMM_SERIAL_MAX_FLOP && !omp_in_parallel()) {
+        int threads = omp_get_max_threads();
+        if (threads > 1) omp_set_num_threads(1);
+        dnnl_status_t status = sgemm_checked(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (threads > 1) omp_set_num_threads(threads);
+        if (status != dnnl_success) report_failure((int)status, trans_a, trans_b, M, N, K, lda, ldb, ldc);
+        return;
+    }
     /* Small products: the rows of C are cut in halves here, each a single-threaded
      * oneDNN call (oneDNN runs sequentially inside a parallel region), on two
      * threads when there are two. On the student's products oneDNN's own threading
      * cost more than it saved (docs/ARCHITECTURE.md). Always two halves, whatever
      * the thread count: oneDNN picks its kernel from the shape of a call, so the
      * same calls give the same bits on 1, 2 or more threads. */
-    if (M >= 2 * KD_GEMM_MIN_HALF_ROWS && 2.0 * M * N * K < KD_GEMM_SPLIT_MAX_FLOP && !omp_in_parallel()) {
+    if (M >= 2 * KD_GEMM_MIN_HALF_ROWS && flop < KD_GEMM_SPLIT_MAX_FLOP && !omp_in_parallel()) {
         int failed = dnnl_success; /* a failing half's status (oneDNN's are small positive codes) */
 #define KD_GEMM_HALF(h) \
     sgemm_checked(trans_a, trans_b, half_rows(M, h), N, K, alpha, trans_a ? A + half_start(M, h) : A + (size_t)half_start(M, h) * lda, \
