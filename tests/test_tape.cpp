@@ -174,3 +174,15 @@ TEST_CASE("every op has a name", "[tape]")
     REQUIRE(std::string(kd_op_name(KD_OP_KD_LOSS)) == "kd_loss");
     for (int op = 0; op < KD_OP_COUNT; op++) REQUIRE(kd_op_name((kd_op)op) != nullptr);
 }
+
+TEST_CASE("parameter-sized blocks are zeroed, 64-byte aligned, and NULL when the size overflows", "[arena]")
+{
+    for (size_t count : {size_t(1), size_t(17), size_t(50890)}) {
+        float *block = static_cast<float *>(kd_calloc_aligned(count, sizeof(float)));
+        REQUIRE(block != nullptr);
+        REQUIRE(reinterpret_cast<uintptr_t>(block) % 64 == 0);
+        for (size_t i = 0; i < count; i++) REQUIRE(block[i] == 0.0f);
+        free(block);
+    }
+    REQUIRE(kd_calloc_aligned(SIZE_MAX / 2, 4) == nullptr);
+}

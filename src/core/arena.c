@@ -3,6 +3,7 @@
 
 #include "core/check.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,4 +94,14 @@ void kd_arena_free(kd_arena *arena)
     }
     size_t block_bytes = arena->block_bytes;
     kd_arena_init(arena, block_bytes);
+}
+
+void *kd_calloc_aligned(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size) return NULL;
+    size_t bytes = count * size;
+    bytes = (bytes + KD_ARENA_ALIGN - 1) / KD_ARENA_ALIGN * KD_ARENA_ALIGN; /* aligned_alloc wants a multiple */
+    void *block = aligned_alloc(KD_ARENA_ALIGN, bytes ? bytes : KD_ARENA_ALIGN);
+    if (block) memset(block, 0, bytes);
+    return block;
 }

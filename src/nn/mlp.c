@@ -1,6 +1,8 @@
 /* mlp.c - see mlp.h. */
 #include "nn/mlp.h"
 
+#include "core/arena.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +33,8 @@ int kd_mlp_create(kd_mlp *mlp, const kd_mlp_config *config, kd_error *err)
     for (int k = 0; k < config->n_layers; k++)
         total += (size_t)config->sizes[k] * config->sizes[k + 1] + (size_t)config->sizes[k + 1];
     mlp->n_params = total;
-    mlp->params = calloc(total, sizeof(float));
-    mlp->grads = calloc(total, sizeof(float));
+    mlp->params = kd_calloc_aligned(total, sizeof(float));
+    mlp->grads = kd_calloc_aligned(total, sizeof(float));
     if (!mlp->params || !mlp->grads) {
         kd_mlp_free(mlp);
         return kd_error_set(err, KD_ERR_IO, "model: out of memory for %zu parameters", total);

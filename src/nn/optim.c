@@ -1,6 +1,7 @@
 /* optim.c - see optim.h. */
 #include "nn/optim.h"
 
+#include "core/arena.h"
 #include "core/simd.h"
 
 #include <math.h>
@@ -14,8 +15,8 @@ int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_param
     if (!(config->lr > 0)) return kd_error_set(err, KD_ERR_CONFIG, "train.lr: expected a number > 0, found %g", config->lr);
     opt->config = *config;
     opt->n_params = n_params;
-    opt->m = calloc(n_params, sizeof(float));
-    if (config->kind == KD_OPTIM_ADAMW) opt->v = calloc(n_params, sizeof(float));
+    opt->m = kd_calloc_aligned(n_params, sizeof(float));
+    if (config->kind == KD_OPTIM_ADAMW) opt->v = kd_calloc_aligned(n_params, sizeof(float));
     if (!opt->m || (config->kind == KD_OPTIM_ADAMW && !opt->v)) {
         kd_optim_free(opt);
         return kd_error_set(err, KD_ERR_IO, "optimizer: out of memory for %zu parameters", n_params);
