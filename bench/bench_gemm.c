@@ -4,6 +4,7 @@
  *   bench_gemm [--batch 128] [--threads N]  ->  gemm_teacher_b<B>_t<N>_gflops value
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/arena.h"
 #include "core/gemm.h"
 
 #include <stdio.h>
@@ -21,7 +22,9 @@ int main(int argc, char **argv)
     if (threads > 0) kd_set_num_threads(threads);
     const int s[4] = {784, 1200, 1200, 10};
     size_t big = (size_t)1200 * 1200 > (size_t)batch * 1200 ? (size_t)1200 * 1200 : (size_t)batch * 1200;
-    float *a = calloc(big, sizeof(float)), *w = calloc(big, sizeof(float)), *o = calloc(big, sizeof(float));
+    /* 64-byte aligned, as the arena's activations and the parameter block are */
+    float *a = kd_calloc_aligned(big, sizeof(float)), *w = kd_calloc_aligned(big, sizeof(float)),
+          *o = kd_calloc_aligned(big, sizeof(float));
     if (!a || !w || !o) return 1;
     for (size_t i = 0; i < big; i++) a[i] = w[i] = 0.01f;
     double best = 1e9;

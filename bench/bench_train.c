@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
+#include "core/arena.h"
 #include "core/gemm.h"
 #include "nn/mlp.h"
 #include "nn/optim.h"
@@ -50,7 +51,8 @@ int main(int argc, char **argv)
     if (kd_optim_create(&opt, &oc, mlp.n_params, &err)) return fprintf(stderr, "%s\n", err.message), 1;
     kd_rng rng;
     kd_rng_seed(&rng, 3);
-    float *x = malloc((size_t)batch * 784 * sizeof(float)), *t = malloc((size_t)batch * 10 * sizeof(float));
+    /* 64-byte aligned, as the loader's batches are */
+    float *x = kd_calloc_aligned((size_t)batch * 784, sizeof(float)), *t = kd_calloc_aligned((size_t)batch * 10, sizeof(float));
     int32_t *y = malloc((size_t)batch * sizeof(int32_t));
     for (int i = 0; i < batch * 784; i++) x[i] = kd_rng_uniform(&rng);
     for (int i = 0; i < batch * 10; i++) t[i] = 4.0f * (float)kd_rng_normal(&rng);
