@@ -4,21 +4,8 @@
 #include "core/gemm.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
+#include "core/parallel.h"
 #include "core/simd.h"
-
-/* Loops over fewer elements than this run on the calling thread: an OpenMP region
- * costs more than it saves there. (An `if` clause would do the same, but libgomp
- * allocates for every serialised region.) */
-#define KD_PARALLEL_MIN 32768
-#define KD_ELEMENTWISE(count, i, statement)                                                  \
-    do {                                                                                      \
-        size_t count_ = (count);                                                              \
-        if (count_ >= KD_PARALLEL_MIN) {                                                      \
-            _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < count_; i++) statement; \
-        } else {                                                                              \
-            for (size_t i = 0; i < count_; i++) statement;                                    \
-        }                                                                                     \
-    } while (0)
 
 #include <math.h>
 #include <string.h>
@@ -82,12 +69,8 @@ kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b,
               b->rows, b->cols, w->cols);
     int batch = x->rows, in = x->cols, out = w->cols;
     kd_tensor *y = kd_tape_tensor(tape, batch, out); /* (B, out) */
-    if ((size_t)batch * out >= KD_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
-    } else {
-        for (int i = 0; i < batch; i++) memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float));
-    }
+    KD_PARALLEL_FOR((size_t)batch * out >= KD_PARALLEL_MIN, int, i, batch,
+                    memcpy(y->data + (size_t)i * out, b->data, out * sizeof(float)));
     kd_gemm(false, false, batch, out, in, 1.0f, x->data, in, w->data, out, 1.0f, y->data, out);
     if (act == KD_ACT_RELU) {
         float *restrict v = y->data;
@@ -114,12 +97,8 @@ void kd_linear_backward(const kd_node *node)
          * so the result does not depend on the thread count. */
         float *restrict db = b->grad;
         size_t blocks = ((size_t)out + 63) / 64;
-        if ((size_t)batch * out >= KD_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-            for (size_t blk = 0; blk < blocks; blk++) sum_columns(dy, db, batch, out, (int)blk * 64);
-        } else {
-            for (size_t blk = 0; blk < blocks; blk++) sum_columns(dy, db, batch, out, (int)blk * 64);
-        }
+        KD_PARALLEL_FOR((size_t)batch * out >= KD_PARALLEL_MIN, size_t, blk, blocks,
+                        sum_columns(dy, db, batch, out, (int)blk * 64));
     }
     if (wants_grad(w)) /* dW (in, out) += X^T dY */
         kd_gemm(true, false, in, out, batch, 1.0f, x->data, in, dy, out, 1.0f, w->grad, out);
@@ -224,17 +203,10 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
     void (*block)(const float *restrict, float *restrict, float *restrict, size_t, size_t, uint64_t, uint32_t,
                   float) = kd_cpu_has_avx512() ? dropout_avx512 : dropout_generic;
     size_t blocks = (count + KD_DROPOUT_BLOCK - 1) / KD_DROPOUT_BLOCK;
-#define KD_DROPOUT_BLOCK_AT(b) \
-    block(x->data, y->data, mask, (b) * KD_DROPOUT_BLOCK, \
-          (b) * KD_DROPOUT_BLOCK + KD_DROPOUT_BLOCK < count ? (b) * KD_DROPOUT_BLOCK + KD_DROPOUT_BLOCK : count, key, \
-          threshold, keep_scale)
-    if (count >= KD_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-        for (size_t b = 0; b < blocks; b++) KD_DROPOUT_BLOCK_AT(b);
-    } else {
-        for (size_t b = 0; b < blocks; b++) KD_DROPOUT_BLOCK_AT(b);
-    }
-#undef KD_DROPOUT_BLOCK_AT
+    KD_PARALLEL_FOR(count >= KD_PARALLEL_MIN, size_t, b, blocks,
+                    size_t begin = b * KD_DROPOUT_BLOCK;
+                    size_t end = begin + KD_DROPOUT_BLOCK < count ? begin + KD_DROPOUT_BLOCK : count;
+                    block(x->data, y->data, mask, begin, end, key, threshold, keep_scale));
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
         node->saved = mask;

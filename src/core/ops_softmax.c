@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
+#include "core/parallel.h"
 #include "core/vexp.h"
 
 #include <math.h>
@@ -121,6 +122,13 @@ void kd_log_softmax_backward(const kd_node *node)
  * does not depend on the thread count. */
 #define KD_LOSS_PARALLEL_MIN 1024
 
+static double sum_in_row_order(const double *row_loss, int rows)
+{
+    double total = 0.0;
+    for (int i = 0; i < rows; i++) total += row_loss[i];
+    return total;
+}
+
 /* The cross-entropy of row i; writes (softmax - onehot) / rows into d when d is set. */
 static double softmax_ce_row(row_softmax_fn row_softmax, const float *z, int classes, int32_t label, int rows,
                              float *d)
@@ -143,19 +151,10 @@ kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *lab
     double *row_loss = kd_arena_alloc(&tape->arena, (size_t)rows * sizeof(double));
     row_softmax_fn row_softmax = row_softmax_for_cpu();
     const float *z = logits->data;
-#define KD_CE_ROW(i) \
-    row_loss[i] = softmax_ce_row(row_softmax, z + (size_t)(i) * classes, classes, labels[i], rows, \
-                                 dlogits ? dlogits + (size_t)(i) * classes : NULL)
-    if ((size_t)rows * classes >= KD_LOSS_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < rows; i++) KD_CE_ROW(i);
-    } else {
-        for (int i = 0; i < rows; i++) KD_CE_ROW(i);
-    }
-#undef KD_CE_ROW
-    double total = 0.0;
-    for (int i = 0; i < rows; i++) total += row_loss[i];
-    loss->data[0] = (float)(total / rows);
+    KD_PARALLEL_FOR((size_t)rows * classes >= KD_LOSS_PARALLEL_MIN, int, i, rows,
+                    row_loss[i] = softmax_ce_row(row_softmax, z + (size_t)i * classes, classes, labels[i], rows,
+                                                 dlogits ? dlogits + (size_t)i * classes : NULL));
+    loss->data[0] = (float)(sum_in_row_order(row_loss, rows) / rows);
     kd_node *node = kd_tape_record(tape, KD_OP_SOFTMAX_CE, loss, logits, NULL, NULL);
     if (node) {
         node->saved = dlogits;
@@ -227,20 +226,11 @@ kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
     double *row_loss = kd_arena_alloc(&tape->arena, (size_t)rows * sizeof(double));
     row_softmax_fn row_softmax = row_softmax_for_cpu();
     const float *zs = student->data, *zt = teacher->data;
-#define KD_LOSS_ROW(i) \
-    row_loss[i] = kd_loss_row(row_softmax, zs + (size_t)(i) * classes, zt + (size_t)(i) * classes, classes, \
-                              labels ? labels[i] : -1, temperature, alpha, rows, \
-                              dstudent ? dstudent + (size_t)(i) * classes : NULL)
-    if ((size_t)rows * classes >= KD_LOSS_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < rows; i++) KD_LOSS_ROW(i);
-    } else {
-        for (int i = 0; i < rows; i++) KD_LOSS_ROW(i);
-    }
-#undef KD_LOSS_ROW
-    double total = 0.0;
-    for (int i = 0; i < rows; i++) total += row_loss[i];
-    loss->data[0] = (float)(total / rows);
+    KD_PARALLEL_FOR((size_t)rows * classes >= KD_LOSS_PARALLEL_MIN, int, i, rows,
+                    row_loss[i] = kd_loss_row(row_softmax, zs + (size_t)i * classes, zt + (size_t)i * classes, classes,
+                                              labels ? labels[i] : -1, temperature, alpha, rows,
+                                              dstudent ? dstudent + (size_t)i * classes : NULL));
+    loss->data[0] = (float)(sum_in_row_order(row_loss, rows) / rows);
     kd_node *node = kd_tape_record(tape, KD_OP_KD_LOSS, loss, student, NULL, NULL);
     if (node) {
         node->saved = dstudent;

@@ -2,6 +2,7 @@
 #include "nn/optim.h"
 
 #include "core/arena.h"
+#include "core/parallel.h"
 #include "core/simd.h"
 
 #include <math.h>
@@ -68,14 +69,9 @@ static double blocked_pass(size_t n, block_pass pass, void *context)
     size_t per = ((n + KD_OPTIM_BLOCKS - 1) / KD_OPTIM_BLOCKS + 15) / 16 * 16; /* whole cache lines */
     if (per == 0) return 0.0;
     int blocks = (int)((n + per - 1) / per);
-#define KD_BLOCK(b) part[b] = pass(context, (size_t)(b) * per, (size_t)(b) * per + per < n ? (size_t)(b) * per + per : n)
-    if (n >= KD_OPTIM_PARALLEL_MIN) {
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < blocks; b++) KD_BLOCK(b);
-    } else {
-        for (int b = 0; b < blocks; b++) KD_BLOCK(b);
-    }
-#undef KD_BLOCK
+    KD_PARALLEL_FOR(n >= KD_OPTIM_PARALLEL_MIN, int, b, blocks,
+                    size_t begin = (size_t)b * per;
+                    part[b] = pass(context, begin, begin + per < n ? begin + per : n));
     double sum = 0.0;
     for (int b = 0; b < blocks; b++) sum += part[b];
     return sum;
