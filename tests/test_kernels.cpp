@@ -66,6 +66,18 @@ void warn_if_one_variant()
     if (!kd_cpu_has_avx512()) WARN("this CPU runs the generic variants only: the AVX-512 comparisons are vacuous here");
 }
 
+// run's result on 1, 2 and 3 threads and, on 2, with the generic variants: all must
+// be equal, bit for bit; returns it.
+template <class F> auto same_on_any_threads_and_variant(F run)
+{
+    warn_if_one_variant();
+    auto reference = with_setting(2, false, run);
+    REQUIRE(with_setting(1, false, run) == reference);
+    REQUIRE(with_setting(3, false, run) == reference);
+    REQUIRE(with_setting(2, true, run) == reference);
+    return reference;
+}
+
 // SplitMix64 written out from Steele, Lea and Flood (2014): the state advances by
 // the golden gamma, then the output mix.
 uint64_t splitmix64_output(uint64_t seed, uint64_t n)
@@ -132,11 +144,7 @@ TEST_CASE("dropout's mask is SplitMix64 from one key, the same on any thread cou
         kd_tape_free(&tape);
         return out;
     };
-    warn_if_one_variant();
-    auto reference = with_setting(1, false, run);
-    REQUIRE(with_setting(2, false, run) == reference);
-    REQUIRE(with_setting(2, true, run) == reference);
-    REQUIRE(with_setting(1, true, run) == reference);
+    auto reference = same_on_any_threads_and_variant(run);
 
     // The key is the seeded xoshiro256** stream's first output; element i is kept
     // when the top 32 bits of SplitMix64 output i reach p 2^32, rounded up.
@@ -183,11 +191,7 @@ TEST_CASE("AdamW over 100,003 parameters follows torch's formula in double, same
         kd_optim_free(&opt);
         return p;
     };
-    warn_if_one_variant();
-    auto ours = with_setting(2, false, run);
-    REQUIRE(with_setting(1, false, run) == ours);
-    REQUIRE(with_setting(3, false, run) == ours);
-    REQUIRE(with_setting(2, true, run) == ours);
+    auto ours = same_on_any_threads_and_variant(run);
 
     // torch.optim.AdamW: p *= 1 - lr wd; m, v moments; p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)
     double worst = 0;
