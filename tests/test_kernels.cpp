@@ -277,3 +277,12 @@ TEST_CASE("the row-parallel losses match double references and do not depend on 
         REQUIRE(ours[2 + B * C + i] == Approx(ce_grad[i]).epsilon(1e-5).margin(1e-9));
     }
 }
+
+TEST_CASE("a product on the calling thread leaves OpenMP's thread count as it was", "[kernels]")
+{
+    Setting two(2, false);
+    std::vector<float> A(64 * 8, 0.5f), B(8 * 4, 0.25f), C(64 * 4, 0.0f);
+    kd_gemm(false, false, 64, 4, 8, 1.0f, A.data(), 8, B.data(), 4, 0.0f, C.data(), 4); // 4 KFLOP: one thread
+    REQUIRE(omp_get_max_threads() == 2);
+    REQUIRE(C[0] == 8 * 0.5f * 0.25f);
+}

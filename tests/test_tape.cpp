@@ -185,4 +185,5 @@ TEST_CASE("parameter-sized blocks are zeroed, 64-byte aligned, and NULL when the
         free(block);
     }
     REQUIRE(kd_calloc_aligned(SIZE_MAX / 2, 4) == nullptr);
+    REQUIRE(kd_calloc_aligned(SIZE_MAX / 4, 4) == nullptr); // passes the product check; the padding would wrap
 }

@@ -128,9 +128,12 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
 TEST_CASE("the trained weights do not depend on the thread count, bit for bit", "[train]")
 {
     Fixture fx;
-    // Batch 64 and 512 hidden units: the dropout masks (32,768 elements), the AdamW
-    // update (10,756 parameters) and the split products all take their threaded paths.
-    std::string model = " --set model.layers=16,512,4 --set model.dropout=0.3 --set train.batch_size=64 --set train.epochs=2";
+    // Batch 64, 16-512-128-4: the first dropout mask (32,768 elements) and the AdamW
+    // update (74,884 parameters) take their threaded paths; the second layer's three
+    // products (8.4 MFLOP, 64 and 512 rows) are cut in halves, the last layer's run on
+    // one thread, the first layer's weight gradient (16 rows) is threaded by oneDNN.
+    std::string model =
+        " --set model.layers=16,512,128,4 --set model.dropout=0.3 --set train.batch_size=64 --set train.epochs=2";
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("one") + model + " --set train.threads=1") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + model + " --set train.threads=3") == 0);
     REQUIRE(same_parameters(fx.runs + "/one/model.h5", fx.runs + "/three/model.h5"));

@@ -100,6 +100,7 @@ void *kd_calloc_aligned(size_t count, size_t size)
 {
     if (size && count > SIZE_MAX / size) return NULL;
     size_t bytes = count * size;
+    if (bytes > SIZE_MAX - (KD_ARENA_ALIGN - 1)) return NULL; /* the padding below would wrap */
     bytes = (bytes + KD_ARENA_ALIGN - 1) / KD_ARENA_ALIGN * KD_ARENA_ALIGN; /* aligned_alloc wants a multiple */
     void *block = aligned_alloc(KD_ARENA_ALIGN, bytes ? bytes : KD_ARENA_ALIGN);
     if (block) memset(block, 0, bytes);

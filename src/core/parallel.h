@@ -10,7 +10,9 @@
 /* Elementwise loops over fewer elements than this run on the calling thread. */
 #define KD_PARALLEL_MIN 32768
 
-/* for (type i = 0; i < count; i++) statement; over the threads when `parallel`. */
+/* for (type i = 0; i < count; i++) { statement; } over the threads when `parallel`.
+ * `statement` may hold several statements; a comma in it must sit inside
+ * parentheses (or the macro's arguments split). */
 #define KD_PARALLEL_FOR(parallel, type, i, count, statement)                                             \
     do {                                                                                                 \
         type count_ = (count);                                                                           \
@@ -26,9 +28,9 @@
     do {                                                                                                 \
         size_t count_ = (count);                                                                         \
         if (count_ >= KD_PARALLEL_MIN) {                                                                 \
-            _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < count_; i++) statement; \
+            _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < count_; i++) { statement; } \
         } else {                                                                                         \
-            for (size_t i = 0; i < count_; i++) statement;                                               \
+            for (size_t i = 0; i < count_; i++) { statement; }                                           \
         }                                                                                                \
     } while (0)
 

@@ -164,7 +164,7 @@ int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_
     l->rows = info->rows;
     if (options->limit_rows > 0 && options->limit_rows < l->rows) l->rows = options->limit_rows;
     size_t b = (size_t)options->batch_size;
-    l->x = kd_calloc_aligned(b * (size_t)ds->dim, sizeof *l->x); /* 64-byte aligned rows for the products */
+    l->x = kd_calloc_aligned(b * (size_t)ds->dim, sizeof *l->x); /* 64-byte aligned for the products (each row too when dim is a multiple of 16) */
     l->y = malloc(b * sizeof *l->y);
     l->index = malloc(b * sizeof *l->index);
     if (!options->streaming) l->order = malloc((size_t)l->rows * sizeof *l->order);

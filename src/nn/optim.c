@@ -90,8 +90,7 @@ static double clip_gradients(const kd_optim_config *c, float *restrict grads, si
     double norm = sqrt(blocked_pass(n, sum_squares_block, grads));
     if (norm > c->clip_norm) {
         float scale = (float)(c->clip_norm / (norm + 1e-6)); /* as torch.nn.utils.clip_grad_norm_ */
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) grads[i] *= scale;
+        KD_ELEMENTWISE(n, i, grads[i] *= scale);
     }
     return norm;
 }
