@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "data/dataset.h"
 
+#include "data/rows.h"
+
 #include "io/h5util.h"
 
 #include <math.h>
@@ -145,30 +147,17 @@ static int check_labels_shape(const kd_dataset *ds, const char *name, const data
 static int read_rows(hid_t file, const kd_dataset *ds, const char *name, int64_t begin, int64_t count,
                      hid_t mem_type, void *out, kd_error *err)
 {
-    char msg[256];
-    int rc = KD_OK;
+    char msg[256], why[160];
     hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
-    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
-    hid_t mem = H5I_INVALID_HID;
-    if (space < 0) {
-        rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", ds->path, name);
-        goto done;
-    }
-    int rank = H5Sget_simple_extent_ndims(space);
-    hsize_t dims[8], start[8] = {0}, n[8];
-    H5Sget_simple_extent_dims(space, dims, NULL);
-    for (int i = 0; i < rank; i++) n[i] = dims[i];
-    start[0] = (hsize_t)begin;
-    n[0] = (hsize_t)count;
-    if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, n, NULL) < 0 ||
-        (mem = H5Screate_simple(rank, n, NULL)) < 0 ||
-        H5Dread(dset, mem_type, mem, space, H5P_DEFAULT, out) < 0)
-        rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld (%s)", ds->path, name,
-                          (long long)begin, (long long)(begin + count - 1), kd_h5_last_message(msg, sizeof msg));
-done:
-    if (mem >= 0) H5Sclose(mem);
-    if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
+    if (dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", ds->path, name);
+    kd_row_reader reader;
+    kd_row_reader_init(&reader);
+    int rc = KD_OK;
+    if (kd_read_rows(&reader, dset, begin, count, mem_type, out, why, sizeof why) < 0)
+        rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld: %s (%s)", ds->path, name,
+                          (long long)begin, (long long)(begin + count - 1), why, kd_h5_last_message(msg, sizeof msg));
+    kd_row_reader_free(&reader);
+    H5Dclose(dset);
     return rc;
 }
 

@@ -63,51 +63,39 @@ static int open_stream(kd_loader *l, kd_error *err)
     l->buffer = malloc((size_t)l->buffer_rows * (size_t)l->ds->dim * stored_size(l));
     l->buffer_index = malloc((size_t)l->buffer_rows * sizeof *l->buffer_index);
     l->buffer_order = malloc((size_t)l->buffer_rows * sizeof *l->buffer_order);
-    if (!l->block_order || !l->buffer || !l->buffer_index || !l->buffer_order)
+    /* a fill holds buffer_rows / block_rows blocks, and up to two more when the
+     * split's first and last blocks are partial */
+    l->ranges = malloc((size_t)(l->buffer_rows / l->block_rows + 2) * sizeof *l->ranges);
+    if (!l->block_order || !l->buffer || !l->buffer_index || !l->buffer_order || !l->ranges)
         return kd_error_set(err, KD_ERR_IO, "%s: out of memory for a %lld-row shuffle buffer", l->ds->path,
                             (long long)l->buffer_rows);
     return KD_OK;
 }
 
-/* Reads absolute rows [first, first + count) into the buffer at row `at`. */
-static int read_block(kd_loader *l, int64_t first, int64_t count, int64_t at, kd_error *err)
+/* Reads the ranges (absolute rows) into the buffer, all their chunks at once. */
+static int read_blocks(kd_loader *l, const kd_row_range *ranges, size_t n, kd_error *err)
 {
     const kd_split_info *info = &l->ds->split[l->split];
-    char msg[256];
-    hid_t space = H5Dget_space(l->dset), mem = H5I_INVALID_HID;
-    int rc = KD_OK;
-    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
-    hsize_t dims[8], start[8] = {0}, n[8];
-    size_t values = (size_t)count * (size_t)l->ds->dim;
-    if (rank < 1 || rank > 8) goto fail;
-    H5Sget_simple_extent_dims(space, dims, NULL);
-    for (int i = 0; i < rank; i++) n[i] = dims[i];
-    start[0] = (hsize_t)first;
-    n[0] = (hsize_t)count;
-    void *dst = l->buffer + (size_t)at * (size_t)l->ds->dim * stored_size(l);
+    char msg[256], why[160];
     hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
-    if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, n, NULL) < 0) goto fail;
-    /* Same rank as the file: a rank-changing selection takes HDF5's slow path. */
-    if ((mem = H5Screate_simple(rank, n, NULL)) < 0) goto fail;
-    if (H5Dread(l->dset, mem_type, mem, space, H5P_DEFAULT, dst) < 0) goto fail;
-    if (mem_type == H5T_NATIVE_FLOAT) {
-        const float *x = dst;
-        for (size_t i = 0; i < values; i++)
-            if (!isfinite(x[i])) {
-                rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: expected finite features, found %s at row %lld, column %zu",
-                                  l->ds->path, info->x_path, isnan(x[i]) ? "NaN" : "Inf",
-                                  (long long)(first + (int64_t)(i / (size_t)l->ds->dim)), i % (size_t)l->ds->dim);
-                break;
-            }
-    }
-    goto done;
-fail:
-    rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld (%s)", l->ds->path, info->x_path,
-                      (long long)first, (long long)(first + count - 1), kd_h5_last_message(msg, sizeof msg));
-done:
-    if (mem >= 0) H5Sclose(mem);
-    if (space >= 0) H5Sclose(space);
-    return rc;
+    if (kd_read_row_ranges(&l->reader, l->dset, ranges, n, mem_type, why, sizeof why) < 0)
+        return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld and %zu other blocks: %s (%s)",
+                            l->ds->path, info->x_path, (long long)ranges[0].begin,
+                            (long long)(ranges[0].begin + ranges[0].count - 1), n - 1, why,
+                            kd_h5_last_message(msg, sizeof msg));
+    if (mem_type == H5T_NATIVE_FLOAT)
+        for (size_t k = 0; k < n; k++) {
+            const float *x = ranges[k].out;
+            size_t values = (size_t)ranges[k].count * (size_t)l->ds->dim;
+            for (size_t i = 0; i < values; i++)
+                if (!isfinite(x[i]))
+                    return kd_error_set(err, KD_ERR_DATA,
+                                        "%s:%s: expected finite features, found %s at row %lld, column %zu", l->ds->path,
+                                        info->x_path, isnan(x[i]) ? "NaN" : "Inf",
+                                        (long long)(ranges[k].begin + (int64_t)(i / (size_t)l->ds->dim)),
+                                        i % (size_t)l->ds->dim);
+        }
+    return KD_OK;
 }
 
 /* Fills the shuffle buffer with the next blocks of this epoch's block order. */
@@ -115,6 +103,7 @@ static int fill_buffer(kd_loader *l, kd_error *err)
 {
     const kd_split_info *info = &l->ds->split[l->split];
     int64_t begin = info->row_begin, end = info->row_begin + l->rows;
+    size_t n = 0;
     l->buffer_fill = 0;
     l->buffer_pos = 0;
     while (l->next_block < l->n_blocks && l->buffer_fill + l->block_rows <= l->buffer_rows) {
@@ -122,10 +111,12 @@ static int fill_buffer(kd_loader *l, kd_error *err)
         int64_t first = b * l->block_rows, last = first + l->block_rows;
         if (first < begin) first = begin;
         if (last > end) last = end;
-        int rc = read_block(l, first, last - first, l->buffer_fill, err);
-        if (rc) return rc;
+        l->ranges[n++] = (kd_row_range){first, last - first,
+                                        l->buffer + (size_t)l->buffer_fill * (size_t)l->ds->dim * stored_size(l)};
         for (int64_t r = first; r < last; r++) l->buffer_index[l->buffer_fill++] = r - begin;
     }
+    int rc = n ? read_blocks(l, l->ranges, n, err) : KD_OK;
+    if (rc) return rc;
     permute(&l->rng, l->buffer_order, l->buffer_fill, l->options.shuffle);
     return KD_OK;
 }
@@ -246,6 +237,8 @@ void kd_loader_close(kd_loader *l)
     free(l->buffer);
     free(l->buffer_index);
     free(l->buffer_order);
+    free(l->ranges);
+    kd_row_reader_free(&l->reader);
     if (l->dset >= 0) H5Dclose(l->dset);
     if (l->file >= 0) H5Fclose(l->file);
     memset(l, 0, sizeof *l);

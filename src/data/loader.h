@@ -16,6 +16,7 @@
 
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/rows.h"
 
 #include <hdf5.h>
 
@@ -66,6 +67,8 @@ typedef struct kd_loader {
     int64_t *buffer_index;          /* (buffer_rows) split row of each buffered row */
     int64_t *buffer_order;          /* (buffer_rows) */
     int64_t buffer_rows, buffer_fill, buffer_pos;
+    kd_row_reader reader;           /* block reads, chunks inflated on all threads */
+    kd_row_range *ranges;           /* (buffer_rows / block_rows + 2) the blocks of one fill */
 } kd_loader;
 
 int kd_loader_open(kd_loader *loader, const kd_dataset *ds, kd_split split,
