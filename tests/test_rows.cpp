@@ -85,6 +85,30 @@ std::vector<unsigned char> reference_rows(hid_t dset, hid_t mem_type, int64_t be
     return out;
 }
 
+// Data set "x" of a file, and a reader, for one test; closed on the way out.
+struct Opened {
+    hid_t file, dset;
+    kd_row_reader reader;
+    char why[160] = {0};
+    Opened(const std::string &path, unsigned mode)
+        : file(H5Fopen(path.c_str(), mode, H5P_DEFAULT)), dset(H5Dopen2(file, "x", H5P_DEFAULT))
+    {
+        REQUIRE(dset >= 0);
+        kd_row_reader_init(&reader);
+    }
+    ~Opened()
+    {
+        kd_row_reader_free(&reader);
+        H5Dclose(dset);
+        H5Fclose(file);
+    }
+    int read(int64_t rows, size_t row, std::vector<unsigned char> &got)
+    {
+        got.assign((size_t)rows * row, 0xAB);
+        return kd_read_rows(&reader, dset, 0, rows, H5T_NATIVE_UINT8, got.data(), why, sizeof why);
+    }
+};
+
 size_t row_bytes(const Layout &l)
 {
     size_t row = elem_size(l.mem_type);
@@ -147,30 +171,22 @@ TEST_CASE("a chunk stored without its deflate step is read as stored; a corrupt 
     std::string dir = kdtest::temp_dir(), path = dir + "/chunks.h5";
     Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, true, true, false, true};
     write_dataset(path, l);
-    hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t dset = H5Dopen2(file, "x", H5P_DEFAULT);
+    Opened x(path, H5F_ACC_RDWR);
     // Chunk 1 (rows 7..13) stored raw: filter 1 (deflate) marked as skipped.
-    std::vector<unsigned char> raw(7 * 5);
+    std::vector<unsigned char> raw(7 * 5), got;
     for (size_t i = 0; i < raw.size(); i++) raw[i] = (unsigned char)(200 - i);
     hsize_t offset[2] = {7, 0};
-    REQUIRE(H5Dwrite_chunk(dset, H5P_DEFAULT, 0x2, offset, raw.size(), raw.data()) >= 0);
-    kd_row_reader reader;
-    kd_row_reader_init(&reader);
-    char why[160];
-    std::vector<unsigned char> got(21 * 5);
-    REQUIRE(kd_read_rows(&reader, dset, 0, 21, H5T_NATIVE_UINT8, got.data(), why, sizeof why) == 0);
-    REQUIRE(reader.chunks_inflated == 3);
-    REQUIRE(got == reference_rows(dset, H5T_NATIVE_UINT8, 0, 21));
+    REQUIRE(H5Dwrite_chunk(x.dset, H5P_DEFAULT, 0x2, offset, raw.size(), raw.data()) >= 0);
+    REQUIRE(x.read(21, 5, got) == 0);
+    REQUIRE(x.reader.chunks_inflated == 3);
+    REQUIRE(got == reference_rows(x.dset, H5T_NATIVE_UINT8, 0, 21));
     REQUIRE(std::memcmp(got.data() + 7 * 5, raw.data(), raw.size()) == 0);
     // Chunk 2 (rows 14..20): bytes that claim to be deflated but are not.
     hsize_t last[2] = {14, 0};
     std::vector<unsigned char> garbage(40, 0x5A);
-    REQUIRE(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, last, garbage.size(), garbage.data()) >= 0);
-    REQUIRE(kd_read_rows(&reader, dset, 0, 21, H5T_NATIVE_UINT8, got.data(), why, sizeof why) == -1);
-    REQUIRE(std::string(why).find("the chunk at row 14 does not inflate to 35 bytes") != std::string::npos);
-    kd_row_reader_free(&reader);
-    H5Dclose(dset);
-    H5Fclose(file);
+    REQUIRE(H5Dwrite_chunk(x.dset, H5P_DEFAULT, 0, last, garbage.size(), garbage.data()) >= 0);
+    REQUIRE(x.read(21, 5, got) == -1);
+    REQUIRE(std::string(x.why).find("the chunk at row 14 does not inflate to 35 bytes") != std::string::npos);
 }
 
 TEST_CASE("a data set with chunks never written is read through H5Dread, fill values included", "[rows]")
@@ -178,17 +194,10 @@ TEST_CASE("a data set with chunks never written is read through H5Dread, fill va
     std::string dir = kdtest::temp_dir(), path = dir + "/sparse.h5";
     Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, true, true, false, false};
     write_dataset(path, l, true);
-    hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t dset = H5Dopen2(file, "x", H5P_DEFAULT);
-    kd_row_reader reader;
-    kd_row_reader_init(&reader);
-    char why[160];
-    std::vector<unsigned char> got(21 * 5);
-    REQUIRE(kd_read_rows(&reader, dset, 0, 21, H5T_NATIVE_UINT8, got.data(), why, sizeof why) == 0);
-    REQUIRE(reader.chunks_inflated == 0);
-    REQUIRE(got == reference_rows(dset, H5T_NATIVE_UINT8, 0, 21));
+    Opened x(path, H5F_ACC_RDONLY);
+    std::vector<unsigned char> got;
+    REQUIRE(x.read(21, 5, got) == 0);
+    REQUIRE(x.reader.chunks_inflated == 0);
+    REQUIRE(got == reference_rows(x.dset, H5T_NATIVE_UINT8, 0, 21));
     REQUIRE(got[20 * 5] == 0); // fill value
-    kd_row_reader_free(&reader);
-    H5Dclose(dset);
-    H5Fclose(file);
 }

@@ -16,12 +16,7 @@ void kd_row_reader_free(kd_row_reader *reader)
 {
     free(reader->raw);
     free(reader->scratch);
-    free(reader->raw_offset);
-    free(reader->raw_size);
-    free(reader->chunk_index);
-    free(reader->range_of);
-    free(reader->filter_mask);
-    free(reader->status);
+    free(reader->chunks);
     kd_row_reader_init(reader);
 }
 
@@ -96,44 +91,35 @@ static bool grow_bytes(unsigned char **buffer, size_t *capacity, size_t bytes)
     return true;
 }
 
-static bool grow_chunk_arrays(kd_row_reader *r, size_t chunks)
+static bool grow_chunks(kd_row_reader *r, size_t chunks)
 {
     if (chunks <= r->chunk_capacity) return true;
-    size_t *offset = realloc(r->raw_offset, chunks * sizeof *offset);
-    if (offset) r->raw_offset = offset;
-    size_t *size = realloc(r->raw_size, chunks * sizeof *size);
-    if (size) r->raw_size = size;
-    int64_t *index = realloc(r->chunk_index, chunks * sizeof *index);
-    if (index) r->chunk_index = index;
-    size_t *range = realloc(r->range_of, chunks * sizeof *range);
-    if (range) r->range_of = range;
-    uint32_t *mask = realloc(r->filter_mask, chunks * sizeof *mask);
-    if (mask) r->filter_mask = mask;
-    int *status = realloc(r->status, chunks * sizeof *status);
-    if (status) r->status = status;
-    if (!offset || !size || !index || !range || !mask || !status) return false;
+    kd_chunk_entry *bigger = realloc(r->chunks, chunks * sizeof *bigger);
+    if (!bigger) return false;
+    r->chunks = bigger;
     r->chunk_capacity = chunks;
     return true;
 }
 
-/* Entry c of the read into the rows of its range it covers; 0 or -1. */
-static int inflate_chunk(const kd_row_reader *r, const chunk_plan *p, size_t c, const kd_row_range *range)
+/* Chunk e of a read into the rows of its range that it covers; 0 or -1. */
+static int inflate_chunk(const kd_row_reader *r, const chunk_plan *p, const kd_chunk_entry *e,
+                         const kd_row_range *range)
 {
     unsigned char *a = r->scratch + (size_t)omp_get_thread_num() * 2 * p->chunk_bytes, *b = a + p->chunk_bytes;
-    const unsigned char *data = r->raw + r->raw_offset[c];
-    uint32_t mask = r->filter_mask[c];
+    const unsigned char *data = r->raw + e->raw_offset;
+    uint32_t mask = e->filter_mask;
     if (!(mask & (1u << p->deflate_at))) {
         uLongf inflated = (uLongf)p->chunk_bytes;
-        if (uncompress(a, &inflated, data, (uLong)r->raw_size[c]) != Z_OK || inflated != p->chunk_bytes) return -1;
+        if (uncompress(a, &inflated, data, (uLong)e->raw_size) != Z_OK || inflated != p->chunk_bytes) return -1;
         data = a;
-    } else if (r->raw_size[c] != p->chunk_bytes) {
+    } else if (e->raw_size != p->chunk_bytes) {
         return -1;
     }
     if (p->shuffle_at >= 0 && !(mask & (1u << p->shuffle_at)) && p->elem_size > 1) {
         unshuffle(data, b, p->chunk_bytes, p->elem_size);
         data = b;
     }
-    int64_t chunk_begin = r->chunk_index[c] * p->chunk_rows, end = range->begin + range->count;
+    int64_t chunk_begin = e->index * p->chunk_rows, end = range->begin + range->count;
     int64_t lo = chunk_begin > range->begin ? chunk_begin : range->begin;
     int64_t hi = chunk_begin + p->chunk_rows < end ? chunk_begin + p->chunk_rows : end;
     memcpy((unsigned char *)range->out + (size_t)(lo - range->begin) * p->row_bytes,
@@ -153,7 +139,7 @@ static int read_chunks(kd_row_reader *r, hid_t dset, const kd_row_range *ranges,
         if (ranges[i].begin < 0 || ranges[i].begin + ranges[i].count > (int64_t)p.dims[0]) return 0;
         chunks += (size_t)((ranges[i].begin + ranges[i].count - 1) / p.chunk_rows - ranges[i].begin / p.chunk_rows + 1);
     }
-    if (!grow_chunk_arrays(r, chunks ? chunks : 1)) goto out_of_memory;
+    if (!grow_chunks(r, chunks ? chunks : 1)) goto out_of_memory;
     hsize_t offset[8] = {0};
     size_t c = 0;
     for (size_t i = 0; i < n; i++) {
@@ -166,10 +152,7 @@ static int read_chunks(kd_row_reader *r, hid_t dset, const kd_row_range *ranges,
             H5E_BEGIN_TRY { found = H5Dget_chunk_storage_size(dset, offset, &bytes); } /* fails when never written */
             H5E_END_TRY;
             if (found < 0 || bytes == 0) return 0; /* H5Dread supplies the fill value */
-            r->chunk_index[c] = k;
-            r->range_of[c] = i;
-            r->raw_offset[c] = total;
-            r->raw_size[c] = (size_t)bytes;
+            r->chunks[c] = (kd_chunk_entry){.index = k, .range = i, .raw_offset = total, .raw_size = (size_t)bytes};
             total += (size_t)bytes;
         }
     }
@@ -178,17 +161,19 @@ static int read_chunks(kd_row_reader *r, hid_t dset, const kd_row_range *ranges,
         !grow_bytes(&r->scratch, &r->scratch_capacity, (size_t)threads * 2 * p.chunk_bytes))
         goto out_of_memory;
     for (c = 0; c < chunks; c++) {
-        offset[0] = (hsize_t)r->chunk_index[c] * (hsize_t)p.chunk_rows;
-        if (H5Dread_chunk(dset, H5P_DEFAULT, offset, &r->filter_mask[c], r->raw + r->raw_offset[c]) < 0) {
+        kd_chunk_entry *e = &r->chunks[c];
+        offset[0] = (hsize_t)e->index * (hsize_t)p.chunk_rows;
+        if (H5Dread_chunk(dset, H5P_DEFAULT, offset, &e->filter_mask, r->raw + e->raw_offset) < 0) {
             snprintf(why, why_size, "cannot read the chunk at row %lld", (long long)offset[0]);
             return -1;
         }
     }
-    KD_PARALLEL_FOR(chunks > 1, size_t, e, chunks, r->status[e] = inflate_chunk(r, &p, e, &ranges[r->range_of[e]]));
+    KD_PARALLEL_FOR(chunks > 1, size_t, k, chunks,
+                    r->chunks[k].status = inflate_chunk(r, &p, &r->chunks[k], &ranges[r->chunks[k].range]));
     for (c = 0; c < chunks; c++)
-        if (r->status[c]) {
+        if (r->chunks[c].status) {
             snprintf(why, why_size, "the chunk at row %lld does not inflate to %zu bytes (corrupt data)",
-                     (long long)(r->chunk_index[c] * p.chunk_rows), p.chunk_bytes);
+                     (long long)(r->chunks[c].index * p.chunk_rows), p.chunk_bytes);
             return -1;
         }
     r->chunks_inflated += chunks;

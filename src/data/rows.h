@@ -20,18 +20,24 @@
 extern "C" {
 #endif
 
-/* Buffers kept between reads, so that a loader's steady state does not allocate. */
+/* One chunk of a read. */
+typedef struct kd_chunk_entry {
+    int64_t index;          /* absolute chunk number */
+    size_t range;           /* the range it serves */
+    size_t raw_offset, raw_size;
+    uint32_t filter_mask;   /* bit i: filter i was skipped for this chunk */
+    int status;             /* 0, or -1 when it did not inflate */
+} kd_chunk_entry;
+
+/* Buffers kept between reads, so that a loader's steady state does not allocate
+ * (zlib's own inflate state aside). */
 typedef struct kd_row_reader {
     unsigned char *raw;      /* the compressed chunks of one read */
     size_t raw_capacity;
     unsigned char *scratch;  /* two chunk-sized buffers per thread */
     size_t scratch_capacity;
-    size_t *raw_offset, *raw_size; /* per chunk of one read */
-    int64_t *chunk_index;          /* absolute chunk number */
-    size_t *range_of;              /* the range it serves */
-    uint32_t *filter_mask;
-    int *status;
-    size_t chunk_capacity;   /* entries in the per-chunk arrays */
+    kd_chunk_entry *chunks;  /* the chunks of one read */
+    size_t chunk_capacity;
     size_t chunks_inflated;  /* chunks read through the parallel path, ever */
 } kd_row_reader;
 
