@@ -13,6 +13,7 @@ extern "C" {
 
 #include <hdf5.h>
 #include <omp.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <string>
@@ -24,8 +25,8 @@ struct Layout {
     std::string name;
     hid_t file_type, mem_type;
     std::vector<hsize_t> dims, chunk; // chunk empty: contiguous
-    bool shuffle, deflate, fletcher32;
-    bool parallel; // expected to take the parallel path
+    std::vector<std::string> filters; // in pipeline order: "shuffle", "deflate", "fletcher32"
+    bool parallel;                    // expected to take the parallel path
 };
 
 size_t elem_size(hid_t type) { return H5Tget_size(type); }
@@ -39,9 +40,8 @@ void write_dataset(const std::string &path, const Layout &l, bool leave_chunk_un
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (!l.chunk.empty()) {
         REQUIRE(H5Pset_chunk(dcpl, (int)l.chunk.size(), l.chunk.data()) >= 0);
-        if (l.fletcher32) REQUIRE(H5Pset_fletcher32(dcpl) >= 0);
-        if (l.shuffle) REQUIRE(H5Pset_shuffle(dcpl) >= 0);
-        if (l.deflate) REQUIRE(H5Pset_deflate(dcpl, 4) >= 0);
+        for (const std::string &f : l.filters)
+            REQUIRE((f == "shuffle" ? H5Pset_shuffle(dcpl) : f == "deflate" ? H5Pset_deflate(dcpl, 4) : H5Pset_fletcher32(dcpl)) >= 0);
     }
     hid_t dset = H5Dcreate2(file, "x", l.file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     REQUIRE(dset >= 0);
@@ -89,7 +89,7 @@ std::vector<unsigned char> reference_rows(hid_t dset, hid_t mem_type, int64_t be
 struct Opened {
     hid_t file, dset;
     kd_row_reader reader;
-    char why[160] = {0};
+    char why[320] = {0};
     Opened(const std::string &path, unsigned mode)
         : file(H5Fopen(path.c_str(), mode, H5P_DEFAULT)), dset(H5Dopen2(file, "x", H5P_DEFAULT))
     {
@@ -122,16 +122,20 @@ TEST_CASE("rows read through inflating chunks on all threads equal H5Dread's, by
 {
     std::string dir = kdtest::temp_dir();
     std::vector<Layout> layouts = {
-        {"uint8 shuffle+deflate", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {7, 5}, true, true, false, true},
-        {"float32 shuffle+deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, true, true, false, true},
-        {"float32 deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, false, true, false, true},
-        {"uint8 [N, H, W] shuffle+deflate", H5T_STD_U8LE, H5T_NATIVE_UINT8, {19, 3, 4}, {5, 3, 4}, true, true, false, true},
-        {"float32 fletcher32+deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, false, true, true, false},
-        {"float64 read as float", H5T_IEEE_F64LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, true, true, false, false},
-        {"chunks of part rows", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 3}, false, true, false, false},
-        {"chunked, no filter", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {7, 5}, false, false, false, false},
-        {"contiguous", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {}, false, false, false, false},
+        {"uint8 shuffle+deflate", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {7, 5}, {"shuffle", "deflate"}, true},
+        {"float32 shuffle+deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"shuffle", "deflate"}, true},
+        {"float32 deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"deflate"}, true},
+        {"uint8 [N, H, W] shuffle+deflate", H5T_STD_U8LE, H5T_NATIVE_UINT8, {19, 3, 4}, {5, 3, 4}, {"shuffle", "deflate"}, true},
+        {"float32 fletcher32+deflate", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"fletcher32", "deflate"}, false},
+        {"float32 deflate then shuffle", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"deflate", "shuffle"}, false},
+        {"float32 deflate twice", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"deflate", "deflate"}, false},
+        {"big-endian float32", H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"shuffle", "deflate"}, false},
+        {"float64 read as float", H5T_IEEE_F64LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 6}, {"shuffle", "deflate"}, false},
+        {"chunks of part rows", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {30, 6}, {4, 3}, {"deflate"}, false},
+        {"chunked, no filter", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {7, 5}, {}, false},
+        {"contiguous", H5T_STD_U8LE, H5T_NATIVE_UINT8, {23, 5}, {}, {}, false},
     };
+    int threads_before = omp_get_max_threads();
     for (const Layout &l : layouts) {
         INFO(l.name);
         std::string path = dir + "/rows.h5";
@@ -144,32 +148,33 @@ TEST_CASE("rows read through inflating chunks on all threads equal H5Dread's, by
             kd_set_num_threads(threads);
             kd_row_reader reader;
             kd_row_reader_init(&reader);
-            char why[160];
+            char why[320];
             for (auto range : std::vector<std::pair<int64_t, int64_t>>{{0, rows}, {3, 11}, {rows - 1, 1}, {5, 2}, {0, 1}}) {
                 INFO("rows " << range.first << " + " << range.second << ", " << threads << " threads");
                 std::vector<unsigned char> got((size_t)range.second * row_bytes(l), 0xAB);
                 REQUIRE(kd_read_rows(&reader, dset, range.first, range.second, l.mem_type, got.data(), why, sizeof why) == 0);
                 REQUIRE(got == reference_rows(dset, l.mem_type, range.first, range.second));
             }
-            // several ranges in one read, out of order, one of them empty
-            std::vector<unsigned char> a(9 * row_bytes(l)), b(4 * row_bytes(l)), c(1);
-            kd_row_range ranges[3] = {{rows - 9, 9, a.data()}, {1, 4, b.data()}, {2, 0, c.data()}};
-            REQUIRE(kd_read_row_ranges(&reader, dset, ranges, 3, l.mem_type, why, sizeof why) == 0);
+            // several ranges in one read, out of order, one empty, two in one chunk
+            std::vector<unsigned char> a(9 * row_bytes(l)), b(1 * row_bytes(l)), c(1), d(2 * row_bytes(l));
+            kd_row_range ranges[4] = {{rows - 9, 9, a.data()}, {1, 1, b.data()}, {2, 0, c.data()}, {3, 2, d.data()}};
+            REQUIRE(kd_read_row_ranges(&reader, dset, ranges, 4, l.mem_type, why, sizeof why) == 0);
             REQUIRE(a == reference_rows(dset, l.mem_type, rows - 9, 9));
-            REQUIRE(b == reference_rows(dset, l.mem_type, 1, 4));
+            REQUIRE(b == reference_rows(dset, l.mem_type, 1, 1));
+            REQUIRE(d == reference_rows(dset, l.mem_type, 3, 2));
             REQUIRE((reader.chunks_inflated > 0) == l.parallel);
             kd_row_reader_free(&reader);
         }
         H5Dclose(dset);
         H5Fclose(file);
     }
-    kd_set_num_threads(omp_get_num_procs());
+    kd_set_num_threads(threads_before);
 }
 
 TEST_CASE("a chunk stored without its deflate step is read as stored; a corrupt chunk is an error", "[rows]")
 {
     std::string dir = kdtest::temp_dir(), path = dir + "/chunks.h5";
-    Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, true, true, false, true};
+    Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, {"shuffle", "deflate"}, true};
     write_dataset(path, l);
     Opened x(path, H5F_ACC_RDWR);
     // Chunk 1 (rows 7..13) stored raw: filter 1 (deflate) marked as skipped.
@@ -187,12 +192,52 @@ TEST_CASE("a chunk stored without its deflate step is read as stored; a corrupt 
     REQUIRE(H5Dwrite_chunk(x.dset, H5P_DEFAULT, 0, last, garbage.size(), garbage.data()) >= 0);
     REQUIRE(x.read(21, 5, got) == -1);
     REQUIRE(std::string(x.why).find("the chunk at row 14 does not inflate to 35 bytes") != std::string::npos);
+    // A raw chunk of the wrong size.
+    REQUIRE(H5Dwrite_chunk(x.dset, H5P_DEFAULT, 0x2, last, 34, garbage.data()) >= 0);
+    REQUIRE(x.read(21, 5, got) == -1);
+    REQUIRE(std::string(x.why).find("the chunk at row 14, stored without deflate, has 34 bytes, not 35") != std::string::npos);
+}
+
+TEST_CASE("float chunks with the deflate or the shuffle step skipped are undone step by step", "[rows]")
+{
+    std::string dir = kdtest::temp_dir(), path = dir + "/skips.h5";
+    Layout l = {"float32", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {12, 3}, {4, 3}, {"shuffle", "deflate"}, true};
+    write_dataset(path, l);
+    hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "x", H5P_DEFAULT);
+    std::vector<float> plain(12);
+    for (int i = 0; i < 12; i++) plain[i] = 1.5f * (float)i - 7.25f;
+    const unsigned char *bytes = reinterpret_cast<const unsigned char *>(plain.data());
+    // Chunk 1: shuffled (byte k of value j at k * 12 + j), deflate skipped (filter 1).
+    std::vector<unsigned char> shuffled(48);
+    for (int j = 0; j < 12; j++)
+        for (int k = 0; k < 4; k++) shuffled[(size_t)k * 12 + j] = bytes[j * 4 + k];
+    hsize_t at4[2] = {4, 0}, at8[2] = {8, 0};
+    REQUIRE(H5Dwrite_chunk(dset, H5P_DEFAULT, 0x2, at4, shuffled.size(), shuffled.data()) >= 0);
+    // Chunk 2: not shuffled (filter 0 skipped), deflated with zlib.
+    std::vector<unsigned char> deflated(128);
+    uLongf size = (uLongf)deflated.size();
+    REQUIRE(compress(deflated.data(), &size, bytes, 48) == Z_OK);
+    REQUIRE(H5Dwrite_chunk(dset, H5P_DEFAULT, 0x1, at8, size, deflated.data()) >= 0);
+    kd_row_reader reader;
+    kd_row_reader_init(&reader);
+    char why[320];
+    std::vector<float> got(36);
+    REQUIRE(kd_read_rows(&reader, dset, 0, 12, H5T_NATIVE_FLOAT, got.data(), why, sizeof why) == 0);
+    REQUIRE(reader.chunks_inflated == 3);
+    auto reference = reference_rows(dset, H5T_NATIVE_FLOAT, 0, 12);
+    REQUIRE(std::memcmp(got.data(), reference.data(), reference.size()) == 0);
+    REQUIRE(std::vector<float>(got.begin() + 12, got.begin() + 24) == plain);
+    REQUIRE(std::vector<float>(got.begin() + 24, got.end()) == plain);
+    kd_row_reader_free(&reader);
+    H5Dclose(dset);
+    H5Fclose(file);
 }
 
 TEST_CASE("a data set with chunks never written is read through H5Dread, fill values included", "[rows]")
 {
     std::string dir = kdtest::temp_dir(), path = dir + "/sparse.h5";
-    Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, true, true, false, false};
+    Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, {"shuffle", "deflate"}, false};
     write_dataset(path, l, true);
     Opened x(path, H5F_ACC_RDONLY);
     std::vector<unsigned char> got;

@@ -147,15 +147,15 @@ static int check_labels_shape(const kd_dataset *ds, const char *name, const data
 static int read_rows(hid_t file, const kd_dataset *ds, const char *name, int64_t begin, int64_t count,
                      hid_t mem_type, void *out, kd_error *err)
 {
-    char msg[256], why[160];
+    char why[320];
     hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
     if (dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", ds->path, name);
     kd_row_reader reader;
     kd_row_reader_init(&reader);
     int rc = KD_OK;
     if (kd_read_rows(&reader, dset, begin, count, mem_type, out, why, sizeof why) < 0)
-        rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld: %s (%s)", ds->path, name,
-                          (long long)begin, (long long)(begin + count - 1), why, kd_h5_last_message(msg, sizeof msg));
+        rc = kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld: %s", ds->path, name,
+                          (long long)begin, (long long)(begin + count - 1), why);
     kd_row_reader_free(&reader);
     H5Dclose(dset);
     return rc;

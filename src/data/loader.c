@@ -76,13 +76,12 @@ static int open_stream(kd_loader *l, kd_error *err)
 static int read_blocks(kd_loader *l, const kd_row_range *ranges, size_t n, kd_error *err)
 {
     const kd_split_info *info = &l->ds->split[l->split];
-    char msg[256], why[160];
+    char why[320];
     hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
     if (kd_read_row_ranges(&l->reader, l->dset, ranges, n, mem_type, why, sizeof why) < 0)
-        return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld and %zu other blocks: %s (%s)",
+        return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld and %zu other blocks: %s",
                             l->ds->path, info->x_path, (long long)ranges[0].begin,
-                            (long long)(ranges[0].begin + ranges[0].count - 1), n - 1, why,
-                            kd_h5_last_message(msg, sizeof msg));
+                            (long long)(ranges[0].begin + ranges[0].count - 1), n - 1, why);
     if (mem_type == H5T_NATIVE_FLOAT)
         for (size_t k = 0; k < n; k++) {
             const float *x = ranges[k].out;

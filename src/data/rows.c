@@ -1,7 +1,7 @@
 /* rows.c - see rows.h. */
 #include "data/rows.h"
 
-#include "core/parallel.h"
+#include "io/h5util.h"
 
 #include <omp.h>
 #include <stdbool.h>
@@ -38,6 +38,8 @@ static bool plan_chunks(hid_t dset, hid_t mem_type, chunk_plan *plan)
     unsigned options = 0;
     if (space < 0 || type < 0 || dcpl < 0 || H5Tequal(type, mem_type) <= 0 || H5Pget_layout(dcpl) != H5D_CHUNKED)
         goto done;
+    H5T_class_t type_class = H5Tget_class(type); /* numbers only: H5Dread_chunk cannot do variable-length data */
+    if (type_class != H5T_INTEGER && type_class != H5T_FLOAT) goto done;
     if (H5Pget_chunk_opts(dcpl, &options) < 0 || (options & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS)) goto done;
     plan->rank = H5Sget_simple_extent_ndims(space);
     if (plan->rank < 1 || plan->rank > 8 || H5Sget_simple_extent_dims(space, plan->dims, NULL) < 0 ||
@@ -58,12 +60,12 @@ static bool plan_chunks(hid_t dset, hid_t mem_type, chunk_plan *plan)
         unsigned flags = 0, config = 0;
         size_t values = 0;
         H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &values, NULL, 0, NULL, &config);
-        if (id == H5Z_FILTER_DEFLATE)
+        if (id == H5Z_FILTER_DEFLATE && plan->deflate_at < 0)
             plan->deflate_at = i;
-        else if (id == H5Z_FILTER_SHUFFLE)
+        else if (id == H5Z_FILTER_SHUFFLE && plan->shuffle_at < 0)
             plan->shuffle_at = i;
         else
-            goto done;
+            goto done; /* another filter, or one twice */
     }
     ok = plan->deflate_at >= 0 && plan->shuffle_at < plan->deflate_at; /* written: shuffle, then deflate */
 done:
@@ -101,11 +103,16 @@ static bool grow_chunks(kd_row_reader *r, size_t chunks)
     return true;
 }
 
-/* Chunk e of a read into the rows of its range that it covers; 0 or -1. */
+static bool unshuffles(const chunk_plan *p) { return p->shuffle_at >= 0 && p->elem_size > 1; }
+
+/* Chunk e of a read into the rows of its range that it covers, with scratch slot
+ * `slot`; 0, -1 when it does not inflate to a chunk, -2 when a chunk stored
+ * without deflate has the wrong size. */
 static int inflate_chunk(const kd_row_reader *r, const chunk_plan *p, const kd_chunk_entry *e,
-                         const kd_row_range *range)
+                         const kd_row_range *range, int slot)
 {
-    unsigned char *a = r->scratch + (size_t)omp_get_thread_num() * 2 * p->chunk_bytes, *b = a + p->chunk_bytes;
+    size_t per_slot = (unshuffles(p) ? 2 : 1) * p->chunk_bytes;
+    unsigned char *a = r->scratch + (size_t)slot * per_slot, *b = a + p->chunk_bytes;
     const unsigned char *data = r->raw + e->raw_offset;
     uint32_t mask = e->filter_mask;
     if (!(mask & (1u << p->deflate_at))) {
@@ -113,9 +120,9 @@ static int inflate_chunk(const kd_row_reader *r, const chunk_plan *p, const kd_c
         if (uncompress(a, &inflated, data, (uLong)e->raw_size) != Z_OK || inflated != p->chunk_bytes) return -1;
         data = a;
     } else if (e->raw_size != p->chunk_bytes) {
-        return -1;
+        return -2;
     }
-    if (p->shuffle_at >= 0 && !(mask & (1u << p->shuffle_at)) && p->elem_size > 1) {
+    if (unshuffles(p) && !(mask & (1u << p->shuffle_at))) {
         unshuffle(data, b, p->chunk_bytes, p->elem_size);
         data = b;
     }
@@ -139,7 +146,7 @@ static int read_chunks(kd_row_reader *r, hid_t dset, const kd_row_range *ranges,
         if (ranges[i].begin < 0 || ranges[i].begin + ranges[i].count > (int64_t)p.dims[0]) return 0;
         chunks += (size_t)((ranges[i].begin + ranges[i].count - 1) / p.chunk_rows - ranges[i].begin / p.chunk_rows + 1);
     }
-    if (!grow_chunks(r, chunks ? chunks : 1)) goto out_of_memory;
+    if (!grow_chunks(r, chunks ? chunks : 1)) return 0; /* H5Dread needs less memory */
     hsize_t offset[8] = {0};
     size_t c = 0;
     for (size_t i = 0; i < n; i++) {
@@ -156,31 +163,44 @@ static int read_chunks(kd_row_reader *r, hid_t dset, const kd_row_range *ranges,
             total += (size_t)bytes;
         }
     }
-    int threads = omp_get_max_threads();
+    /* a scratch slot per thread that will work, one or two chunks each; without the
+     * memory H5Dread (which needs less) does the read */
+    int slots = omp_get_max_threads();
+    if ((size_t)slots > chunks) slots = chunks > 0 ? (int)chunks : 1;
     if (!grow_bytes(&r->raw, &r->raw_capacity, total ? total : 1) ||
-        !grow_bytes(&r->scratch, &r->scratch_capacity, (size_t)threads * 2 * p.chunk_bytes))
-        goto out_of_memory;
+        !grow_bytes(&r->scratch, &r->scratch_capacity, (size_t)slots * (unshuffles(&p) ? 2 : 1) * p.chunk_bytes))
+        return 0;
     for (c = 0; c < chunks; c++) {
         kd_chunk_entry *e = &r->chunks[c];
         offset[0] = (hsize_t)e->index * (hsize_t)p.chunk_rows;
         if (H5Dread_chunk(dset, H5P_DEFAULT, offset, &e->filter_mask, r->raw + e->raw_offset) < 0) {
-            snprintf(why, why_size, "cannot read the chunk at row %lld", (long long)offset[0]);
+            char msg[256];
+            snprintf(why, why_size, "cannot read the chunk at row %lld (%s)", (long long)offset[0],
+                     kd_h5_last_message(msg, sizeof msg));
             return -1;
         }
     }
-    KD_PARALLEL_FOR(chunks > 1, size_t, k, chunks,
-                    r->chunks[k].status = inflate_chunk(r, &p, &r->chunks[k], &ranges[r->chunks[k].range]));
+    if (slots > 1) {
+#pragma omp parallel for num_threads(slots) schedule(static)
+        for (size_t k = 0; k < chunks; k++)
+            r->chunks[k].status = inflate_chunk(r, &p, &r->chunks[k], &ranges[r->chunks[k].range], omp_get_thread_num());
+    } else {
+        for (size_t k = 0; k < chunks; k++)
+            r->chunks[k].status = inflate_chunk(r, &p, &r->chunks[k], &ranges[r->chunks[k].range], 0);
+    }
     for (c = 0; c < chunks; c++)
         if (r->chunks[c].status) {
-            snprintf(why, why_size, "the chunk at row %lld does not inflate to %zu bytes (corrupt data)",
-                     (long long)(r->chunks[c].index * p.chunk_rows), p.chunk_bytes);
+            long long row = (long long)(r->chunks[c].index * p.chunk_rows);
+            if (r->chunks[c].status == -2)
+                snprintf(why, why_size, "the chunk at row %lld, stored without deflate, has %zu bytes, not %zu", row,
+                         r->chunks[c].raw_size, p.chunk_bytes);
+            else
+                snprintf(why, why_size, "the chunk at row %lld does not inflate to %zu bytes (corrupt data)", row,
+                         p.chunk_bytes);
             return -1;
         }
     r->chunks_inflated += chunks;
     return 1;
-out_of_memory:
-    snprintf(why, why_size, "out of memory for %zu chunks", chunks);
-    return -1;
 }
 
 /* One range through H5Dread. */
@@ -207,11 +227,14 @@ static int read_range(hid_t dset, const kd_row_range *range, hid_t mem_type)
 int kd_read_row_ranges(kd_row_reader *reader, hid_t dset, const kd_row_range *ranges, size_t n, hid_t mem_type,
                        char *why, size_t why_size)
 {
-    snprintf(why, why_size, "HDF5 read failed");
     int direct = read_chunks(reader, dset, ranges, n, mem_type, why, why_size);
     if (direct != 0) return direct > 0 ? 0 : -1;
     for (size_t i = 0; i < n; i++)
-        if (ranges[i].count > 0 && read_range(dset, &ranges[i], mem_type) < 0) return -1;
+        if (ranges[i].count > 0 && read_range(dset, &ranges[i], mem_type) < 0) {
+            char msg[256];
+            snprintf(why, why_size, "H5Dread failed (%s)", kd_h5_last_message(msg, sizeof msg));
+            return -1;
+        }
     return 0;
 }
 
