@@ -112,8 +112,8 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
         kd_reliability_json(&j, "test_after", &res->test_after);
     }
     kd_json_end_object(&j);
-    if (!rc) rc = j.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for calibration.json")
-                           : kd_write_file_atomic_in(res->report_dir, "calibration.json", j.text, j.length, err);
+    if (!rc) rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for calibration.json")
+                           : kd_write_file_atomic_in(res->report_dir, "calibration.json", j.out.text, j.out.length, err);
     kd_json_free(&j);
 
     kd_strbuf md = {0};

@@ -204,7 +204,7 @@ static int evaluate(const eval_args *e, kd_error *err)
             snprintf(out, sizeof out, "%s", e->out);
         else
             snprintf(out, sizeof out, "%s/eval-%s.json", dirname(dir), kd_split_name(e->split));
-        rc = j.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic(out, j.text, j.length, err);
+        rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic(out, j.out.text, j.out.length, err);
         kd_json_free(&j);
         if (!rc && e->logits)
             rc = write_logits(e->logits, logits, ds.split[e->split].labels, rows, classes, model_path, e->split, err);

@@ -2,7 +2,6 @@
 #include "io/json.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,39 +10,11 @@ void kd_json_init(kd_json *j) { memset(j, 0, sizeof *j); }
 
 void kd_json_free(kd_json *j)
 {
-    free(j->text);
+    kd_strbuf_free(&j->out);
     kd_json_init(j);
 }
 
-static void append(kd_json *j, const char *s, size_t n)
-{
-    if (j->failed) return;
-    if (j->length + n + 1 > j->capacity) {
-        size_t cap = j->capacity ? j->capacity : 1024;
-        while (cap < j->length + n + 1) cap *= 2;
-        char *text = realloc(j->text, cap);
-        if (!text) {
-            j->failed = true;
-            return;
-        }
-        j->text = text;
-        j->capacity = cap;
-    }
-    memcpy(j->text + j->length, s, n);
-    j->length += n;
-    j->text[j->length] = '\0';
-}
-
-static void appendf(kd_json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void appendf(kd_json *j, const char *fmt, ...)
-{
-    char buf[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0) append(j, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
+static void append(kd_json *j, const char *s, size_t n) { kd_strbuf_append(&j->out, s, n); }
 
 static void quoted(kd_json *j, const char *s)
 {
@@ -58,7 +29,7 @@ static void quoted(kd_json *j, const char *s)
         } else if (c == '\t') {
             append(j, "\\t", 2);
         } else if (c < 0x20) {
-            appendf(j, "\\u%04x", c);
+            kd_strbuf_printf(&j->out, "\\u%04x", c);
         } else {
             append(j, (const char *)&c, 1);
         }
@@ -130,7 +101,7 @@ void kd_json_number(kd_json *j, const char *key, double value)
 void kd_json_int(kd_json *j, const char *key, int64_t value)
 {
     start_value(j, key);
-    appendf(j, "%lld", (long long)value);
+    kd_strbuf_printf(&j->out, "%lld", (long long)value);
 }
 
 void kd_json_bool(kd_json *j, const char *key, bool value)

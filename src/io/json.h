@@ -4,6 +4,8 @@
 #ifndef KD_JSON_H
 #define KD_JSON_H
 
+#include "io/strbuf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,11 +15,9 @@ extern "C" {
 #endif
 
 typedef struct kd_json {
-    char *text;
-    size_t length, capacity;
+    kd_strbuf out; /* the text; out.failed when out of memory */
     int depth;
     bool need_comma[64];
-    bool failed; /* out of memory */
 } kd_json;
 
 void kd_json_init(kd_json *j);

@@ -4,15 +4,33 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Room for `extra` more characters and the NUL; false (and failed) when out of memory. */
+static bool reserve(kd_strbuf *b, size_t extra)
+{
+    if (b->failed) return false;
+    if (b->text && b->length + extra + 1 <= b->capacity) return true;
+    size_t cap = b->capacity ? b->capacity * 2 : 8192;
+    while (cap < b->length + extra + 1) cap *= 2;
+    char *text = realloc(b->text, cap);
+    if (!text) {
+        b->failed = true;
+        return false;
+    }
+    if (!b->text) text[0] = '\0';
+    b->text = text;
+    b->capacity = cap;
+    return true;
+}
 
 void kd_strbuf_printf(kd_strbuf *b, const char *fmt, ...)
 {
-    if (b->failed) return;
-    for (;;) {
+    for (size_t extra = 0; reserve(b, extra);) {
         va_list ap;
         va_start(ap, fmt);
-        size_t room = b->text ? b->capacity - b->length : 0;
-        int n = vsnprintf(b->text ? b->text + b->length : NULL, room, fmt, ap);
+        size_t room = b->capacity - b->length;
+        int n = vsnprintf(b->text + b->length, room, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->failed = true;
@@ -22,16 +40,16 @@ void kd_strbuf_printf(kd_strbuf *b, const char *fmt, ...)
             b->length += (size_t)n;
             return;
         }
-        size_t cap = b->capacity ? b->capacity * 2 : 8192;
-        while (cap < b->length + (size_t)n + 1) cap *= 2;
-        char *text = realloc(b->text, cap);
-        if (!text) {
-            b->failed = true;
-            return;
-        }
-        b->text = text;
-        b->capacity = cap;
+        extra = (size_t)n;
     }
+}
+
+void kd_strbuf_append(kd_strbuf *b, const char *s, size_t n)
+{
+    if (!reserve(b, n)) return;
+    memcpy(b->text + b->length, s, n);
+    b->length += n;
+    b->text[b->length] = '\0';
 }
 
 void kd_strbuf_free(kd_strbuf *b)

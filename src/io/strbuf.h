@@ -16,6 +16,8 @@ typedef struct kd_strbuf {
 } kd_strbuf;
 
 void kd_strbuf_printf(kd_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n bytes of s. */
+void kd_strbuf_append(kd_strbuf *b, const char *s, size_t n);
 void kd_strbuf_free(kd_strbuf *b);
 
 #ifdef __cplusplus

@@ -373,8 +373,8 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     kd_json_string(&j, "commit", commit);
     kd_json_string(&j, "finished", date);
     kd_json_end_object(&j);
-    int rc = j.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
-                      : kd_run_dir_write(r, "summary.json", j.text, err);
+    int rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
+                      : kd_run_dir_write(r, "summary.json", j.out.text, err);
     kd_json_free(&j);
     return rc;
 }
