@@ -244,6 +244,7 @@ TEST_CASE("the row-parallel losses match double references and do not depend on 
     warn_if_one_variant();
     auto ours = with_setting(2, false, run);
     REQUIRE(with_setting(1, false, run) == ours);
+    REQUIRE(with_setting(3, false, run) == ours);
     auto generic = with_setting(2, true, run);
     for (size_t i = 0; i < ours.size(); i++) REQUIRE(generic[i] == Approx(ours[i]).epsilon(1e-6).margin(1e-12));
 
