@@ -5,7 +5,7 @@
 #include "core/gemm.h"
 #include "kd_version.h"
 
-#include <dnnl.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <string.h>

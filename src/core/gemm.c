@@ -4,7 +4,7 @@
 
 #include "core/check.h"
 
-#include <dnnl.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <pmmintrin.h>
 #include <stdio.h>
