@@ -493,3 +493,43 @@ TEST_CASE("an optimizer of another kind, missing slot buffers or a small config 
     INFO(err.message);
     CHECK(std::all_of(m.begin(), m.end(), [](float x) { return x == 0.0f; }));
 }
+
+TEST_CASE("a checkpoint keeps the commit and validation metrics it was given, and files without them still load",
+          "[checkpoint]")
+{
+    std::string dir = kdtest::temp_dir(), with = dir + "/with.h5", without = dir + "/without.h5";
+    Run run;
+    kd_error err;
+    REQUIRE(run.save(without, &err) == KD_OK); // no commit, has_metrics false: nothing stored
+    std::strcpy(run.train.commit, "0123abc (with uncommitted changes)");
+    run.train.has_metrics = true;
+    run.train.val_accuracy = 0.875;
+    run.train.val_nll = 0.3125;
+    run.train.val_ece = 0.0625;
+    run.train.best_epoch = 12;
+    run.train.best_val_accuracy = 0.90625;
+    run.train.best_val_nll = 0.28125;
+    run.train.best_val_ece = 0.03125;
+    REQUIRE(run.save(with, &err) == KD_OK);
+
+    Model loaded(make_config({12, 9, 7, 4}), 99);
+    kd_train_state t;
+    std::memset(&t, 0xAB, sizeof t);
+    char config[256];
+    REQUIRE(kd_checkpoint_load(with.c_str(), &loaded.m, nullptr, &t, config, sizeof config, nullptr, &err) == KD_OK);
+    CHECK(std::string(t.commit) == "0123abc (with uncommitted changes)");
+    REQUIRE(t.has_metrics);
+    CHECK(t.val_accuracy == 0.875);
+    CHECK(t.val_nll == 0.3125);
+    CHECK(t.val_ece == 0.0625);
+    CHECK(t.best_epoch == 12);
+    CHECK(t.best_val_accuracy == 0.90625);
+    CHECK(t.best_val_nll == 0.28125);
+    CHECK(t.best_val_ece == 0.03125);
+
+    std::memset(&t, 0xAB, sizeof t);
+    REQUIRE(kd_checkpoint_load(without.c_str(), &loaded.m, nullptr, &t, config, sizeof config, nullptr, &err) == KD_OK);
+    CHECK(t.commit[0] == '\0');
+    CHECK_FALSE(t.has_metrics);
+    CHECK(t.epoch == 17);
+}

@@ -186,11 +186,7 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     }
     const char *data = o->data ? o->data : cfg ? cfg->data.path : "";
     if (!rc && !data[0]) rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", res->checkpoint);
-    if (!rc) {
-        kd_dataset_options dopt;
-        kd_config_dataset_options(cfg, &dopt); /* the run's dataset paths and validation rows */
-        rc = kd_dataset_open(&ds, data, &dopt, err);
-    }
+    if (!rc) rc = kd_config_open_dataset(cfg, data, false, &ds, err); /* the run's dataset paths and validation rows */
     if (!rc && (ds.dim != mc.sizes[0] || ds.num_classes != classes))
         rc = kd_error_set(err, KD_ERR_DATA, "%s: expected %d features and %d classes for this model, found %d and %d", data,
                           mc.sizes[0], classes, ds.dim, ds.num_classes);

@@ -165,12 +165,8 @@ static int evaluate(const eval_args *e, kd_error *err)
     if (!rc && kd_config_load_text(&cfg, config_text, "the checkpoint's config", err)) rc = err->code = KD_ERR_DATA;
     if (!rc && !e->data && !cfg.data.path[0])
         rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", model_path);
-    if (!rc) {
-        kd_dataset_options o;
-        kd_config_dataset_options(&cfg, &o); /* the run's dataset paths and validation rows */
-        o.require_test = e->split == KD_SPLIT_TEST;
-        rc = kd_dataset_open(&ds, e->data ? e->data : cfg.data.path, &o, err);
-    }
+    /* the run's dataset paths and validation rows */
+    if (!rc) rc = kd_config_open_dataset(&cfg, e->data ? e->data : cfg.data.path, e->split == KD_SPLIT_TEST, &ds, err);
     int classes = mc.sizes[mc.n_layers];
     if (!rc && (ds.dim != mc.sizes[0] || ds.num_classes != classes)) {
         char arch[256];

@@ -30,7 +30,8 @@ static void print_help(FILE *out)
             "Imports Fashion-MNIST's gzipped IDX files into kdtrain's HDF5 schema: /train,\n"
             "/val (the last N training images) and /test, each holding x [rows, 784] uint8\n"
             "pixels and y [rows] uint8 labels, chunked and deflated, with root attributes\n"
-            "num_classes, x_scale (1/255), class_names, image_shape, source, val_from_train.\n"
+            "num_classes, x_scale (1/255), class_names, image_shape, and source and\n"
+            "val_from_train (a record of how it was made; training does not read them).\n"
             "The file is written under a temporary name and renamed: a failed run leaves no\n"
             "partial file and an existing one untouched.\n\n"
             "options:\n"
@@ -187,13 +188,13 @@ int kd_cmd_prepare(int argc, char **argv)
     fprintf(stderr, "kdtrain prepare: reading %s, writing %s\n", args.src, args.out);
     kd_error err;
     kd_error_clear(&err);
-    if (kd_prepare_fashion_mnist(args.src, args.out, args.n_val, &err) != KD_OK) {
+    if ((rc = kd_prepare_fashion_mnist(args.src, args.out, args.n_val, &err)) != KD_OK) {
         fprintf(stderr, "kdtrain prepare: %s\n", err.message);
         struct stat st;
         if (strcmp(args.src, PREPARE_DEFAULT_SRC) == 0 && stat(args.src, &st) != 0)
             fprintf(stderr, "kdtrain prepare: install Debian's dataset-fashion-mnist package, "
                             "or pass --src DIR\n");
-        return 1;
+        return rc == KD_ERR_CONFIG ? 2 : 1; /* a bad --val is bad usage, as elsewhere */
     }
     return print_summary(args.out);
 }

@@ -15,10 +15,10 @@
 
 static void print_help(bool distill)
 {
-    printf("usage: kdtrain %s -c CONFIG%s [--set section.key=value ...] [--threads N] [--quiet]\n"
-           "       kdtrain %s --resume RUN [--threads N] [--quiet]\n\n",
+    printf("usage: kdtrain %s -c CONFIG%s [--set section.key=value ...] [--threads N] [--stop-after E] [--quiet]\n"
+           "       kdtrain %s --resume RUN%s [--threads N] [--stop-after E] [--quiet]\n\n",
            distill ? "distill" : "train", distill ? " [--teacher RUN_OR_CHECKPOINT]" : "",
-           distill ? "distill" : "train");
+           distill ? "distill" : "train", distill ? " [--teacher RUN_OR_CHECKPOINT]" : "");
     if (distill)
         printf("Trains a student by distillation: alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE,\n"
                "with the teacher's logits computed once and cached ([distill] temperature, alpha).\n"
@@ -34,12 +34,16 @@ static void print_help(bool distill)
            "  -c, --config FILE   the INI config\n"
            "  --set S.K=V         override one key (repeatable), e.g. --set train.epochs=5\n"
            "  --resume RUN        continue RUN from its model.h5: the result equals an\n"
-           "                      uninterrupted run bit for bit (with the same thread count)\n"
-           "  --threads N         threads for matrix products (default: the config's train.threads,\n"
-           "                      0 = all cores)\n"
+           "                      uninterrupted run bit for bit (with the same thread count);\n"
+           "                      a distilled run resumes with `kdtrain distill --resume`, its\n"
+           "                      teacher taken from config.ini (runs made by `kdtrain run` need --teacher)\n"
+           "  --threads N         threads, N >= 1 (default: the config's train.threads, whose\n"
+           "                      default 0 takes the cores that are idle when training starts)\n"
            "  --stop-after E      stop once E epochs are done; continue later with --resume\n"
            "  --quiet             no progress on stderr (train.log still gets every line)\n");
-    if (distill) printf("  --teacher PATH      the teacher's run folder or checkpoint (else distill.teacher)\n");
+    if (distill)
+        printf("  --teacher PATH      the teacher's run folder or checkpoint (else distill.teacher);\n"
+               "                      recorded as distill.teacher in the run's config.ini\n");
 }
 
 static const char *stem_of(const char *path, char *buf, size_t size)
@@ -114,6 +118,14 @@ static int run(bool distill, int argc, char **argv)
     if (!rc) rc = kd_config_validate(&req->config, &err);
     if (!rc && distill && !teacher && !req->config.distill.teacher[0])
         rc = kd_error_set(&err, KD_ERR_CONFIG, "distill.teacher: required (or --teacher RUN_OR_CHECKPOINT)");
+    /* The run's config.ini records the teacher, so `distill --resume RUN` finds it again. */
+    if (!rc && distill && teacher && !resume) {
+        if (strlen(teacher) >= sizeof req->config.distill.teacher)
+            rc = kd_error_set(&err, KD_ERR_CONFIG, "--teacher: expected a path of at most %zu characters",
+                              sizeof req->config.distill.teacher - 1);
+        else
+            snprintf(req->config.distill.teacher, sizeof req->config.distill.teacher, "%s", teacher);
+    }
     if (!rc) {
         req->name_hint = config_path ? stem_of(config_path, name, sizeof name) : NULL;
         req->teacher = distill ? (teacher ? teacher : req->config.distill.teacher) : NULL;

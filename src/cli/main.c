@@ -20,7 +20,7 @@ static const kd_command commands[] = {
     {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
     {"sweep", kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
     {"gaussian", kd_cmd_gaussian, "Gaussian clusters: the learned temperature against the Bayes-optimal 1/(2 sigma^2)"},
-    {"info", kd_cmd_info, "print versions of kdtrain, oneDNN, HDF5 and zlib, and the CPU"},
+    {"info", kd_cmd_info, "what a data set, checkpoint or logits file holds; without one, versions and the CPU"},
 };
 
 static void print_usage(FILE *out)

@@ -40,6 +40,13 @@ typedef struct kd_train_state {
     kd_rng rng;               /* dropout/jitter RNG, all 256 bits */
     uint64_t seed;
     const char *config_text;  /* resolved INI text of the run; NULL is stored as "" */
+    /* Provenance and validation metrics, for `kdtrain info`; optional in a file
+     * (checkpoints before 2026-12-02 and hand-written ones lack them). */
+    char commit[64];          /* the build of kdtrain that wrote it; "" when not stored */
+    bool has_metrics;         /* the seven metrics below are stored */
+    double val_accuracy, val_nll, val_ece;                /* after `epoch` */
+    int64_t best_epoch;                                   /* best validation accuracy so far */
+    double best_val_accuracy, best_val_nll, best_val_ece; /* at best_epoch */
 } kd_train_state;
 
 typedef struct kd_calibration {

@@ -330,6 +330,20 @@ static int load_optim(hid_t file, const char *path, const kd_mlp *model, const k
     return rc;
 }
 
+/* The optional validation metrics: all seven or none. */
+static int load_train_metrics(hid_t g, kd_train_state *t, const char *what, kd_error *err)
+{
+    const char *names[] = {"val_accuracy", "val_nll", "val_ece", "best_val_accuracy", "best_val_nll", "best_val_ece"};
+    double *values[] = {&t->val_accuracy, &t->val_nll, &t->val_ece, &t->best_val_accuracy, &t->best_val_nll, &t->best_val_ece};
+    t->has_metrics = false;
+    if (!kd_h5_attr_exists(g, "val_accuracy")) return KD_OK;
+    int rc = KD_OK;
+    for (int i = 0; i < 6 && !rc; i++) rc = kd_h5_read_attr_double(g, names[i], values[i], what, err);
+    if (!rc) rc = kd_h5_read_attr_int64(g, "best_epoch", &t->best_epoch, what, err);
+    t->has_metrics = rc == KD_OK;
+    return rc;
+}
+
 static int load_train(hid_t file, const char *path, bool want_train, bool want_config,
                       size_t config_size, loaded *L, kd_error *err)
 {
@@ -344,6 +358,9 @@ static int load_train(hid_t file, const char *path, bool want_train, bool want_c
         if (!rc) rc = kd_h5_read_attr_int64(g, "step", &t->step, what, err);
         if (!rc) rc = read_attr_u64(g, "seed", &t->seed, 1, what, err);
         if (!rc) rc = read_attr_u64(g, "rng_state", t->rng.s, 4, what, err);
+        if (!rc && kd_h5_attr_exists(g, "commit"))
+            rc = read_string_fit(g, "commit", t->commit, sizeof t->commit, what, err);
+        if (!rc) rc = load_train_metrics(g, t, what, err);
     }
     if (!rc && want_config && !(L->config_text = malloc(config_size ? config_size : 1)))
         rc = kd_error_set(err, KD_ERR_IO, "%s: out of memory for the config text", what);

@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/fileutil.h"
+#include "io/h5util.h"
 #include "io/ini.h"
 #include "io/json.h"
 #include "io/provenance.h"
@@ -42,7 +43,7 @@ typedef struct trainer {
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
     int classes;
     int64_t start_epoch, best_epoch;
-    double best_val_acc;
+    double best_val_acc, best_val_nll, best_val_ece;
     char config_text[CONFIG_TEXT_MAX];
 } trainer;
 
@@ -59,6 +60,26 @@ void kd_config_dataset_options(const kd_config *c, kd_dataset_options *o)
     o->require_test = false;
 }
 
+int kd_config_open_dataset(const kd_config *c, const char *path, bool require_test, kd_dataset *ds, kd_error *err)
+{
+    kd_dataset_options o;
+    kd_config_dataset_options(c, &o);
+    o.require_test = require_test;
+    int rc = kd_dataset_open(ds, path, &o, err);
+    if (!rc || !err) return rc;
+    /* The training datasets are missing: another layout, which the data.* keys name. */
+    hid_t file = kd_h5_open_read(path, NULL);
+    bool foreign = file >= 0 && (!kd_h5_link_exists(file, o.x_path[KD_SPLIT_TRAIN]) ||
+                                 !kd_h5_link_exists(file, o.y_path[KD_SPLIT_TRAIN]));
+    if (file >= 0) H5Fclose(file);
+    size_t used = strlen(err->message);
+    if (foreign)
+        snprintf(err->message + used, sizeof err->message - used,
+                 " (for another layout set data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y;"
+                 " `kdtrain info %s` lists the file's datasets and the keys that open it)", path);
+    return rc;
+}
+
 const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
 {
     if (kd_is_directory(path))
@@ -73,9 +94,7 @@ const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
 static int open_data(trainer *t, kd_error *err)
 {
     const kd_config *c = t->cfg;
-    kd_dataset_options o;
-    kd_config_dataset_options(c, &o);
-    int rc = kd_dataset_open(&t->ds, c->data.path, &o, err);
+    int rc = kd_config_open_dataset(c, c->data.path, false, &t->ds, err);
     if (rc) return rc;
     if (t->ds.notes[0]) kd_run_log(&t->run, "data: %s", t->ds.notes);
     if (!t->ds.split[KD_SPLIT_VAL].present)
@@ -157,12 +176,23 @@ static void optim_state(trainer *t, kd_optim_state *s)
     }
 }
 
-static int save_checkpoint(trainer *t, const char *name, int64_t epochs_done, kd_error *err)
+/* row: the epoch just finished, whose validation metrics the checkpoint records. */
+static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row, kd_error *err)
 {
     char path[4200];
     kd_optim_state os;
     optim_state(t, &os);
-    kd_train_state ts = {epochs_done, t->optim.step, t->rng, t->cfg->train.seed, t->config_text};
+    kd_train_state ts = {.epoch = row->epoch, .step = t->optim.step, .rng = t->rng, .seed = t->cfg->train.seed,
+                         .config_text = t->config_text};
+    kd_git_commit(ts.commit, sizeof ts.commit);
+    ts.has_metrics = true;
+    ts.val_accuracy = row->val_acc;
+    ts.val_nll = row->val_nll;
+    ts.val_ece = row->val_ece;
+    ts.best_epoch = t->best_epoch;
+    ts.best_val_accuracy = t->best_val_acc;
+    ts.best_val_nll = t->best_val_nll;
+    ts.best_val_ece = t->best_val_ece;
     return kd_checkpoint_save(kd_run_dir_file(&t->run, name, path, sizeof path), &t->model, &os, &ts, NULL, err);
 }
 
@@ -282,6 +312,14 @@ static int diagnose_epoch(trainer *t, kd_epoch_row *row, kd_error *err)
     return KD_OK;
 }
 
+static void note_best(trainer *t, const kd_epoch_row *row)
+{
+    t->best_val_acc = row->val_acc;
+    t->best_val_nll = row->val_nll;
+    t->best_val_ece = row->val_ece;
+    t->best_epoch = row->epoch;
+}
+
 static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
 {
     const kd_config *c = t->cfg;
@@ -323,17 +361,15 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     if (diagnose && (rc = diagnose_epoch(t, &row, err))) return rc;
     /* metrics.csv first: a crash before the checkpoint only leaves a row that resume drops */
     if ((rc = kd_run_dir_add_epoch(&t->run, &row, err))) return rc;
+    bool improved = row.val_acc > t->best_val_acc;
+    if (improved) note_best(t, &row);
     if (!strcmp(c->train.checkpoints, "every")) {
         char name[64];
         snprintf(name, sizeof name, "epoch-%03lld.h5", (long long)epoch + 1);
-        if ((rc = save_checkpoint(t, name, epoch + 1, err))) return rc;
+        if ((rc = save_checkpoint(t, name, &row, err))) return rc;
     }
-    if (row.val_acc > t->best_val_acc) {
-        t->best_val_acc = row.val_acc;
-        t->best_epoch = epoch + 1;
-        if ((rc = save_checkpoint(t, "best.h5", epoch + 1, err))) return rc;
-    }
-    return save_checkpoint(t, "model.h5", epoch + 1, err);
+    if (improved && (rc = save_checkpoint(t, "best.h5", &row, err))) return rc;
+    return save_checkpoint(t, "model.h5", &row, err);
 }
 
 static int write_summary(trainer *t, double total_seconds, kd_error *err)
@@ -433,10 +469,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         kd_run_dir_close(&t->run);
         if ((rc = kd_run_dir_open(&t->run, req->resume, t->start_epoch, err))) return rc;
         for (int64_t i = 0; i < t->run.n_rows; i++)
-            if (t->run.rows[i].val_acc > t->best_val_acc) {
-                t->best_val_acc = t->run.rows[i].val_acc;
-                t->best_epoch = t->run.rows[i].epoch;
-            }
+            if (t->run.rows[i].val_acc > t->best_val_acc) note_best(t, &t->run.rows[i]);
     } else {
         const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
         if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;

@@ -1,0 +1,223 @@
+/* inspect.c - `kdtrain info FILE` for checkpoints and logits files, and the
+ * dispatch on what a file is (see inspect.h; data sets are in inspect_data.c). */
+#define _POSIX_C_SOURCE 200809L
+#include "train/inspect.h"
+
+#include "calib/metrics.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "io/fileutil.h"
+#include "io/h5util.h"
+#include "io/logits.h"
+#include "io/provenance.h"
+#include "train/trainer.h"
+
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_TEXT_MAX (1 << 16)
+
+int kd_inspect_kind(const char *path, kd_file_kind *kind, kd_error *err)
+{
+    hid_t file = kd_h5_open_read(path, err);
+    if (file < 0) return err ? err->code : KD_ERR_IO;
+    *kind = kd_h5_link_exists(file, "/model")    ? KD_FILE_CHECKPOINT
+            : kd_h5_link_exists(file, "/logits") ? KD_FILE_LOGITS
+                                                 : KD_FILE_DATASET;
+    if (H5Fclose(file) < 0) return kd_error_set(err, KD_ERR_IO, "%s: closing failed", path);
+    return KD_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+/* The optimiser's kind and step, read directly: loading its state would need
+ * buffers the size of the model for nothing. */
+static void print_optimizer(hid_t file, const char *path, FILE *out)
+{
+    if (!kd_h5_link_exists(file, "/optimizer")) {
+        fprintf(out, "  optimizer    none stored (evaluation only; cannot be resumed)\n");
+        return;
+    }
+    hid_t g = H5Gopen2(file, "/optimizer", H5P_DEFAULT);
+    char kind[32] = "?";
+    int64_t step = -1;
+    double lr = NAN;
+    if (g >= 0) {
+        kd_h5_read_attr_string(g, "kind", kind, sizeof kind, path, NULL);
+        kd_h5_read_attr_int64(g, "step", &step, path, NULL);
+        kd_h5_read_attr_double(g, "lr", &lr, path, NULL);
+        H5Gclose(g);
+    }
+    fprintf(out, "  optimizer    %s, %lld steps taken, base learning rate %g\n", kind, (long long)step, lr);
+}
+
+static void print_metrics_line(FILE *out, const char *label, int64_t epoch, double acc, double nll, double ece)
+{
+    fprintf(out, "  %-12s epoch %lld: accuracy %.2f%%, NLL %.4f, ECE %.2f%%\n", label, (long long)epoch, 100 * acc, nll,
+            100 * ece);
+}
+
+/* What the run's config says (from the checkpoint's own copy of it). */
+static void print_config_facts(const char *text, int64_t epochs_done, FILE *out)
+{
+    kd_config cfg;
+    kd_config_defaults(&cfg);
+    kd_error cerr;
+    if (!text[0] || kd_config_load_text(&cfg, text, "the checkpoint's config", &cerr)) {
+        fprintf(out, "  trained      %lld epochs (the checkpoint's config is %s)\n", (long long)epochs_done,
+                text[0] ? "unreadable" : "empty");
+        return;
+    }
+    fprintf(out, "  trained      %lld of %lld epochs (train.epochs), batch %lld, %s, seed %llu%s\n", (long long)epochs_done,
+            (long long)cfg.train.epochs, (long long)cfg.train.batch_size, cfg.train.optimizer,
+            (unsigned long long)cfg.train.seed, epochs_done < cfg.train.epochs ? "; unfinished: --resume continues it" : "");
+    fprintf(out, "  data         %s%s\n", cfg.data.path[0] ? cfg.data.path : "(none named)",
+            cfg.data.labelled ? " (only the first data.labelled rows with labels)" : "");
+    if (cfg.distill.teacher[0])
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", cfg.distill.teacher, cfg.distill.temperature,
+                cfg.distill.alpha);
+}
+
+int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
+{
+    kd_mlp_config mc;
+    int rc = kd_checkpoint_read_config(path, &mc, err);
+    if (rc) return rc;
+    hid_t file = kd_h5_open_read(path, err);
+    if (file < 0) return err ? err->code : KD_ERR_IO;
+    bool has_train = kd_h5_link_exists(file, "/train");
+    kd_mlp mlp;
+    if ((rc = kd_mlp_create(&mlp, &mc, err))) {
+        H5Fclose(file);
+        return rc;
+    }
+    char *text = has_train ? malloc(CONFIG_TEXT_MAX) : NULL;
+    kd_train_state ts;
+    memset(&ts, 0, sizeof ts);
+    kd_calibration calib;
+    if (has_train && !text) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
+    /* The whole load, with every check training's load makes. */
+    if (!rc)
+        rc = kd_checkpoint_load(path, &mlp, NULL, has_train ? &ts : NULL, text, has_train ? CONFIG_TEXT_MAX : 0, &calib, err);
+    if (!rc) {
+        char arch[256];
+        fprintf(out, "%s: a kdtrain checkpoint\n", path);
+        fprintf(out, "  model        %s MLP, ReLU, dropout %g (input %g), %s init; %zu parameters\n",
+                kd_mlp_describe(&mc, arch, sizeof arch), (double)mc.dropout, (double)mc.input_dropout,
+                mc.init == KD_INIT_GLOROT ? "Glorot" : "He", mlp.n_params);
+        if (has_train) {
+            print_config_facts(text, ts.epoch, out);
+            print_optimizer(file, path, out);
+        } else {
+            fprintf(out, "  trained      unknown: no /train group (a checkpoint written by hand or another tool)\n");
+        }
+        if (has_train && ts.has_metrics) {
+            print_metrics_line(out, "validation", ts.epoch, ts.val_accuracy, ts.val_nll, ts.val_ece);
+            print_metrics_line(out, "best", ts.best_epoch, ts.best_val_accuracy, ts.best_val_nll, ts.best_val_ece);
+        } else if (has_train) {
+            fprintf(out, "  validation   not recorded in this checkpoint (written before kdtrain stored it; see the run's metrics.csv)\n");
+        }
+        if (calib.present)
+            fprintf(out, "  temperature  T = %.4f, fitted on %s: NLL %.4f -> %.4f (T %s 1: the model was %s)\n",
+                    calib.temperature, calib.split, calib.nll_before, calib.nll_after,
+                    calib.temperature > 1 ? ">" : calib.temperature < 1 ? "<" : "=",
+                    calib.temperature > 1 ? "overconfident" : calib.temperature < 1 ? "underconfident" : "calibrated");
+        else
+            fprintf(out, "  temperature  none stored (kdtrain calibrate --model %s fits one)\n", path);
+        char commit[64] = "";
+        const char *source = "the build that wrote this checkpoint";
+        if (has_train && ts.commit[0]) {
+            snprintf(commit, sizeof commit, "%s", ts.commit);
+        } else {
+            /* Older checkpoints: the run folder's summary.json, if the file sits in one. */
+            char dir[4200];
+            snprintf(dir, sizeof dir, "%s", path);
+            kd_commit_set set = {.n = 0};
+            kd_commit_set_add_run(&set, dirname(dir));
+            if (set.n == 1) {
+                snprintf(commit, sizeof commit, "%s", set.commit[0]);
+                source = "the run folder's summary.json";
+            }
+        }
+        fprintf(out, "  commit       %s\n", commit[0] ? commit : "not recorded");
+        if (commit[0]) fprintf(out, "               (from %s)\n", source);
+    }
+    if (H5Fclose(file) < 0 && !rc) rc = kd_error_set(err, KD_ERR_IO, "%s: closing failed", path);
+    free(text);
+    kd_mlp_free(&mlp);
+    return rc;
+}
+
+/* ---- logits files --------------------------------------------------------------------- */
+
+int kd_inspect_logits(const char *path, FILE *out, kd_error *err)
+{
+    kd_logits l;
+    int rc = kd_logits_read(&l, path, NULL, NULL, err);
+    if (rc) return rc;
+    kd_metrics *m = malloc(sizeof *m);
+    int64_t *counts = calloc((size_t)l.classes, sizeof *counts);
+    if (!m || !counts) {
+        free(m);
+        free(counts);
+        kd_logits_free(&l);
+        return kd_error_set(err, KD_ERR_IO, "out of memory");
+    }
+    kd_metrics_init(m, 15);
+    double confidence = 0;
+    for (int64_t i = 0; i < l.rows; i++) {
+        const float *z = l.logits + (size_t)i * (size_t)l.classes;
+        counts[l.labels[i]]++;
+        if (i % 4096 == 0) {
+            int64_t n = l.rows - i < 4096 ? l.rows - i : 4096;
+            kd_metrics_add(m, z, l.labels + i, (int)n, l.classes, 1.0);
+        }
+        double top = z[0], sum = 0;
+        for (int c = 1; c < l.classes; c++) top = z[c] > top ? z[c] : top;
+        for (int c = 0; c < l.classes; c++) sum += exp((double)z[c] - top);
+        confidence += 1.0 / sum;
+    }
+    kd_metrics_summary s = kd_metrics_summarize(m);
+    fprintf(out, "%s: a logits file\n", path);
+    fprintf(out, "  logits       %s [%lld, %d] %s, labels %s [%lld]\n", KD_LOGITS_DEFAULT_PATH, (long long)l.rows,
+            l.classes, l.stored_double ? "float64" : "float32", KD_LABELS_DEFAULT_PATH, (long long)l.rows);
+    if (l.model[0] || l.split[0])
+        fprintf(out, "  written by   kdtrain eval of %s on its %s split\n", l.model[0] ? l.model : "?",
+                l.split[0] ? l.split : "?");
+    fprintf(out, "  at T = 1     accuracy %.2f%%, mean confidence %.2f%%, NLL %.4f, Brier %.4f, ECE %.2f%% (15 bins)\n",
+            100 * s.accuracy, 100 * confidence / (double)l.rows, s.nll, s.brier, 100 * s.ece);
+    fprintf(out, "  labels       ");
+    for (int c = 0; c < l.classes; c++) fprintf(out, "%s%d: %lld", c ? ", " : "", c, (long long)counts[c]);
+    fprintf(out, "\n");
+    if (kd_logits_look_like_probabilities(&l))
+        fprintf(out, "  warning      every row lies in [0, 1] and sums to 1: these look like probabilities, not logits\n");
+    free(m);
+    free(counts);
+    kd_logits_free(&l);
+    return KD_OK;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err)
+{
+    char resolved[4200];
+    bool run_folder = kd_is_directory(path);
+    kd_resolve_model_path(path, resolved, sizeof resolved);
+    if (run_folder && !kd_path_exists(resolved))
+        return kd_error_set(err, KD_ERR_IO, "%s: a folder without model.h5 (info takes a data set, a checkpoint, a logits file or a run folder)",
+                            path);
+    kd_file_kind kind = KD_FILE_DATASET;
+    int rc = kd_inspect_kind(resolved, &kind, err);
+    if (rc) return rc;
+    if (run_folder && kind != KD_FILE_CHECKPOINT)
+        return kd_error_set(err, KD_ERR_DATA, "%s: expected a checkpoint (a /model group), found none", resolved);
+    switch (kind) {
+    case KD_FILE_CHECKPOINT: return kd_inspect_checkpoint(resolved, out, err);
+    case KD_FILE_LOGITS: return kd_inspect_logits(resolved, out, err);
+    case KD_FILE_DATASET: break;
+    }
+    return kd_inspect_dataset(resolved, options, out, err);
+}

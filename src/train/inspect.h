@@ -1,0 +1,43 @@
+/* inspect.h - `kdtrain info FILE`: what a file holds, told to a person. A data set:
+ * its splits, rows, feature shape and stored type, classes and class counts per
+ * split, and whether it matches the schema of docs/DATA.md, or, for a foreign
+ * layout, every dataset in it and the data.* keys that would open it (tried before
+ * they are suggested). A checkpoint (or a run folder): architecture, parameters,
+ * epochs trained, validation metrics, stored temperature, the commit that trained
+ * it. A logits file: rows, classes, accuracy, NLL and ECE at T = 1.
+ *
+ * Files are opened with the same readers training uses, so a bad file gets the
+ * same error here as there. The report goes to `out`; errors are returned. */
+#ifndef KD_INSPECT_H
+#define KD_INSPECT_H
+
+#include "core/error.h"
+#include "data/dataset.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kd_file_kind { KD_FILE_DATASET = 0, KD_FILE_CHECKPOINT, KD_FILE_LOGITS } kd_file_kind;
+
+/* What the HDF5 file at path is: a checkpoint has /model, a logits file /logits,
+ * anything else is taken for a data set. Errors for a missing, foreign or damaged file. */
+int kd_inspect_kind(const char *path, kd_file_kind *kind, kd_error *err);
+
+/* A data set, opened with options (the data.* keys of a config). For a file that
+ * the options do not open, the report lists its datasets and suggests keys; the
+ * return value is then the opening error. */
+int kd_inspect_dataset(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err);
+int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err);
+int kd_inspect_logits(const char *path, FILE *out, kd_error *err);
+
+/* Any of the three, by kd_inspect_kind; a directory is a run folder (its model.h5). */
+int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
