@@ -422,7 +422,7 @@ TEST_CASE("prepare fails cleanly on a label out of 0..9", "[prepare]")
 TEST_CASE("prepare fails cleanly when n_val is not below the training count", "[prepare]")
 {
     Fixture f;
-    require_clean_failure(f, prepare(f, kTrain), f.path(kTrainImages), "0 < n_val < 50");
+    require_clean_failure(f, prepare(f, kTrain), f.path(kTrainImages), "expected a validation split (--val) of 1 to 49 rows");
     require_clean_failure(f, prepare(f, 0), f.path(kTrainImages), "found 0");
 }
 
@@ -455,7 +455,8 @@ TEST_CASE("kdtrain prepare rejects bad usage with exit 2, naming the option", "[
 {
     Fixture f;
     std::string base = "prepare fashion-mnist --src " + f.dir + " --out " + f.out();
-    for (const char *bad : {" --val abc", " --val 0", " --val -3", " --val", " --bogus 1"}) {
+    // --val 50: as many as the fixture's training images, none would be left to train on
+    for (const char *bad : {" --val abc", " --val 0", " --val -3", " --val", " --bogus 1", " --val 50"}) {
         Run run = run_kdtrain(base + bad);
         INFO(bad << ": " << run.out);
         REQUIRE(run.exit_code == 2);

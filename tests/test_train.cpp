@@ -123,6 +123,11 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d2") + teacher + " --stop-after 1") == 0);
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d2" + teacher) == 0);
     REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d2/model.h5"));
+    // --teacher is recorded in config.ini: the resume finds the teacher without it.
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d3") + teacher + " --stop-after 1") == 0);
+    REQUIRE(read_text(fx.runs + "/d3/config.ini").find("teacher = " + fx.runs + "/whole\n") != std::string::npos);
+    REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d3", &out) == 0);
+    REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d3/model.h5"));
 }
 
 TEST_CASE("the trained weights do not depend on the thread count, bit for bit", "[train]")

@@ -77,8 +77,8 @@ static int check_n_val(const fm_part *train, int n_val, kd_error *err)
 {
     if (n_val <= 0 || (uint32_t)n_val >= train->images.dims[0])
         return kd_error_set(err, KD_ERR_CONFIG,
-                            "%s: expected a validation split 0 < n_val < %u (the training images), found %d",
-                            train->images_path, (unsigned)train->images.dims[0], n_val);
+                            "%s: expected a validation split (--val) of 1 to %u rows (fewer than the training images), found %d",
+                            train->images_path, (unsigned)train->images.dims[0] - 1, n_val);
     return KD_OK;
 }
 
