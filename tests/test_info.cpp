@@ -187,6 +187,7 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     REQUIRE(has(run.out, std::to_string(16 * 32 + 32 + 32 * 4 + 4) + " parameters"));
     REQUIRE(has(run.out, "4 of 4 epochs"));
     REQUIRE(has(run.out, "none stored"));
+    REQUIRE(has(run.out, "distilled    no"));
     REQUIRE_FALSE(has(run.out, "commit       not recorded"));
 
     // The last row of metrics.csv is what the checkpoint's validation line says.
@@ -219,6 +220,14 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     std::snprintf(expected, sizeof expected, "T = %.4f, fitted on val", T);
     REQUIRE(has(after.out, expected));
     REQUIRE(has(after.out, T > 1 ? "overconfident" : "underconfident"));
+
+    REQUIRE(kdtest::run_kdtrain("distill -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
+                                    " --set run.name=d --teacher " + run_dir,
+                                &out) == 0);
+    Run student = kdtest::run_binary("info " + dir + "/d");
+    INFO(student.out);
+    REQUIRE(student.exit_code == 0);
+    REQUIRE(has(student.out, "distilled    from " + run_dir + " at T = 2, alpha = 0.5")); // smoke.ini's [distill]
 }
 
 TEST_CASE("info on a logits file reports rows, classes, accuracy and NLL at T = 1", "[info]")

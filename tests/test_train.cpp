@@ -128,6 +128,13 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     REQUIRE(read_text(fx.runs + "/d3/config.ini").find("teacher = " + fx.runs + "/whole\n") != std::string::npos);
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d3", &out) == 0);
     REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d3/model.h5"));
+    // A resume of the other kind would train something else: refused, naming the right command.
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d4") + teacher + " --stop-after 1") == 0);
+    REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/d4", &out) == 2);
+    REQUIRE(out.find("was distilled from " + fx.runs + "/whole: resume it with kdtrain distill --resume") != std::string::npos);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("p1") + " --stop-after 1") == 0);
+    REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/p1" + teacher, &out) == 2);
+    REQUIRE(out.find("was trained without a teacher: resume it with kdtrain train --resume") != std::string::npos);
 }
 
 TEST_CASE("the trained weights do not depend on the thread count, bit for bit", "[train]")

@@ -216,6 +216,7 @@ static int write_train(hid_t file, const kd_train_state *t, const char *path, kd
     if (!rc) rc = write_attr_u64(g, "rng_state", t->rng.s, 4, err);
     if (!rc) rc = kd_h5_write_attr_string(g, "config", t->config_text ? t->config_text : "", err);
     if (!rc && t->commit[0]) rc = kd_h5_write_attr_string(g, "commit", t->commit, err);
+    if (!rc && t->records_teacher) rc = kd_h5_write_attr_string(g, "teacher", t->teacher, err);
     if (!rc && t->has_metrics) {
         const char *names[] = {"val_accuracy", "val_nll", "val_ece", "best_val_accuracy", "best_val_nll", "best_val_ece"};
         double values[] = {t->val_accuracy, t->val_nll, t->val_ece, t->best_val_accuracy, t->best_val_nll, t->best_val_ece};

@@ -360,6 +360,8 @@ static int load_train(hid_t file, const char *path, bool want_train, bool want_c
         if (!rc) rc = read_attr_u64(g, "rng_state", t->rng.s, 4, what, err);
         if (!rc && kd_h5_attr_exists(g, "commit"))
             rc = read_string_fit(g, "commit", t->commit, sizeof t->commit, what, err);
+        t->records_teacher = !rc && kd_h5_attr_exists(g, "teacher");
+        if (t->records_teacher) rc = read_string_fit(g, "teacher", t->teacher, sizeof t->teacher, what, err);
         if (!rc) rc = load_train_metrics(g, t, what, err);
     }
     if (!rc && want_config && !(L->config_text = malloc(config_size ? config_size : 1)))

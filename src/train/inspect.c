@@ -60,8 +60,9 @@ static void print_metrics_line(FILE *out, const char *label, int64_t epoch, doub
 }
 
 /* What the run's config says (from the checkpoint's own copy of it). */
-static void print_config_facts(const char *text, int64_t epochs_done, FILE *out)
+static void print_config_facts(const char *text, const kd_train_state *ts, FILE *out)
 {
+    int64_t epochs_done = ts->epoch;
     kd_config cfg;
     kd_config_defaults(&cfg);
     kd_error cerr;
@@ -75,9 +76,12 @@ static void print_config_facts(const char *text, int64_t epochs_done, FILE *out)
             (unsigned long long)cfg.train.seed, epochs_done < cfg.train.epochs ? "; unfinished: --resume continues it" : "");
     fprintf(out, "  data         %s%s\n", cfg.data.path[0] ? cfg.data.path : "(none named)",
             cfg.data.labelled ? " (only the first data.labelled rows with labels)" : "");
-    if (cfg.distill.teacher[0])
-        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", cfg.distill.teacher, cfg.distill.temperature,
-                cfg.distill.alpha);
+    /* The checkpoint's own record says whether it was distilled; older files have only the config. */
+    const char *teacher = ts->records_teacher ? ts->teacher : cfg.distill.teacher;
+    if (teacher[0])
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", teacher, cfg.distill.temperature, cfg.distill.alpha);
+    else if (ts->records_teacher)
+        fprintf(out, "  distilled    no: trained on the labels alone\n");
 }
 
 int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
@@ -108,7 +112,7 @@ int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
                 kd_mlp_describe(&mc, arch, sizeof arch), (double)mc.dropout, (double)mc.input_dropout,
                 mc.init == KD_INIT_GLOROT ? "Glorot" : "He", mlp.n_params);
         if (has_train) {
-            print_config_facts(text, ts.epoch, out);
+            print_config_facts(text, &ts, out);
             print_optimizer(file, path, out);
         } else {
             fprintf(out, "  trained      unknown: no /train group (a checkpoint written by hand or another tool)\n");

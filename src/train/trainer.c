@@ -185,6 +185,8 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
     kd_train_state ts = {.epoch = row->epoch, .step = t->optim.step, .rng = t->rng, .seed = t->cfg->train.seed,
                          .config_text = t->config_text};
     kd_git_commit(ts.commit, sizeof ts.commit);
+    ts.records_teacher = true;
+    snprintf(ts.teacher, sizeof ts.teacher, "%s", t->request->teacher ? t->request->teacher : "");
     ts.has_metrics = true;
     ts.val_accuracy = row->val_acc;
     ts.val_nll = row->val_nll;
@@ -208,6 +210,13 @@ static int resume_state(trainer *t, kd_error *err)
     if (!kd_config_matches(text, t->cfg))
         return kd_error_set(err, KD_ERR_CONFIG, "%s: its config differs from %s/config.ini; resume needs the run's own config",
                             path, t->run.path);
+    /* train --resume of a distilled run would go on without its teacher, silently. */
+    if (ts.records_teacher && ts.teacher[0] && !t->request->teacher)
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s",
+                            t->run.path, ts.teacher, t->run.path);
+    if (ts.records_teacher && !ts.teacher[0] && t->request->teacher)
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was trained without a teacher: resume it with kdtrain train --resume %s",
+                            t->run.path, t->run.path);
     t->optim.step = os.step;
     t->rng = ts.rng;
     t->start_epoch = ts.epoch;
