@@ -16,6 +16,8 @@
 #   scripts/check-fresh.sh [--keep] [--workdir DIR]
 #     --keep         leave the root in place (unmounted) for a look afterwards
 #     --workdir DIR  where the root is made (default: /var/tmp); it needs about 2 GB
+#   KD_FRESH_MIRROR=URL overrides the mirror read from the apt sources (for a local
+#   mirror, or to see the check fail on an unreachable one).
 #
 # Needs root (debootstrap, mount, chroot). Everything it mounts is unmounted and the
 # root is removed on every exit path, failure and Ctrl-C included. Prints the time
@@ -51,8 +53,14 @@ stage_names=()
 stage_times=()
 root=""
 mounts=()
+current_stage=""
+current_t0=0
 
 report_stages() {
+  if [ -n "$current_stage" ]; then # stopped by a signal inside a stage
+    stage_names+=("$current_stage (INTERRUPTED)")
+    stage_times+=("$((SECONDS - current_t0))")
+  fi
   [ ${#stage_names[@]} -gt 0 ] || return 0
   echo "== check-fresh: time per stage (commit $commit)"
   local i
@@ -68,7 +76,9 @@ stage() {
   local name=$1 t0=$SECONDS rc=0
   shift
   echo "== check-fresh: $name"
+  current_stage=$name current_t0=$t0
   "$@" || rc=$?
+  current_stage=""
   stage_names+=("$name$([ $rc -eq 0 ] || echo ' (FAILED)')")
   stage_times+=("$((SECONDS - t0))")
   if [ $rc -ne 0 ]; then
@@ -146,6 +156,13 @@ read_sources() {
 
 sources=$(read_sources | awk -v s="$suite" '$2 == s || $2 == s "-updates" || $2 == s "-security"' | sort -u)
 mirror=$(awk -v s="$suite" '$2 == s { print $1; exit }' <<<"$sources")
+mirror_source="this machine's apt sources"
+if [ -n "${KD_FRESH_MIRROR:-}" ]; then
+  mirror_source=KD_FRESH_MIRROR
+  # The root's sources name the override instead of this machine's Debian entries.
+  sources=$(awk -v m="$KD_FRESH_MIRROR" -v s="$suite" '$2 == s || $2 == s "-updates" { print m, $2; next } { print }' <<<"$sources")
+  mirror=$KD_FRESH_MIRROR
+fi
 if [ -z "$mirror" ]; then
   echo "check-fresh.sh: no '$suite' entry in /etc/apt/sources.list or /etc/apt/sources.list.d/; cannot tell which Debian mirror to use" >&2
   exit 1
@@ -166,7 +183,7 @@ check_mirror() {
   # debootstrap depends on wget, so it is here now.
   if ! wget -q -O /dev/null --timeout=30 --tries=2 "$mirror/dists/$suite/Release"; then
     echo "check-fresh.sh: cannot reach the Debian mirror: $mirror/dists/$suite/Release did not download" >&2
-    echo "  (the mirror comes from this machine's apt sources; a fresh-machine check cannot pass without it)" >&2
+    echo "  (the mirror comes from $mirror_source; a fresh-machine check cannot pass without it)" >&2
     return 1
   fi
 }
@@ -211,10 +228,13 @@ copy_tree() {
 }
 
 # A command inside the root, from the checkout's top, with a newcomer's environment.
+# It runs in the background and is waited for: a signal to this script then stops the
+# wait at once, and the cleanup kills what runs inside the root.
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /bin/bash -c "cd /home/newcomer/kdtrain && $1"
+    /bin/bash -c "cd /home/newcomer/kdtrain && $1" </dev/null &
+  wait $!
 }
 
 check_summary() {
