@@ -13,6 +13,7 @@
 #include "calib/reliability.h"
 #include "calib/temperature.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "core/rng.h"
 
 #include <math.h>
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
         while (c < classes - 1 && (u -= p[c]) > 0) c++;
         y[i] = c;
     }
-    if (threads > 0) kd_set_num_threads(threads);
+    if (threads > 0) kd_threads_set(threads);
     if (dump) {
         char path[4096];
         snprintf(path, sizeof path, "%s.logits.f32", dump);
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
     double best_fit = 1e9, best_report = 1e9;
     for (int k = 0; k < repeat; k++) {
         double t0 = kd_now_seconds();
-        if (kd_fit_temperature(z, y, rows, classes, &fit, &err)) return fprintf(stderr, "%s\n", err.message), 1;
+        if (kd_temperature_solve(z, y, rows, classes, &fit, &err)) return fprintf(stderr, "%s\n", err.message), 1;
         double t1 = kd_now_seconds();
         if (kd_reliability_compute(z, y, rows, classes, fit.temperature, 15, 1000, 0, r, &err))
             return fprintf(stderr, "%s\n", err.message), 1;
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
            1e3 * best_fit, repeat);
     printf("full report (ECE + 1000-resample bootstrap, MCE, adaptive, classwise, NLL, Brier): %.1f ms (best of %d)\n",
            1e3 * best_report, repeat);
-    int n = kd_get_num_threads();
+    int n = kd_threads_count();
     printf("kdtrain_tfit_ms_t%d %.4f\nkdtrain_tfit_T_t%d %.8f\nkdtrain_tfit_nll_t%d %.10f\nkdtrain_tfit_steps_t%d %d\n"
            "kdtrain_report_ms_t%d %.2f\n",
            n, 1e3 * best_fit, n, fit.temperature, n, fit.nll_after, n, fit.iterations, n, 1e3 * best_report);

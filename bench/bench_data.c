@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "io/h5util.h"
@@ -146,7 +147,7 @@ int main(int argc, char **argv)
     double t_teacher = t_step * batches;
 
     printf("data %s: train split %lld x %d uint8 (%.1f MB uncompressed), batch %d, threads %d\n", path,
-           (long long)rows, ds.dim, mb, batch, kd_get_num_threads());
+           (long long)rows, ds.dim, mb, batch, kd_threads_count());
     printf("%-44s %10s %12s %14s\n", "mode", "s/epoch", "MB/s", "% of teacher");
     printf("%-44s %10.3f %12.0f %13.2f%%\n", "in memory: load + decompress once", t_load, mb / t_load,
            100 * t_load / t_teacher);

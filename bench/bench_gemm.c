@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core/arena.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     }
-    if (threads > 0) kd_set_num_threads(threads);
+    if (threads > 0) kd_threads_set(threads);
     const int s[4] = {784, 1200, 1200, 10};
     size_t big = (size_t)1200 * 1200 > (size_t)batch * 1200 ? (size_t)1200 * 1200 : (size_t)batch * 1200;
     /* 64-byte aligned, as the arena's activations and the parameter block are */
@@ -42,8 +43,8 @@ int main(int argc, char **argv)
     }
     double flops = 0;
     for (int k = 0; k < 3; k++) flops += (k == 0 ? 4.0 : 6.0) * batch * s[k] * s[k + 1];
-    printf("gemm_teacher_b%d_t%d_gflops %.1f\ngemm_teacher_b%d_t%d_ms %.3f\n", batch, kd_get_num_threads(), flops / best * 1e-9,
-           batch, kd_get_num_threads(), 1e3 * best);
+    printf("gemm_teacher_b%d_t%d_gflops %.1f\ngemm_teacher_b%d_t%d_ms %.3f\n", batch, kd_threads_count(), flops / best * 1e-9,
+           batch, kd_threads_count(), 1e3 * best);
     free(a);
     free(w);
     free(o);

@@ -10,6 +10,7 @@
 #include "core/timer.h"
 #include "core/arena.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "nn/mlp.h"
 #include "nn/optim.h"
 
@@ -38,8 +39,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (batch < 1 || steps < 1) return 2;
-    if (threads > 0) kd_set_num_threads(threads);
-    kd_flush_denormals();
+    if (threads > 0) kd_threads_set(threads);
+    kd_threads_flush_denormals();
     kd_mlp_config c = teacher ? (kd_mlp_config){.n_layers = 3, .sizes = {784, 1200, 1200, 10}, .dropout = 0.3f}
                               : (kd_mlp_config){.n_layers = 2, .sizes = {784, 64, 10}};
     kd_mlp mlp;
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
     double seconds = kd_now_seconds() - t0;
     double flops = 0; /* forward, dW and dX of every layer; no dX for the input */
     for (int k = 0; k < c.n_layers; k++) flops += (k == 0 ? 4.0 : 6.0) * batch * c.sizes[k] * c.sizes[k + 1];
-    int n = kd_get_num_threads();
+    int n = kd_threads_count();
     printf("kdtrain_%s_b%d_t%d %.1f\n", model, batch, n, (double)batch * steps / seconds);
     printf("kdtrain_%s_b%d_t%d_gflops %.1f\n", model, batch, n, flops * steps / seconds * 1e-9);
     printf("kdtrain_%s_b%d_t%d_ms %.3f\n", model, batch, n, 1e3 * seconds / steps);

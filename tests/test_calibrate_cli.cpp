@@ -2,6 +2,8 @@
 // checkpoint and applied by eval, and a failed run that changes nothing.
 #include "support.h"
 
+#include "io/checkpoint.h"
+
 #include <catch2/catch.hpp>
 #include <hdf5.h>
 
@@ -35,7 +37,7 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
     std::string other = dir + "/other.h5";
     kdtest::write_cluster_dataset(other, 300, 50, 12, 4, 1);
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + run + " --data " + other, &out) == 1);
-    REQUIRE(out.find("expected 16 features and 4 classes for this model, found 12 and 4") != std::string::npos);
+    REQUIRE(out.find("expected 16 features and 4 classes for the 16-32-4 model, found 12 and 4") != std::string::npos);
     REQUIRE(read_text(run + "/model.h5") == before);
     REQUIRE_FALSE(kdtest::file_exists(run + "/calibration.json"));
 
@@ -74,4 +76,34 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
     };
     REQUIRE(number(raw, "accuracy") == number(scaled, "accuracy"));
     REQUIRE(number(raw, "nll") != number(scaled, "nll"));
+}
+
+TEST_CASE("a checkpoint with only /model (written by hand, as docs/CHECKPOINT.md allows) is evaluated given --data",
+          "[eval]")
+{
+    std::string dir = kdtest::temp_dir(), data = dir + "/clusters.h5", out;
+    kdtest::write_cluster_dataset(data, 5600, 300, 16, 4, 9); // 5000 validation rows: the default a bare checkpoint gets
+    std::string smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+    REQUIRE(kdtest::run_kdtrain("train -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
+                                    " --set run.name=m",
+                                &out) == 0);
+    // The same weights in a file with /model alone.
+    kd_mlp_config mc;
+    kd_error err;
+    REQUIRE(kd_checkpoint_read_config((dir + "/m/model.h5").c_str(), &mc, &err) == KD_OK);
+    kd_mlp mlp;
+    REQUIRE(kd_mlp_create(&mlp, &mc, &err) == KD_OK);
+    REQUIRE(kd_checkpoint_load((dir + "/m/model.h5").c_str(), &mlp, nullptr, nullptr, nullptr, 0, nullptr, &err) == KD_OK);
+    std::string bare = dir + "/bare.h5";
+    REQUIRE(kd_checkpoint_save(bare.c_str(), &mlp, nullptr, nullptr, nullptr, &err) == KD_OK);
+    kd_mlp_free(&mlp);
+
+    REQUIRE(kdtest::run_kdtrain("eval --model " + bare, &out) == 2);
+    REQUIRE(out.find("it has no /train group (no run config), so it names no data set; pass --data FILE") != std::string::npos);
+    std::string json_bare = dir + "/bare.json", json_run = dir + "/run.json";
+    REQUIRE(kdtest::run_kdtrain("eval --model " + bare + " --data " + data + " --out " + json_bare, &out) == 0);
+    REQUIRE(kdtest::run_kdtrain("eval --model " + dir + "/m --out " + json_run, &out) == 0);
+    // Same weights, same test split: the same metrics (the reports differ only in the model path).
+    std::string a = read_text(json_bare), b = read_text(json_run);
+    REQUIRE(a.substr(a.find("\"accuracy\"")) == b.substr(b.find("\"accuracy\"")));
 }

@@ -41,7 +41,7 @@ Sample draw(int n, int C, double scale, double true_T, uint64_t seed)
 
 double nll_at_T(const Sample &s, int C, double T)
 {
-    return kd_nll_beta(s.logits.data(), s.labels.data(), (int64_t)s.labels.size(), C, 1.0 / T, nullptr, nullptr);
+    return kd_temperature_nll(s.logits.data(), s.labels.data(), (int64_t)s.labels.size(), C, 1.0 / T, nullptr, nullptr);
 }
 
 } // namespace
@@ -53,7 +53,7 @@ TEST_CASE("the fitted temperature agrees with a brute-force grid search and is a
         Sample s = draw(n, C, 3.0, true_T, 11);
         kd_temperature_fit fit;
         kd_error err;
-        REQUIRE(kd_fit_temperature(s.logits.data(), s.labels.data(), n, C, &fit, &err) == KD_OK);
+        REQUIRE(kd_temperature_solve(s.logits.data(), s.labels.data(), n, C, &fit, &err) == KD_OK);
         // Grid: 0.01 steps over [0.1, 10], then 1e-5 steps around the best point.
         double best = 0.1, best_nll = INFINITY;
         for (double T = 0.1; T <= 10; T += 0.01)
@@ -87,7 +87,7 @@ TEST_CASE("separable data stop at the documented bound and say so", "[calibratio
     }
     kd_temperature_fit fit;
     kd_error err;
-    REQUIRE(kd_fit_temperature(z.data(), y.data(), n, C, &fit, &err) == KD_OK);
+    REQUIRE(kd_temperature_solve(z.data(), y.data(), n, C, &fit, &err) == KD_OK);
     REQUIRE(fit.at_lower_bound);
     REQUIRE(fit.temperature == Approx(1.0 / KD_BETA_MAX));
     REQUIRE(fit.nll_after < fit.nll_before);
@@ -99,12 +99,12 @@ TEST_CASE("one class or constant logits: any temperature fits and T = 1 is kept"
     std::vector<int32_t> y1 = {0, 0, 0};
     kd_temperature_fit fit;
     kd_error err;
-    REQUIRE(kd_fit_temperature(z1.data(), y1.data(), 3, 1, &fit, &err) == KD_OK);
+    REQUIRE(kd_temperature_solve(z1.data(), y1.data(), 3, 1, &fit, &err) == KD_OK);
     REQUIRE(fit.degenerate);
     REQUIRE(fit.temperature == 1.0);
     std::vector<float> z2(12, 1.5f);
     std::vector<int32_t> y2 = {0, 1, 2, 0};
-    REQUIRE(kd_fit_temperature(z2.data(), y2.data(), 4, 3, &fit, &err) == KD_OK);
+    REQUIRE(kd_temperature_solve(z2.data(), y2.data(), 4, 3, &fit, &err) == KD_OK);
     REQUIRE(fit.degenerate);
     REQUIRE(fit.temperature == 1.0);
 }
@@ -115,13 +115,13 @@ TEST_CASE("NaN or Inf logits and bad labels are errors", "[calibration]")
     std::vector<int32_t> y = {0, 1};
     kd_temperature_fit fit;
     kd_error err;
-    REQUIRE(kd_fit_temperature(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
+    REQUIRE(kd_temperature_solve(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
     REQUIRE(std::string(err.message) == "temperature fit: expected finite logits, found NaN or Inf");
     z[2] = INFINITY;
-    REQUIRE(kd_fit_temperature(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
+    REQUIRE(kd_temperature_solve(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
     z[2] = 0;
     y[1] = 2;
-    REQUIRE(kd_fit_temperature(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
+    REQUIRE(kd_temperature_solve(z.data(), y.data(), 2, 2, &fit, &err) == KD_ERR_DATA);
 }
 
 TEST_CASE("ECE of a constructed set equals the value worked out by hand", "[calibration]")
@@ -211,7 +211,7 @@ TEST_CASE("the bootstrap interval is seeded and brackets the ECE", "[calibration
 }
 
 extern "C" {
-#include "train/gaussian.h"
+#include "workflows/gaussian.h"
 }
 
 TEST_CASE("a distance-softmax classifier learns tau = 1/(2 sigma^2) of Gaussian clusters within 5 %",

@@ -2,7 +2,7 @@
 #include "support.h"
 
 extern "C" {
-#include "io/config.h"
+#include "workflows/config.h"
 }
 
 #include <catch2/catch.hpp>
@@ -68,4 +68,35 @@ TEST_CASE("validation needs data.path and model.layers and a sensible cosine flo
     REQUIRE(kd_config_set(&c, "train.min_lr=0.01", &err) == KD_OK);
     REQUIRE(kd_config_validate(&c, &err) == KD_ERR_CONFIG);
     REQUIRE(std::string(err.message) == "train.min_lr: expected less than train.lr = 0.001, found 0.01");
+}
+
+TEST_CASE("choice keys hold the library's enum values and write back their names", "[config]")
+{
+    kd_config c;
+    kd_error err;
+    kd_config_defaults(&c);
+    REQUIRE(c.train.optimizer == KD_OPTIM_ADAMW);
+    REQUIRE(c.train.schedule == KD_SCHEDULE_CONSTANT);
+    REQUIRE(c.train.last_batch == KD_LAST_BATCH_KEEP);
+    REQUIRE(c.train.checkpoints == KD_CHECKPOINTS_LAST_BEST);
+    REQUIRE(c.model.init == KD_INIT_HE);
+    for (const char *set : {"train.optimizer=sgd", "train.schedule=step", "train.last_batch=drop",
+                            "train.checkpoints=every", "model.init=glorot"})
+        REQUIRE(kd_config_set(&c, set, &err) == KD_OK);
+    REQUIRE(c.train.optimizer == KD_OPTIM_SGD);
+    REQUIRE(c.train.schedule == KD_SCHEDULE_STEP);
+    REQUIRE(c.train.last_batch == KD_LAST_BATCH_DROP);
+    REQUIRE(c.train.checkpoints == KD_CHECKPOINTS_EVERY);
+    REQUIRE(c.model.init == KD_INIT_GLOROT);
+    std::vector<char> text(16384);
+    kd_config_format(&c, text.data(), text.size());
+    std::string t(text.data());
+    for (const char *line : {"optimizer = sgd\n", "schedule = step\n", "last_batch = drop\n", "checkpoints = every\n",
+                             "init = glorot\n"})
+        REQUIRE(t.find(line) != std::string::npos);
+    // An unknown value is an error that lists the values, and changes nothing.
+    REQUIRE(kd_config_set(&c, "train.optimizer=adam", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set train.optimizer: expected one of adamw|sgd, found 'adam'");
+    REQUIRE(c.train.optimizer == KD_OPTIM_SGD);
+    REQUIRE(std::string(kd_config_choice_name("train.schedule", KD_SCHEDULE_COSINE)) == "cosine");
 }

@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "core/gemm.h"
+#include "core/threads.h"
 }
 
 #include <catch2/catch.hpp>
@@ -94,7 +95,7 @@ TEST_CASE("matmul op computes C = op(A) op(B) against the double reference", "[g
 TEST_CASE("the automatic thread count is between 1 and the cores, from a readable /proc/stat", "[gemm]")
 {
     double busy = -2;
-    int n = kd_auto_threads(&busy);
+    int n = kd_threads_idle(&busy);
     REQUIRE(n >= 1);
     REQUIRE(n <= omp_get_num_procs());
     REQUIRE(busy >= -1);

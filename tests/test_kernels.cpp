@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/simd.h"
@@ -33,12 +34,12 @@ class Setting
         const char *simd = std::getenv("KD_SIMD");
         had_simd_ = simd != nullptr;
         if (simd) simd_before_ = simd;
-        kd_set_num_threads(threads);
+        kd_threads_set(threads);
         if (generic) setenv("KD_SIMD", "generic", 1);
     }
     ~Setting()
     {
-        kd_set_num_threads(threads_before_);
+        kd_threads_set(threads_before_);
         if (had_simd_)
             setenv("KD_SIMD", simd_before_.c_str(), 1);
         else

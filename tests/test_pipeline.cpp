@@ -4,7 +4,7 @@
 
 extern "C" {
 #include "kd_build_commit.h"
-#include "train/stats.h"
+#include "workflows/stats.h"
 }
 
 #include <catch2/catch.hpp>

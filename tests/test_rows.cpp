@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "data/rows.h"
 }
 
@@ -145,7 +146,7 @@ TEST_CASE("rows read through inflating chunks on all threads equal H5Dread's, by
         REQUIRE(dset >= 0);
         int64_t rows = (int64_t)l.dims[0];
         for (int threads : {1, 2}) {
-            kd_set_num_threads(threads);
+            kd_threads_set(threads);
             kd_row_reader reader;
             kd_row_reader_init(&reader);
             char why[320];
@@ -168,7 +169,7 @@ TEST_CASE("rows read through inflating chunks on all threads equal H5Dread's, by
         H5Dclose(dset);
         H5Fclose(file);
     }
-    kd_set_num_threads(threads_before);
+    kd_threads_set(threads_before);
 }
 
 TEST_CASE("a chunk stored without its deflate step is read as stored; a corrupt chunk is an error", "[rows]")

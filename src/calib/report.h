@@ -1,7 +1,8 @@
-/* report.h - calibration reports: a reliability diagram as SVG (accuracy against
- * confidence per bin with the gap to the diagonal shaded, and the sample count per
- * bin below), and the JSON and Markdown of a temperature fit with its metrics
- * before and after scaling. */
+/* report.h - the pieces of a calibration report: a reliability diagram as SVG
+ * (accuracy against confidence per bin with the gap to the diagonal shaded, and the
+ * sample count per bin below) and a kd_reliability as a JSON object. The reports
+ * themselves (calibration.json, calibration.md) are put together by
+ * workflows/calibrate.c. */
 #ifndef KD_REPORT_H
 #define KD_REPORT_H
 

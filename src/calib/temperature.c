@@ -99,7 +99,7 @@ static double nll_terms(const float *logits, const int32_t *labels, int64_t n, i
     return f / (double)n;
 }
 
-double kd_nll_beta(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
+double kd_temperature_nll(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
                    double *d2)
 {
     return nll_terms(logits, labels, n, classes, beta, d1, d2, NULL);
@@ -133,7 +133,7 @@ static int scan_logits(const float *logits, const int32_t *labels, int64_t n, in
     return KD_OK;
 }
 
-int kd_fit_temperature(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
+int kd_temperature_solve(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
                        kd_error *err)
 {
     memset(fit, 0, sizeof *fit);

@@ -37,10 +37,10 @@ typedef struct kd_temperature_fit {
 } kd_temperature_fit;
 
 /* logits (n, classes), labels in [0, classes). NaN or Inf logits are an error. */
-int kd_fit_temperature(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
+int kd_temperature_solve(const float *logits, const int32_t *labels, int64_t n, int classes, kd_temperature_fit *fit,
                        kd_error *err);
 /* NLL at beta = 1/T, and its first and second derivatives in beta (either may be NULL). */
-double kd_nll_beta(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
+double kd_temperature_nll(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
                    double *d2);
 
 #ifdef __cplusplus

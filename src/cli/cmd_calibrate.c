@@ -3,7 +3,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 
-#include "calib/calibrate.h"
+#include "workflows/calibrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,22 +1,16 @@
-/* cmd_gaussian.c - `kdtrain gaussian`: the Gaussian-cluster temperature experiment
- * (gaussian.h) over several sigma: a table, a CSV and a plot of the learned tau
- * against 1/(2 sigma^2). */
+/* cmd_gaussian.c - `kdtrain gaussian`: the options of workflows/gaussian_experiment.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/args.h"
 #include "cli/commands.h"
 
-#include "io/fileutil.h"
-#include "io/provenance.h"
-#include "io/strbuf.h"
-#include "io/svgplot.h"
-#include "train/gaussian.h"
+#include "workflows/gaussian_experiment.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SIGMAS 16
+#define MAX_SIGMAS KD_GAUSSIAN_MAX_SIGMAS
 
 static void print_help(void)
 {
@@ -28,7 +22,7 @@ static void print_help(void)
            "OUT/gaussian.csv and OUT/tau.svg comparing the learned tau with 1/(2 sigma^2).\n"
            "tau is identifiable only with more clusters than dimensions + 1 (K > d + 1): with K <= d + 1\n"
            "the centres can be scaled about their circumcentre with tau scaled back, and the posterior\n"
-           "does not change (see src/train/gaussian.h).\n");
+           "does not change (see src/workflows/gaussian.h).\n");
 }
 
 static int parse_sigmas(const char *text, double *sigmas, int *n)
@@ -43,61 +37,6 @@ static int parse_sigmas(const char *text, double *sigmas, int *n)
         sigmas[(*n)++] = v;
     }
     return *n ? 0 : -1;
-}
-
-static int report(const char *out, const kd_gaussian_options *o, const double *sigmas, const kd_gaussian_result *r, int n,
-                  const kd_gaussian_options *co, const kd_gaussian_result *counter, kd_error *err)
-{
-    kd_strbuf md = {0}, csv = {0}, svg = {0};
-    char date[64], commit[128];
-    kd_utc_now(date, sizeof date);
-    kd_git_commit(commit, sizeof commit);
-    kd_strbuf_printf(&md, "# Gaussian clusters: the temperature of the Bayes-optimal classifier\n\n"
-                          "Produced by `kdtrain gaussian --classes %d --dim %d --samples %lld --epochs %d --seed %llu` at commit %s on %s. "
-                          "K = %d isotropic Gaussian clusters N(mu_k, sigma^2 I) in d = %d dimensions, centres ~ N(0, %.2g^2 I), "
-                          "%lld training and %lld test samples per sigma. The Bayes-optimal classifier is softmax(-tau ||x - mu_k||^2) "
-                          "with tau = 1/(2 sigma^2); a distance-softmax classifier with learnable centres and tau (AdamW, lr %.3g "
-                          "with cosine decay, batch %d) is trained with kdtrain's engine.\n\n"
-                          "| sigma | tau = 1/(2 sigma^2) | learned tau | relative error | centre RMSE | test NLL | Bayes NLL | "
-                          "test accuracy %% | Bayes accuracy %% | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n",
-                     o->classes, o->dim, (long long)o->train_samples, o->epochs, (unsigned long long)o->seed, commit, date, o->classes,
-                     o->dim, o->centre_spread, (long long)o->train_samples, (long long)o->test_samples, o->lr, o->batch_size);
-    kd_strbuf_printf(&csv, "sigma,tau_true,tau_learned,relative_error,centre_rmse,test_nll,test_nll_bayes,test_accuracy,test_accuracy_bayes\n");
-    double tau_true[MAX_SIGMAS], tau_learned[MAX_SIGMAS];
-    for (int i = 0; i < n; i++) {
-        const kd_gaussian_result *g = &r[i];
-        kd_strbuf_printf(&md, "| %.3g | %.4f | %.4f | %+.2f%% | %.4f | %.4f | %.4f | %.2f | %.2f | %.1f |\n", sigmas[i], g->tau_true,
-                         g->tau_learned, 100 * g->relative_error, g->centre_rmse, g->test_nll, g->test_nll_bayes,
-                         100 * g->test_accuracy, 100 * g->test_accuracy_bayes, g->seconds);
-        kd_strbuf_printf(&csv, "%.6g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.6f,%.6f\n", sigmas[i], g->tau_true, g->tau_learned,
-                         g->relative_error, g->centre_rmse, g->test_nll, g->test_nll_bayes, g->test_accuracy,
-                         g->test_accuracy_bayes);
-        tau_true[i] = g->tau_true;
-        tau_learned[i] = g->tau_learned;
-    }
-    kd_strbuf_printf(&md, "\n![learned tau against 1/(2 sigma^2)](tau.svg)\n\n"
-                          "**Identifiability.** The posterior depends only on z_k - z_l = 2 tau x.(mu_k - mu_l) - tau (|mu_k|^2 - |mu_l|^2), "
-                          "which does not change when the centres are scaled about a point equidistant from all of them, "
-                          "mu_k -> c + a (mu_k - c), and tau -> tau / a. K centres in general position have such a point whenever "
-                          "K <= d + 1, so tau can only be learned with more clusters than d + 1 (here K = %d, d = %d). The same "
-                          "training with K = %d clusters in d = %d at sigma = %.3g ends at tau = %.4f against 1/(2 sigma^2) = %.4f "
-                          "(%+.1f%%), while its test accuracy (%.2f%%) matches the Bayes classifier's (%.2f%%) and its test NLL is "
-                          "%.4f against %.4f: a different tau with scaled centres fits equally well.\n",
-                     o->classes, o->dim, co->classes, co->dim, co->sigma, counter->tau_learned, counter->tau_true,
-                     100 * counter->relative_error, 100 * counter->test_accuracy, 100 * counter->test_accuracy_bayes,
-                     counter->test_nll, counter->test_nll_bayes);
-    kd_series series[2] = {{"1/(2 sigma^2)", sigmas, tau_true, n}, {"learned tau", sigmas, tau_learned, n}};
-    kd_plot plot = {"Learned tau against the Bayes-optimal 1/(2 sigma^2)", "sigma (log scale)", "tau", true, series, 2};
-    kd_plot_svg(&plot, &svg);
-    int rc = kd_mkdir_p(out, err);
-    if (!rc && (md.failed || csv.failed || svg.failed)) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
-    if (!rc) rc = kd_write_file_atomic_in(out, "summary.md", md.text, md.length, err);
-    if (!rc) rc = kd_write_file_atomic_in(out, "gaussian.csv", csv.text, csv.length, err);
-    if (!rc) rc = kd_write_file_atomic_in(out, "tau.svg", svg.text, svg.length, err);
-    kd_strbuf_free(&md);
-    kd_strbuf_free(&csv);
-    kd_strbuf_free(&svg);
-    return rc;
 }
 
 int kd_cmd_gaussian(int argc, char **argv)
@@ -145,26 +84,9 @@ int kd_cmd_gaussian(int argc, char **argv)
             return kd_arg_unknown(&a);
         }
     }
-    kd_gaussian_result results[MAX_SIGMAS];
     kd_error err;
     kd_error_clear(&err);
-    int rc = KD_OK;
-    for (int i = 0; i < n_sigmas && !rc; i++) {
-        o.sigma = sigmas[i];
-        rc = kd_gaussian_run(&o, &results[i], &err);
-        if (!rc)
-            fprintf(stderr, "sigma %.3g: tau %.4f learned, %.4f = 1/(2 sigma^2) (%+.2f%%), test accuracy %.2f%% (Bayes %.2f%%)\n",
-                    sigmas[i], results[i].tau_learned, results[i].tau_true, 100 * results[i].relative_error,
-                    100 * results[i].test_accuracy, 100 * results[i].test_accuracy_bayes);
-    }
-    /* The counter-example: K = 4 clusters in d = 8, so K <= d + 1. */
-    kd_gaussian_options co = o;
-    kd_gaussian_result counter;
-    co.classes = 4;
-    co.dim = 8;
-    co.sigma = 1.0;
-    if (!rc) rc = kd_gaussian_run(&co, &counter, &err);
-    if (!rc) rc = report(out, &o, sigmas, results, n_sigmas, &co, &counter, &err);
+    int rc = kd_gaussian_experiment(&o, sigmas, n_sigmas, out, &err);
     if (rc) {
         fprintf(stderr, "kdtrain gaussian: %s\n", err.message);
         return rc == KD_ERR_CONFIG ? 2 : 1;

@@ -4,12 +4,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 
-#include "core/gemm.h"
-#include "io/config.h"
+#include "core/threads.h"
 #include "io/provenance.h"
 #include "kd_version.h"
-#include "train/inspect.h"
-#include "train/trainer.h"
+#include "workflows/config.h"
+#include "workflows/inspect.h"
+#include "workflows/run_data.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <hdf5.h>
@@ -66,7 +66,7 @@ static int print_versions(void)
     printf("cpu isa   %s\n", isa_name(dnnl_get_effective_cpu_isa()));
     printf("HDF5      %u.%u.%u\n", h5_major, h5_minor, h5_release);
     printf("zlib      %s\n", zlibVersion());
-    printf("threads   %d\n", kd_get_num_threads());
+    printf("threads   %d\n", kd_threads_count());
     return 0;
 }
 
@@ -117,7 +117,7 @@ int kd_cmd_info(int argc, char **argv)
     for (int i = 0; !rc && i < n_sets; i++) rc = kd_config_set(&cfg, sets[i], &err);
     if (!rc) {
         kd_dataset_options o;
-        kd_config_dataset_options(&cfg, &o);
+        kd_run_data_options(&cfg, &o);
         rc = kd_inspect(file, &o, stdout, &err);
     }
     fflush(stdout);

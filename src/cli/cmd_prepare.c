@@ -5,7 +5,6 @@
 #include "cli/commands.h"
 
 #include "data/prepare.h"
-#include "io/h5util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -145,37 +144,18 @@ static int make_parent_dirs(const char *path)
     }
 }
 
-static long long split_rows(hid_t file, const char *name)
-{
-    hsize_t dims[2] = {0, 0};
-    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
-    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
-    int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
-    if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
-    return rank == 2 ? (long long)dims[0] : -1;
-}
-
-/* Reads the split sizes back from the file just written: the summary line
- * reports what is on disk, not what was meant to be. */
+/* The split sizes read back from the file just written: the summary line reports
+ * what is on disk, not what was meant to be. */
 static int print_summary(const char *out)
 {
     kd_error err;
     kd_error_clear(&err);
-    hid_t file = kd_h5_open_read(out, &err);
-    if (file < 0) {
+    long long rows[3];
+    if (kd_prepare_count_rows(out, rows, &err) != KD_OK) {
         fprintf(stderr, "kdtrain prepare: cannot read back the output: %s\n", err.message);
         return 1;
     }
-    long long train = split_rows(file, "/train/x"), val = split_rows(file, "/val/x"),
-              test = split_rows(file, "/test/x");
-    H5Fclose(file);
-    if (train < 0 || val < 0 || test < 0) {
-        fprintf(stderr, "kdtrain prepare: %s: expected /train/x, /val/x and /test/x, found them unreadable\n",
-                out);
-        return 1;
-    }
-    printf("wrote %s: train %lld, val %lld, test %lld images\n", out, train, val, test);
+    printf("wrote %s: train %lld, val %lld, test %lld images\n", out, rows[0], rows[1], rows[2]);
     return 0;
 }
 

@@ -4,8 +4,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 
-#include "train/pipeline.h"
-#include "train/sweep.h"
+#include "workflows/pipeline.h"
+#include "workflows/sweep.h"
 
 #include <stdio.h>
 #include <stdlib.h>

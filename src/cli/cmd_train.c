@@ -4,8 +4,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 
-#include "io/config.h"
-#include "train/trainer.h"
+#include "workflows/config.h"
+#include "workflows/trainer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

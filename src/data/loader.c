@@ -135,11 +135,17 @@ static void gather_buffered(kd_loader *l, int64_t buffer_row, float *out)
 
 /* ---- both modes ----------------------------------------------------------------------- */
 
-int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_loader_options *options,
-                   kd_error *err)
+void kd_loader_init(kd_loader *l)
 {
     memset(l, 0, sizeof *l);
     l->file = l->dset = H5I_INVALID_HID;
+    kd_row_reader_init(&l->reader);
+}
+
+int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_loader_options *options,
+                   kd_error *err)
+{
+    kd_loader_init(l);
     l->ds = ds;
     l->split = split;
     l->options = *options;

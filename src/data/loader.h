@@ -71,6 +71,8 @@ typedef struct kd_loader {
     kd_row_range *ranges;           /* (buffer_rows / block_rows + 2) the blocks of one fill */
 } kd_loader;
 
+/* A loader that is not open yet: kd_loader_close on it does nothing. */
+void kd_loader_init(kd_loader *loader);
 int kd_loader_open(kd_loader *loader, const kd_dataset *ds, kd_split split,
                    const kd_loader_options *options, kd_error *err);
 /* Starts epoch `epoch` (0-based); its order depends only on seed and epoch. */

@@ -165,3 +165,26 @@ int kd_prepare_fashion_mnist(const char *src_dir, const char *out_path, int n_va
     kd_idx_free(&test.labels);
     return rc;
 }
+
+static long long split_rows(hid_t file, const char *name)
+{
+    hsize_t dims[2] = {0, 0};
+    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (dset >= 0) H5Dclose(dset);
+    return rank == 2 ? (long long)dims[0] : -1;
+}
+
+int kd_prepare_count_rows(const char *path, long long rows[3], kd_error *err)
+{
+    hid_t file = kd_h5_open_read(path, err);
+    if (file < 0) return err ? err->code : KD_ERR_IO;
+    const char *names[3] = {"/train/x", "/val/x", "/test/x"};
+    for (int s = 0; s < 3; s++) rows[s] = split_rows(file, names[s]);
+    H5Fclose(file);
+    if (rows[0] < 0 || rows[1] < 0 || rows[2] < 0)
+        return kd_error_set(err, KD_ERR_DATA, "%s: expected /train/x, /val/x and /test/x of rank 2, found them unreadable", path);
+    return KD_OK;
+}

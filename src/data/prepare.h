@@ -20,6 +20,8 @@ extern "C" {
  * output is created; on any failure no output (and no temporary) is left and
  * an existing out_path is untouched. out_path's directory must exist. */
 int kd_prepare_fashion_mnist(const char *src_dir, const char *out_path, int n_val, kd_error *err);
+/* The rows of /train/x, /val/x and /test/x of a prepared file, read back from it. */
+int kd_prepare_count_rows(const char *path, long long rows[3], kd_error *err);
 
 #ifdef __cplusplus
 }

@@ -13,58 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- shared with checkpoint_read.c ---- */
-
-int kd_ckpt_n_parts(const kd_mlp *m) { return 2 * m->config.n_layers; }
-
-void kd_ckpt_get_part(const kd_mlp *m, const char *prefix, int i, block_part *p)
-{
-    int k = i / 2;
-    bool bias = i % 2 == 1;
-    const kd_tensor *t = bias ? &m->bias[k] : &m->weight[k];
-    snprintf(p->name, sizeof p->name, "%s/layer%d/%s", prefix, k + 1, bias ? "b" : "W");
-    p->offset = (size_t)(t->data - m->params);
-    p->count = kd_tensor_numel(t);
-    p->rank = bias ? 1 : 2;
-    p->dims[0] = (hsize_t)(bias ? t->cols : t->rows);
-    p->dims[1] = (hsize_t)t->cols;
-}
-
-int kd_ckpt_h5_error(kd_error *err, int code, const char *path, const char *object, const char *action)
-{
-    char msg[256];
-    return kd_error_set(err, code, "%s:%s: %s (%s)", path, object, action,
-                        kd_h5_last_message(msg, sizeof msg));
-}
-
-int kd_ckpt_check_finite(const float *v, size_t n, const char *path, const char *object, kd_error *err)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return kd_error_set(err, KD_ERR_DATA,
-                                "%s:%s: element %zu is %s; a checkpoint holds finite values only",
-                                path, object, i, isnan(v[i]) ? "NaN" : "Inf");
-    return KD_OK;
-}
-
-bool kd_ckpt_reserved_optim_attr(const char *name)
-{
-    return !strcmp(name, "kind") || !strcmp(name, "step") || !strcmp(name, "slots");
-}
-
-/* Closes a group opened by the caller; rc is the caller's status so far. */
-int kd_ckpt_close_group(hid_t g, int rc, const char *path, const char *name, kd_error *err)
-{
-    if (H5Gclose(g) < 0 && rc == KD_OK) return kd_ckpt_h5_error(err, KD_ERR_IO, path, name, "cannot close");
-    return rc;
-}
-
-int kd_ckpt_close_file(hid_t file, int rc, const char *path, kd_error *err)
-{
-    if (H5Fclose(file) < 0 && rc == KD_OK) return kd_ckpt_h5_error(err, KD_ERR_IO, path, "/", "cannot close");
-    return rc;
-}
-
 /* ---- checks before writing ---- */
 
 /* The attribute writers name only the attribute; add the file and object. */

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "nn/mlp.h"
+#include "nn/optim.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,20 +21,6 @@ extern "C" {
 #endif
 
 #define KD_CHECKPOINT_FORMAT_VERSION 1
-#define KD_OPTIM_MAX_SLOTS 2
-#define KD_OPTIM_MAX_HYPER 8
-
-typedef struct kd_optim_state {
-    char kind[16];                              /* "sgd", "adamw" */
-    int64_t step;                               /* optimiser steps taken */
-    int n_slots;                                /* 0..2 state arrays */
-    char slot_names[KD_OPTIM_MAX_SLOTS][16];    /* "momentum"; "m", "v" */
-    float *slots[KD_OPTIM_MAX_SLOTS];           /* (n_params) each, the parameter-block layout; caller-owned */
-    int n_hyper;                                /* 0..8 */
-    char hyper_names[KD_OPTIM_MAX_HYPER][24];   /* "lr", "beta1", ... */
-    double hyper[KD_OPTIM_MAX_HYPER];
-} kd_optim_state;
-
 typedef struct kd_train_state {
     int64_t epoch;            /* completed epochs */
     int64_t step;             /* optimiser steps taken */

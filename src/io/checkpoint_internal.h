@@ -1,4 +1,4 @@
-/* checkpoint_internal.h - what checkpoint.c (writing, replacing the calibration)
+/* checkpoint_internal.h - implemented by checkpoint_common.c: what checkpoint.c (writing, replacing the calibration)
  * and checkpoint_read.c (reading) share: the datasets of a parameter-shaped
  * block, error messages that name the file and object, the finite-value check,
  * closing with the caller's status, and the reader of the /model group. */
@@ -40,5 +40,7 @@ int kd_ckpt_close_file(hid_t file, int rc, const char *path, kd_error *err);
 /* Reads and checks the /model group (format, version, layer sizes, activation,
  * dropout, init); in checkpoint_read.c. */
 int kd_ckpt_read_model_config(hid_t file, const char *path, kd_mlp_config *out, kd_error *err);
+/* Opens group `name`, or returns H5I_INVALID_HID with an error naming it. */
+hid_t kd_ckpt_open_group(hid_t file, const char *name, const char *path, kd_error *err);
 
 #endif

@@ -15,16 +15,6 @@
 
 #define LABEL_SIZE (PATH_MAX + 64)
 
-static hid_t open_group(hid_t file, const char *name, const char *path, kd_error *err)
-{
-    if (!kd_h5_link_exists(file, name)) {
-        kd_error_set(err, KD_ERR_DATA, "%s: expected group %s, found none", path, name);
-        return H5I_INVALID_HID;
-    }
-    hid_t g = H5Gopen2(file, name, H5P_DEFAULT);
-    if (g < 0) kd_ckpt_h5_error(err, KD_ERR_DATA, path, name, "cannot open as a group");
-    return g;
-}
 
 /* kd_h5_read_attr_string truncates quietly, and a truncated kind, split or
  * config is wrong data: read one byte more and refuse what does not fit. */
@@ -125,69 +115,6 @@ static int read_block(hid_t file, const kd_mlp *m, const char *prefix, float *bl
         rc = read_part(file, &p, block + p.offset, path, err);
     }
     return rc;
-}
-
-static int parse_sizes(const int64_t *sizes, int count, kd_mlp_config *c, const char *what,
-                       kd_error *err)
-{
-    if (count < 2)
-        return kd_error_set(err, KD_ERR_DATA,
-                            "%s: attribute layer_sizes: expected at least 2 sizes, found %d", what, count);
-    for (int k = 0; k < count; k++) {
-        if (sizes[k] < 1 || sizes[k] > INT_MAX)
-            return kd_error_set(err, KD_ERR_DATA,
-                                "%s: attribute layer_sizes: size %d is %lld, expected >= 1", what, k,
-                                (long long)sizes[k]);
-        c->sizes[k] = (int)sizes[k];
-    }
-    c->n_layers = count - 1;
-    return KD_OK;
-}
-
-static int expect_string(hid_t g, const char *name, const char *expected, char *found, size_t size,
-                         const char *what, kd_error *err)
-{
-    int rc = kd_h5_read_attr_string(g, name, found, size, what, err);
-    if (!rc && strcmp(found, expected))
-        rc = kd_error_set(err, KD_ERR_DATA, "%s: attribute %s: expected \"%s\", found \"%s\"", what, name,
-                          expected, found);
-    return rc;
-}
-
-int kd_ckpt_read_model_config(hid_t file, const char *path, kd_mlp_config *out, kd_error *err)
-{
-    char what[LABEL_SIZE], text[64];
-    snprintf(what, sizeof what, "%s:/model", path);
-    hid_t g = open_group(file, "/model", path, err);
-    if (g < 0) return KD_ERR_DATA;
-    kd_mlp_config c;
-    memset(&c, 0, sizeof c);
-    int64_t version = 0, sizes[KD_MLP_MAX_LAYERS + 1];
-    int count = 0;
-    double dropout = 0, input_dropout = 0;
-    int rc = expect_string(g, "format", KD_CKPT_FORMAT_NAME, text, sizeof text, what, err);
-    if (!rc) rc = kd_h5_read_attr_int64(g, "format_version", &version, what, err);
-    if (!rc && version != KD_CHECKPOINT_FORMAT_VERSION)
-        rc = kd_error_set(err, KD_ERR_DATA, "%s: format_version is %lld, this kdtrain reads version %d",
-                          what, (long long)version, KD_CHECKPOINT_FORMAT_VERSION);
-    if (!rc)
-        rc = kd_h5_read_attr_int64_array(g, "layer_sizes", sizes, KD_MLP_MAX_LAYERS + 1, &count, what,
-                                         err);
-    if (!rc) rc = parse_sizes(sizes, count, &c, what, err);
-    if (!rc) rc = expect_string(g, "activation", "relu", text, sizeof text, what, err);
-    if (!rc) rc = kd_h5_read_attr_double(g, "dropout", &dropout, what, err);
-    if (!rc) rc = kd_h5_read_attr_double(g, "input_dropout", &input_dropout, what, err);
-    if (!rc) rc = kd_h5_read_attr_string(g, "init", text, sizeof text, what, err);
-    if (!rc && strcmp(text, "he") && strcmp(text, "glorot"))
-        rc = kd_error_set(err, KD_ERR_DATA, "%s: attribute init: expected \"he\" or \"glorot\", found \"%s\"",
-                          what, text);
-    rc = kd_ckpt_close_group(g, rc, path, "/model", err);
-    if (rc) return rc;
-    c.dropout = (float)dropout;
-    c.input_dropout = (float)input_dropout;
-    c.init = strcmp(text, "glorot") ? KD_INIT_HE : KD_INIT_GLOROT;
-    *out = c;
-    return KD_OK;
 }
 
 /* Everything read from a file, kept apart until the whole load has succeeded. */
@@ -306,7 +233,7 @@ static int load_optim(hid_t file, const char *path, const kd_mlp *model, const k
 {
     char what[LABEL_SIZE];
     snprintf(what, sizeof what, "%s:/optimizer", path);
-    hid_t g = open_group(file, "/optimizer", path, err);
+    hid_t g = kd_ckpt_open_group(file, "/optimizer", path, err);
     if (g < 0) return KD_ERR_DATA;
     kd_optim_state *o = &L->optim;
     int rc = read_string_fit(g, "kind", o->kind, sizeof o->kind, what, err);
@@ -349,7 +276,7 @@ static int load_train(hid_t file, const char *path, bool want_train, bool want_c
 {
     char what[LABEL_SIZE];
     snprintf(what, sizeof what, "%s:/train", path);
-    hid_t g = open_group(file, "/train", path, err);
+    hid_t g = kd_ckpt_open_group(file, "/train", path, err);
     if (g < 0) return KD_ERR_DATA;
     kd_train_state *t = &L->train;
     int rc = KD_OK;
@@ -376,7 +303,7 @@ static int load_calib(hid_t file, const char *path, kd_calibration *c, kd_error 
     if (!kd_h5_link_exists(file, "/calibration")) return KD_OK;
     char what[LABEL_SIZE];
     snprintf(what, sizeof what, "%s:/calibration", path);
-    hid_t g = open_group(file, "/calibration", path, err);
+    hid_t g = kd_ckpt_open_group(file, "/calibration", path, err);
     if (g < 0) return KD_ERR_DATA;
     int rc = kd_h5_read_attr_double(g, "temperature", &c->temperature, what, err);
     if (!rc) rc = read_string_fit(g, "split", c->split, sizeof c->split, what, err);

@@ -3,6 +3,8 @@
 #include "io/fileutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,4 +95,29 @@ int kd_append_file(const char *path, const char *text, kd_error *err)
     bool ok = fwrite(text, 1, len, f) == len;
     if (fclose(f) != 0) ok = false;
     return ok ? KD_OK : kd_error_set(err, KD_ERR_IO, "%s: cannot write", path);
+}
+
+char *kd_read_text_file(const char *path, size_t max_bytes, kd_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        kd_error_set(err, KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max_bytes + 1);
+    size_t n = buf ? fread(buf, 1, max_bytes + 1, f) : 0;
+    bool failed = !buf || ferror(f);
+    fclose(f);
+    if (failed || n > max_bytes) {
+        free(buf);
+        kd_error_set(err, KD_ERR_IO, "%s: %s", path, failed ? "cannot read" : "file too large");
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        free(buf);
+        kd_error_set(err, KD_ERR_CONFIG, "%s: expected a text file, found NUL bytes", path);
+        return NULL;
+    }
+    return buf;
 }

@@ -82,28 +82,3 @@ int kd_ini_parse(const char *text, const char *source,
     }
     return KD_OK;
 }
-
-char *kd_read_text_file(const char *path, size_t max_bytes, kd_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kd_error_set(err, KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max_bytes + 1);
-    size_t n = buf ? fread(buf, 1, max_bytes + 1, f) : 0;
-    bool failed = !buf || ferror(f);
-    fclose(f);
-    if (failed || n > max_bytes) {
-        free(buf);
-        kd_error_set(err, KD_ERR_IO, "%s: %s", path, failed ? "cannot read" : "file too large for a config");
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (strlen(buf) != n) {
-        free(buf);
-        kd_error_set(err, KD_ERR_CONFIG, "%s: expected a text file, found NUL bytes", path);
-        return NULL;
-    }
-    return buf;
-}

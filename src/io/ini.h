@@ -30,8 +30,6 @@ int kd_ini_parse(const char *text, const char *source,
                  int (*on_entry)(const kd_ini_entry *entry, void *user, kd_error *err), void *user,
                  kd_error *err);
 
-/* Reads a whole file into a new NUL-terminated buffer (free it), or NULL with err set. */
-char *kd_read_text_file(const char *path, size_t max_bytes, kd_error *err);
 
 #ifdef __cplusplus
 }

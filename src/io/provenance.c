@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/provenance.h"
 
-#include "io/ini.h"
+#include "io/fileutil.h"
 #include "kd_build_commit.h"
 
 #include <stdio.h>

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_params, kd_error *err)
@@ -192,4 +193,27 @@ void kd_optim_step(kd_optim *opt, float *params, float *grads)
                                                       : sgd_step(opt, params, grads, (float)lr);
     opt->last_grad_norm = clipped_norm >= 0 ? clipped_norm : sqrt(sumsq);
     opt->step++;
+}
+
+void kd_optim_export_state(kd_optim *opt, kd_optim_state *s)
+{
+    memset(s, 0, sizeof *s);
+    bool adam = opt->config.kind == KD_OPTIM_ADAMW;
+    snprintf(s->kind, sizeof s->kind, "%s", adam ? "adamw" : "sgd");
+    s->step = opt->step;
+    s->n_slots = adam ? 2 : 1;
+    snprintf(s->slot_names[0], sizeof s->slot_names[0], "%s", adam ? "m" : "momentum");
+    s->slots[0] = opt->m;
+    if (adam) {
+        snprintf(s->slot_names[1], sizeof s->slot_names[1], "v");
+        s->slots[1] = opt->v;
+    }
+    const char *names[] = {"lr", "momentum", "beta1", "beta2", "eps", "weight_decay"};
+    const kd_optim_config *o = &opt->config;
+    double values[] = {o->lr, o->momentum, o->beta1, o->beta2, o->eps, o->weight_decay};
+    s->n_hyper = 6;
+    for (int i = 0; i < 6; i++) {
+        snprintf(s->hyper_names[i], sizeof s->hyper_names[i], "%s", names[i]);
+        s->hyper[i] = values[i];
+    }
 }

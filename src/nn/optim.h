@@ -44,8 +44,27 @@ typedef struct kd_optim {
     double last_lr;
 } kd_optim;
 
+/* The optimiser's state as a checkpoint stores it: kind, step, the state arrays by
+ * name, and the hyper-parameters by name. */
+#define KD_OPTIM_MAX_SLOTS 2
+#define KD_OPTIM_MAX_HYPER 8
+
+typedef struct kd_optim_state {
+    char kind[16];                              /* "sgd", "adamw" */
+    int64_t step;                               /* optimiser steps taken */
+    int n_slots;                                /* 0..2 state arrays */
+    char slot_names[KD_OPTIM_MAX_SLOTS][16];    /* "momentum"; "m", "v" */
+    float *slots[KD_OPTIM_MAX_SLOTS];           /* (n_params) each, the parameter-block layout; caller-owned */
+    int n_hyper;                                /* 0..8 */
+    char hyper_names[KD_OPTIM_MAX_HYPER][24];   /* "lr", "beta1", ... */
+    double hyper[KD_OPTIM_MAX_HYPER];
+} kd_optim_state;
+
 int kd_optim_create(kd_optim *opt, const kd_optim_config *config, size_t n_params, kd_error *err);
 void kd_optim_free(kd_optim *opt);
+/* The state of opt for a checkpoint; the slots point into opt's own buffers, so a
+ * checkpoint load fills them in place. */
+void kd_optim_export_state(kd_optim *opt, kd_optim_state *state);
 /* The learning rate of update number `step` (0-based). */
 double kd_optim_lr(const kd_optim_config *config, int64_t step);
 /* One update of params from grads (clipped first when asked). The gradients are

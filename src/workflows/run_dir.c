@@ -1,9 +1,8 @@
 /* run_dir.c - see run_dir.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "train/run_dir.h"
+#include "workflows/run_dir.h"
 
 #include "io/fileutil.h"
-#include "io/ini.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,20 +1,20 @@
 /* pipeline.c - see pipeline.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "train/pipeline.h"
-#include "train/pipeline_internal.h"
+#include "workflows/pipeline.h"
+#include "workflows/pipeline_internal.h"
 
-#include "calib/calibrate.h"
+#include "workflows/calibrate.h"
 #include "data/dataset.h"
 #include "data/prepare.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
+#include "workflows/config.h"
 #include "io/fileutil.h"
 #include "io/ini.h"
 #include "io/strbuf.h"
-#include "train/evaluate.h"
-#include "train/run_dir.h"
-#include "train/stats.h"
-#include "train/trainer.h"
+#include "workflows/evaluate.h"
+#include "workflows/run_dir.h"
+#include "workflows/stats.h"
+#include "workflows/trainer.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +33,7 @@ static int set_text(char *dst, size_t size, const char *value, const char *where
 }
 
 /* "CONFIG [section.key=value ...]" (with a leading "train" or "distill" when want_kind). */
-static int parse_spec(const char *where, const char *text, bool want_kind, kd_pipe_run *run, kd_error *err)
+static int parse_spec(const char *where, const char *text, bool want_kind, kd_pipeline_spec *run, kd_error *err)
 {
     char buf[KD_INI_VALUE_MAX], *save = NULL;
     snprintf(buf, sizeof buf, "%s", text);
@@ -73,7 +73,7 @@ static int parse_seeds(const char *where, const char *text, kd_pipeline *p, kd_e
     return KD_OK;
 }
 
-static int parse_compare(const char *where, const char *text, kd_pipe_regime *r, kd_error *err)
+static int parse_compare(const char *where, const char *text, kd_pipeline_regime *r, kd_error *err)
 {
     char buf[KD_INI_VALUE_MAX], *save = NULL;
     snprintf(buf, sizeof buf, "%s", text);
@@ -119,7 +119,7 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
     if (strncmp(e->section, "regime.", 7) != 0 || !e->section[7])
         return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown section [%s] (expected [pipeline] or [regime.NAME])",
                             p->source, e->line, e->section);
-    kd_pipe_regime *r = NULL;
+    kd_pipeline_regime *r = NULL;
     for (int i = 0; i < p->n_regimes; i++)
         if (!strcmp(p->regimes[i].id, e->section + 7)) r = &p->regimes[i];
     if (!r) {
@@ -142,20 +142,13 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
     else if (!strncmp(e->key, "run.", 4) && e->key[4]) {
         if (r->n_runs == KD_PIPE_MAX_RUNS)
             return kd_error_set(err, KD_ERR_CONFIG, "%sat most %d runs a regime", where, KD_PIPE_MAX_RUNS);
-        kd_pipe_run *run = &r->runs[r->n_runs++];
+        kd_pipeline_spec *run = &r->runs[r->n_runs++];
         if (set_text(run->name, sizeof run->name, e->key + 4, where, err)) return KD_ERR_CONFIG;
         return parse_spec(where, v, true, run, err);
     } else
         return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare, plot_x, plot_series, vs_temperature)",
                             p->source, e->line, e->section, e->key);
     return KD_OK;
-}
-
-int kd_pipe_find_run(const kd_pipe_regime *r, const char *name)
-{
-    for (int i = 0; i < r->n_runs; i++)
-        if (!strcmp(r->runs[i].name, name)) return i;
-    return -1;
 }
 
 int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
@@ -178,15 +171,15 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
     if (distills && !p->teacher.config[0])
         return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.teacher: required by the distill runs", path);
     for (int i = 0; i < p->n_regimes; i++) {
-        const kd_pipe_regime *r = &p->regimes[i];
+        const kd_pipeline_regime *r = &p->regimes[i];
         if (!r->n_runs) return kd_error_set(err, KD_ERR_CONFIG, "%s: [regime.%s] lists no run.NAME", path, r->id);
         for (int j = 0; j < 2 && r->vs_temperature[0][0]; j++)
-            if (kd_pipe_find_run(r, r->vs_temperature[j]) < 0)
+            if (kd_pipeline_find_run(r, r->vs_temperature[j]) < 0)
                 return kd_error_set(err, KD_ERR_CONFIG, "%s: regime.%s.vs_temperature: no run named '%s'", path, r->id,
                                     r->vs_temperature[j]);
         for (int k = 0; k < r->n_compare; k++)
             for (int j = 0; j < 2; j++)
-                if (kd_pipe_find_run(r, r->compare[k][j]) < 0)
+                if (kd_pipeline_find_run(r, r->compare[k][j]) < 0)
                     return kd_error_set(err, KD_ERR_CONFIG, "%s: regime.%s.compare: no run named '%s'", path, r->id,
                                         r->compare[k][j]);
     }
@@ -195,7 +188,7 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
 
 /* ---- running -------------------------------------------------------------------------------- */
 
-static int build_request(const pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
+static int build_request(const pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
                          kd_train_request *req, kd_error *err)
 {
     const kd_pipeline *p = s->p;
@@ -212,7 +205,7 @@ static int build_request(const pipe_state *s, const kd_pipe_run *spec, const cha
 }
 
 /* Trains (or reuses, or resumes) the run `name`; its folder goes to result->path. */
-int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
+int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
                       const char *teacher, model_result *result, kd_error *err)
 {
     kd_train_request *req = calloc(1, sizeof *req);
@@ -305,7 +298,7 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
     return rc;
 }
 
-int kd_pipe_open_data(pipe_state *s, kd_error *err)
+int kd_pipeline_open_data(pipe_state *s, kd_error *err)
 {
     const kd_pipeline *p = s->p;
     int rc = KD_OK;
@@ -325,20 +318,20 @@ int kd_pipe_open_data(pipe_state *s, kd_error *err)
 static int run_all(pipe_state *s, kd_error *err)
 {
     const kd_pipeline *p = s->p;
-    int rc = kd_pipe_open_data(s, err);
+    int rc = kd_pipeline_open_data(s, err);
     if (rc) return rc;
     s->total = 1;
     for (int ri = 0; ri < p->n_regimes; ri++)
         s->total += (p->regimes[ri].teacher.config[0] ? 1 : 0) + p->regimes[ri].n_runs * p->n_seeds;
     char name[160], teacher_path[KD_PIPE_TEXT + 160];
-    if ((rc = kd_pipe_ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err)) || (rc = evaluate_run(s, &s->teacher, err)))
+    if ((rc = kd_pipeline_ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err)) || (rc = evaluate_run(s, &s->teacher, err)))
         return rc;
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
-        const kd_pipe_regime *r = &p->regimes[ri];
+        const kd_pipeline_regime *r = &p->regimes[ri];
         snprintf(teacher_path, sizeof teacher_path, "%s", s->teacher.path);
         if (r->teacher.config[0]) {
             snprintf(name, sizeof name, "%s-teacher", r->id);
-            if ((rc = kd_pipe_ensure_run(s, &r->teacher, name, NULL, NULL, &s->regime_teacher[ri], err)) ||
+            if ((rc = kd_pipeline_ensure_run(s, &r->teacher, name, NULL, NULL, &s->regime_teacher[ri], err)) ||
                 (rc = evaluate_run(s, &s->regime_teacher[ri], err)))
                 return rc;
             snprintf(teacher_path, sizeof teacher_path, "%s", s->regime_teacher[ri].path);
@@ -347,7 +340,7 @@ static int run_all(pipe_state *s, kd_error *err)
             for (int i = 0; i < p->n_seeds && !rc; i++) {
                 model_result *m = &s->results[ri][k][i];
                 snprintf(name, sizeof name, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
-                rc = kd_pipe_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
+                rc = kd_pipeline_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
                 if (!rc) rc = evaluate_run(s, m, err);
                 if (!rc)
                     fprintf(stderr, "      %s: test accuracy %.2f%%, NLL %.4f, ECE %.2f%%; at T = %.3f: NLL %.4f, ECE %.2f%%\n",
@@ -368,7 +361,7 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);
-        rc = kd_pipe_write_reports(s, command, err);
+        rc = kd_pipeline_write_reports(s, command, err);
     }
     kd_dataset_close(&s->ds);
     free(s);

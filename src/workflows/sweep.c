@@ -1,14 +1,14 @@
 /* sweep.c - see sweep.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "train/sweep.h"
+#include "workflows/sweep.h"
 
 #include "io/fileutil.h"
 #include "io/provenance.h"
 #include "io/strbuf.h"
 #include "io/svgplot.h"
-#include "train/pipeline_internal.h"
-#include "train/run_dir.h"
-#include "train/stats.h"
+#include "workflows/pipeline_internal.h"
+#include "workflows/run_dir.h"
+#include "workflows/stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -160,14 +160,14 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
     }
     s->p = p;
     s->quiet = quiet;
-    int rc = kd_pipe_open_data(s, err), n = 0;
+    int rc = kd_pipeline_open_data(s, err), n = 0;
     for (int ri = 0; ri < p->n_regimes; ri++) s->total += p->regimes[ri].n_runs * p->n_seeds;
     if (!rc && p->teacher.config[0]) {
         s->total++;
-        rc = kd_pipe_ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err);
+        rc = kd_pipeline_ensure_run(s, &p->teacher, "teacher", NULL, NULL, &s->teacher, err);
     }
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
-        const kd_pipe_regime *r = &p->regimes[ri];
+        const kd_pipeline_regime *r = &p->regimes[ri];
         for (int k = 0; k < r->n_runs && !rc; k++)
             for (int i = 0; i < p->n_seeds && !rc; i++) {
                 char name[160];
@@ -176,7 +176,7 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
                     snprintf(name, sizeof name, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
                 else
                     snprintf(name, sizeof name, "%s-%s", r->id, r->runs[k].name);
-                rc = kd_pipe_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? s->teacher.path : NULL, m, err);
+                rc = kd_pipeline_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? s->teacher.path : NULL, m, err);
                 if (!rc) rc = read_curve(m->path, p->n_seeds > 1 ? name : r->runs[k].name, &curves[n++], err);
             }
     }

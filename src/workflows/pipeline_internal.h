@@ -5,9 +5,10 @@
 
 #include "data/dataset.h"
 #include "io/provenance.h"
-#include "train/pipeline.h"
+#include "workflows/pipeline.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct model_result {
     char path[KD_PIPE_TEXT + 128];
@@ -34,15 +35,21 @@ typedef struct pipe_state {
 } pipe_state;
 
 /* Imports the data when missing and opens it (labels only). */
-int kd_pipe_open_data(pipe_state *s, kd_error *err);
+int kd_pipeline_open_data(pipe_state *s, kd_error *err);
 /* Trains run `name` from spec (seed NULL: the config's), or reuses a finished run
  * folder of the same config, or resumes an unfinished one; result->path is set and
  * the commit that trained the run joins s->trained. */
-int kd_pipe_ensure_run(pipe_state *s, const kd_pipe_run *spec, const char *name, const uint64_t *seed,
+int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
                        const char *teacher, model_result *result, kd_error *err);
-/* The index of run `name` in a regime, or -1. */
-int kd_pipe_find_run(const kd_pipe_regime *r, const char *name);
+/* The index of run `name` in a regime, or -1 (inline: pipeline_report.c needs it
+ * and pipeline.c calls pipeline_report.c, not the other way round). */
+static inline int kd_pipeline_find_run(const kd_pipeline_regime *r, const char *name)
+{
+    for (int i = 0; i < r->n_runs; i++)
+        if (!strcmp(r->runs[i].name, name)) return i;
+    return -1;
+}
 /* summary.md, summary.csv and the reliability diagrams in the output folder. */
-int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *err);
+int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error *err);
 
 #endif

@@ -8,7 +8,7 @@
 #ifndef KD_SWEEP_H
 #define KD_SWEEP_H
 
-#include "train/pipeline.h"
+#include "workflows/pipeline.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,21 +1,22 @@
 /* trainer.c - see trainer.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
-#include "train/trainer.h"
+#include "workflows/trainer.h"
 
 #include "calib/temperature.h"
-#include "core/gemm.h"
+#include "core/threads.h"
 #include "data/jitter.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/fileutil.h"
 #include "io/h5util.h"
-#include "io/ini.h"
 #include "io/json.h"
 #include "io/provenance.h"
 #include "nn/optim.h"
-#include "train/evaluate.h"
-#include "train/run_dir.h"
+#include "workflows/evaluate.h"
+#include "workflows/model.h"
+#include "workflows/run_data.h"
+#include "workflows/run_dir.h"
 
 #include <math.h>
 #include <omp.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CONFIG_TEXT_MAX 16384
 
 typedef struct trainer {
     const kd_train_request *request;
@@ -44,57 +44,15 @@ typedef struct trainer {
     int classes;
     int64_t start_epoch, best_epoch;
     double best_val_acc, best_val_nll, best_val_ece;
-    char config_text[CONFIG_TEXT_MAX];
+    char config_text[KD_CONFIG_TEXT_MAX];
 } trainer;
-
-void kd_config_dataset_options(const kd_config *c, kd_dataset_options *o)
-{
-    kd_dataset_options_default(o);
-    snprintf(o->x_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_x);
-    snprintf(o->y_path[KD_SPLIT_TRAIN], KD_DATASET_PATH_MAX, "%s", c->data.train_y);
-    snprintf(o->x_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_x);
-    snprintf(o->y_path[KD_SPLIT_VAL], KD_DATASET_PATH_MAX, "%s", c->data.val_y);
-    snprintf(o->x_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_x);
-    snprintf(o->y_path[KD_SPLIT_TEST], KD_DATASET_PATH_MAX, "%s", c->data.test_y);
-    o->val_from_train = c->data.val_from_train;
-    o->require_test = false;
-}
-
-int kd_config_open_dataset(const kd_config *c, const char *path, bool require_test, kd_dataset *ds, kd_error *err)
-{
-    kd_dataset_options o;
-    kd_config_dataset_options(c, &o);
-    o.require_test = require_test;
-    int rc = kd_dataset_open(ds, path, &o, err);
-    if (!rc || !err) return rc;
-    /* The training datasets are missing: another layout, which the data.* keys name. */
-    hid_t file = kd_h5_open_read(path, NULL);
-    bool foreign = file >= 0 && (!kd_h5_link_exists(file, o.x_path[KD_SPLIT_TRAIN]) ||
-                                 !kd_h5_link_exists(file, o.y_path[KD_SPLIT_TRAIN]));
-    if (file >= 0) H5Fclose(file);
-    size_t used = strlen(err->message);
-    if (foreign)
-        snprintf(err->message + used, sizeof err->message - used,
-                 " (for another layout set data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y;"
-                 " `kdtrain info %s` lists the file's datasets and the keys that open it)", path);
-    return rc;
-}
-
-const char *kd_resolve_model_path(const char *path, char *buf, size_t size)
-{
-    if (kd_is_directory(path))
-        snprintf(buf, size, "%s/model.h5", path);
-    else
-        snprintf(buf, size, "%s", path);
-    return buf;
-}
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 static int open_data(trainer *t, kd_error *err)
 {
     const kd_config *c = t->cfg;
-    int rc = kd_config_open_dataset(c, c->data.path, false, &t->ds, err);
+    int rc = kd_run_data_open(c, c->data.path, false, &t->ds, err);
     if (rc) return rc;
     if (t->ds.notes[0]) kd_run_log(&t->run, "data: %s", t->ds.notes);
     if (!t->ds.split[KD_SPLIT_VAL].present)
@@ -124,7 +82,7 @@ static int open_data(trainer *t, kd_error *err)
     kd_loader_options_default(&lo);
     lo.batch_size = (int)c->train.batch_size;
     lo.seed = c->train.seed;
-    lo.last_batch = strcmp(c->train.last_batch, "drop") == 0 ? KD_LAST_BATCH_DROP : KD_LAST_BATCH_KEEP;
+    lo.last_batch = c->train.last_batch;
     lo.streaming = c->data.streaming;
     lo.buffer_rows = c->data.buffer_rows;
     /* Plain training with scarce labels trains on the labelled rows alone. */
@@ -135,7 +93,7 @@ static int open_data(trainer *t, kd_error *err)
 static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim_config *o)
 {
     memset(o, 0, sizeof *o);
-    o->kind = strcmp(c->train.optimizer, "sgd") == 0 ? KD_OPTIM_SGD : KD_OPTIM_ADAMW;
+    o->kind = c->train.optimizer;
     o->lr = c->train.lr;
     o->momentum = c->train.momentum;
     o->nesterov = c->train.nesterov;
@@ -144,8 +102,7 @@ static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim
     o->eps = c->train.eps;
     o->weight_decay = c->train.weight_decay;
     o->clip_norm = c->train.clip_norm;
-    o->schedule = !strcmp(c->train.schedule, "step") ? KD_SCHEDULE_STEP
-                  : !strcmp(c->train.schedule, "cosine") ? KD_SCHEDULE_COSINE : KD_SCHEDULE_CONSTANT;
+    o->schedule = c->train.schedule;
     o->warmup_steps = c->train.warmup_epochs * batches_per_epoch;
     o->step_size = c->train.step_epochs * batches_per_epoch;
     o->gamma = c->train.gamma;
@@ -153,35 +110,12 @@ static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim
     o->total_steps = c->train.epochs * batches_per_epoch;
 }
 
-static void optim_state(trainer *t, kd_optim_state *s)
-{
-    memset(s, 0, sizeof *s);
-    bool adam = t->optim.config.kind == KD_OPTIM_ADAMW;
-    snprintf(s->kind, sizeof s->kind, "%s", adam ? "adamw" : "sgd");
-    s->step = t->optim.step;
-    s->n_slots = adam ? 2 : 1;
-    snprintf(s->slot_names[0], sizeof s->slot_names[0], "%s", adam ? "m" : "momentum");
-    s->slots[0] = t->optim.m;
-    if (adam) {
-        snprintf(s->slot_names[1], sizeof s->slot_names[1], "v");
-        s->slots[1] = t->optim.v;
-    }
-    const char *names[] = {"lr", "momentum", "beta1", "beta2", "eps", "weight_decay"};
-    const kd_optim_config *o = &t->optim.config;
-    double values[] = {o->lr, o->momentum, o->beta1, o->beta2, o->eps, o->weight_decay};
-    s->n_hyper = 6;
-    for (int i = 0; i < 6; i++) {
-        snprintf(s->hyper_names[i], sizeof s->hyper_names[i], "%s", names[i]);
-        s->hyper[i] = values[i];
-    }
-}
-
 /* row: the epoch just finished, whose validation metrics the checkpoint records. */
 static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row, kd_error *err)
 {
     char path[4200];
     kd_optim_state os;
-    optim_state(t, &os);
+    kd_optim_export_state(&t->optim, &os);
     kd_train_state ts = {.epoch = row->epoch, .step = t->optim.step, .rng = t->rng, .seed = t->cfg->train.seed,
                          .config_text = t->config_text};
     kd_git_commit(ts.commit, sizeof ts.commit);
@@ -200,10 +134,10 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
 
 static int resume_state(trainer *t, kd_error *err)
 {
-    char path[4200], text[CONFIG_TEXT_MAX];
+    char path[4200], text[KD_CONFIG_TEXT_MAX];
     kd_run_dir_file(&t->run, "model.h5", path, sizeof path);
     kd_optim_state os;
-    optim_state(t, &os);
+    kd_optim_export_state(&t->optim, &os);
     kd_train_state ts;
     int rc = kd_checkpoint_load(path, &t->model, &os, &ts, text, sizeof text, NULL, err);
     if (rc) return rc;
@@ -225,33 +159,29 @@ static int resume_state(trainer *t, kd_error *err)
 
 static int load_teacher(trainer *t, kd_error *err)
 {
-    char path[4200];
-    kd_resolve_model_path(t->request->teacher, path, sizeof path);
-    kd_mlp_config tc;
-    int rc = kd_checkpoint_read_config(path, &tc, err);
+    kd_model teacher;
+    int rc = kd_model_open(&teacher, t->request->teacher, err);
     if (rc) return rc;
-    if (tc.sizes[tc.n_layers] != t->classes || tc.sizes[0] != t->ds.dim) {
-        char a[256];
-        return kd_error_set(err, KD_ERR_CONFIG, "--teacher %s: expected %d inputs and %d classes like the data, found a %s model",
-                            path, t->ds.dim, t->classes, kd_mlp_describe(&tc, a, sizeof a));
-    }
-    kd_mlp teacher;
-    if ((rc = kd_mlp_create(&teacher, &tc, err))) return rc;
-    rc = kd_checkpoint_load(path, &teacher, NULL, NULL, NULL, 0, NULL, err);
+    char a[256];
+    const kd_mlp_config *tc = &teacher.mlp.config;
+    if (kd_model_classes(&teacher) != t->classes || tc->sizes[0] != t->ds.dim)
+        rc = kd_error_set(err, KD_ERR_CONFIG, "--teacher %s: expected %d inputs and %d classes like the data, found a %s model",
+                          teacher.checkpoint, t->ds.dim, t->classes, kd_mlp_describe(tc, a, sizeof a));
     size_t rows = (size_t)t->ds.split[KD_SPLIT_TRAIN].rows;
     t->teacher_logits = rc ? NULL : malloc(rows * (size_t)t->classes * sizeof(float));
     if (!rc && !t->teacher_logits) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the teacher logits");
     if (!rc) {
-        char a[256];
         double t0 = kd_now_seconds();
-        kd_eval_options eo = {(int)t->cfg->train.batch_size, t->cfg->data.streaming, 1.0, 15, 0};
+        kd_eval_options eo = {.batch_size = (int)t->cfg->train.batch_size, .streaming = t->cfg->data.streaming,
+                              .temperature = 1.0, .n_bins = 15};
         kd_metrics m;
-        rc = kd_evaluate(&teacher, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
+        rc = kd_evaluate(&teacher.mlp, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
         if (!rc)
             kd_run_log(&t->run, "teacher %s (%s): logits of %zu training rows cached in %.2f s, train accuracy %.2f%%",
-                       path, kd_mlp_describe(&tc, a, sizeof a), rows, kd_now_seconds() - t0, 100 * kd_metrics_summarize(&m).accuracy);
+                       teacher.checkpoint, kd_mlp_describe(tc, a, sizeof a), rows, kd_now_seconds() - t0,
+                       100 * kd_metrics_summarize(&m).accuracy);
     }
-    kd_mlp_free(&teacher);
+    kd_model_close(&teacher);
     return rc;
 }
 
@@ -305,11 +235,12 @@ static int diagnose_epoch(trainer *t, kd_epoch_row *row, kd_error *err)
     const kd_config *c = t->cfg;
     const kd_split_info *val = &t->ds.split[KD_SPLIT_VAL];
     kd_temperature_fit fit;
-    int rc = kd_fit_temperature(t->val_logits, val->labels, val->rows, t->classes, &fit, err);
+    int rc = kd_temperature_solve(t->val_logits, val->labels, val->rows, t->classes, &fit, err);
     if (rc) return rc;
     row->temperature = fit.temperature;
     row->val_nll_at_t = fit.nll_after;
-    kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, c->train.train_eval_rows};
+    kd_eval_options eo = {.batch_size = (int)c->train.batch_size, .streaming = c->data.streaming, .temperature = 1.0,
+                          .n_bins = 15, .limit_rows = c->train.train_eval_rows};
     kd_metrics m;
     if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, NULL, NULL, &m, err))) return rc;
     kd_metrics_summary s = kd_metrics_summarize(&m);
@@ -353,7 +284,8 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     double seconds = kd_now_seconds() - t0;
     bool diagnose = c->train.temperature_every > 0 &&
                     ((epoch + 1) % c->train.temperature_every == 0 || epoch + 1 == c->train.epochs);
-    kd_eval_options eo = {(int)c->train.batch_size, c->data.streaming, 1.0, 15, 0};
+    kd_eval_options eo = {.batch_size = (int)c->train.batch_size, .streaming = c->data.streaming, .temperature = 1.0,
+                          .n_bins = 15};
     kd_metrics m;
     if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, diagnose ? t->val_logits : NULL, NULL, &m, err)))
         return rc;
@@ -372,7 +304,7 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     if ((rc = kd_run_dir_add_epoch(&t->run, &row, err))) return rc;
     bool improved = row.val_acc > t->best_val_acc;
     if (improved) note_best(t, &row);
-    if (!strcmp(c->train.checkpoints, "every")) {
+    if (c->train.checkpoints == KD_CHECKPOINTS_EVERY) {
         char name[64];
         snprintf(name, sizeof name, "epoch-%03lld.h5", (long long)epoch + 1);
         if ((rc = save_checkpoint(t, name, &row, err))) return rc;
@@ -411,7 +343,7 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     kd_json_number(&j, "best_val_accuracy", t->best_val_acc);
     kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
     kd_json_number(&j, "this_session_seconds", total_seconds);
-    kd_json_int(&j, "threads", kd_get_num_threads());
+    kd_json_int(&j, "threads", kd_threads_count());
     char commit[128], date[64];
     kd_git_commit(commit, sizeof commit);
     kd_utc_now(date, sizeof date);
@@ -432,18 +364,18 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     const kd_config *c = t->cfg;
     int rc;
     if (kd_config_format(c, t->config_text, sizeof t->config_text) >= sizeof t->config_text)
-        return kd_error_set(err, KD_ERR_CONFIG, "the resolved config is longer than %d bytes", CONFIG_TEXT_MAX);
+        return kd_error_set(err, KD_ERR_CONFIG, "the resolved config is longer than %d bytes", KD_CONFIG_TEXT_MAX);
     t->run.quiet = req->quiet;
     t->run.interactive = false;
     double busy = -1;
     int threads = req->threads_override > 0 ? req->threads_override
                   : c->train.threads > 0    ? (int)c->train.threads
-                                            : kd_auto_threads(&busy);
-    kd_set_num_threads(threads);
+                                            : kd_threads_idle(&busy);
+    kd_threads_set(threads);
     if (busy >= 0)
         kd_run_log(&t->run, "threads: %d (train.threads = 0: the idle cores, %.1f of %d were busy)", threads, busy,
                    omp_get_num_procs());
-    kd_flush_denormals();
+    kd_threads_flush_denormals();
     kd_tape_init(&t->tape, 0);
     if ((rc = open_data(t, err))) return rc;
     kd_mlp_config mc;
@@ -497,7 +429,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     t->request = request;
     t->cfg = &request->config;
     t->best_val_acc = -1;
-    t->loader.file = t->loader.dset = H5I_INVALID_HID;
+    kd_loader_init(&t->loader);
     double t0 = kd_now_seconds();
     int rc = setup(t, run_dir, run_dir_size, err);
     if (!rc) {
@@ -505,7 +437,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
         kd_run_log(&t->run, "%s %s (%zu parameters) on %s: %lld training rows, %lld epochs of %lld batches, %d threads -> %s",
                    request->teacher ? "distilling" : "training", kd_mlp_describe(&t->model.config, arch, sizeof arch),
                    t->model.n_params, t->cfg->data.path, (long long)t->loader.rows, (long long)t->cfg->train.epochs,
-                   (long long)kd_loader_batches_per_epoch(&t->loader), kd_get_num_threads(), t->run.path);
+                   (long long)kd_loader_batches_per_epoch(&t->loader), kd_threads_count(), t->run.path);
     }
     int64_t end = t->cfg->train.epochs;
     if (request->stop_after > 0 && request->stop_after < end) end = request->stop_after;

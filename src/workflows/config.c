@@ -1,7 +1,8 @@
 /* config.c - the key table, value parsing and the resolved text (see config.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/config.h"
+#include "workflows/config.h"
 
+#include "io/fileutil.h"
 #include "io/ini.h"
 
 #include <ctype.h>
@@ -21,8 +22,28 @@ typedef struct key_spec {
     const char *def;         /* default as text; "" for required strings */
     double min, max;         /* bounds for numbers */
     bool min_open;           /* min is exclusive (value must be > min) */
-    const char *choices;     /* "a|b|c" for T_CHOICE */
+    const struct kd_choice *choices; /* T_CHOICE: the names and enum values, ending with {NULL} */
 } key_spec;
+
+/* A T_CHOICE key's values: each name with the enum value stored in kd_config. */
+typedef struct kd_choice {
+    const char *name;
+    int value;
+} kd_choice;
+
+static const kd_choice init_choices[] = {{"he", KD_INIT_HE}, {"glorot", KD_INIT_GLOROT}, {NULL, 0}};
+static const kd_choice optimizer_choices[] = {{"adamw", KD_OPTIM_ADAMW}, {"sgd", KD_OPTIM_SGD}, {NULL, 0}};
+static const kd_choice schedule_choices[] = {
+    {"constant", KD_SCHEDULE_CONSTANT}, {"step", KD_SCHEDULE_STEP}, {"cosine", KD_SCHEDULE_COSINE}, {NULL, 0}};
+static const kd_choice last_batch_choices[] = {{"keep", KD_LAST_BATCH_KEEP}, {"drop", KD_LAST_BATCH_DROP}, {NULL, 0}};
+static const kd_choice checkpoint_choices[] = {
+    {"last_best", KD_CHECKPOINTS_LAST_BEST}, {"every", KD_CHECKPOINTS_EVERY}, {NULL, 0}};
+
+/* Choice fields are C enums, stored and read as int. */
+_Static_assert(sizeof(kd_init) == sizeof(int) && sizeof(kd_optim_kind) == sizeof(int) &&
+                   sizeof(kd_schedule) == sizeof(int) && sizeof(kd_last_batch) == sizeof(int) &&
+                   sizeof(kd_checkpoint_policy) == sizeof(int),
+               "choice enums are int-sized");
 
 #define F(field) offsetof(kd_config, field), sizeof(((kd_config *)0)->field)
 #define BIG 1e18
@@ -42,13 +63,13 @@ static const key_spec keys[] = {
     {"model", "layers", T_SIZES, F(model), "", 0, 0, false, NULL},
     {"model", "dropout", T_FLOAT, F(model.dropout), "0", 0, 0.99, false, NULL},
     {"model", "input_dropout", T_FLOAT, F(model.input_dropout), "0", 0, 0.99, false, NULL},
-    {"model", "init", T_CHOICE, F(model.init), "he", 0, 0, false, "he|glorot"},
+    {"model", "init", T_CHOICE, F(model.init), "he", 0, 0, false, init_choices},
     {"train", "epochs", T_INT, F(train.epochs), "10", 1, 1e6, false, NULL},
     {"train", "batch_size", T_INT, F(train.batch_size), "128", 1, 1 << 20, false, NULL},
     {"train", "seed", T_U64, F(train.seed), "1", 0, 0, false, NULL},
     {"train", "threads", T_INT, F(train.threads), "0", 0, 1024, false, NULL},
     {"train", "jitter", T_INT, F(train.jitter), "0", 0, 64, false, NULL},
-    {"train", "optimizer", T_CHOICE, F(train.optimizer), "adamw", 0, 0, false, "adamw|sgd"},
+    {"train", "optimizer", T_CHOICE, F(train.optimizer), "adamw", 0, 0, false, optimizer_choices},
     {"train", "lr", T_FLOAT, F(train.lr), "0.001", 0, 1e3, true, NULL},
     {"train", "momentum", T_FLOAT, F(train.momentum), "0.9", 0, 0.999999, false, NULL},
     {"train", "nesterov", T_BOOL, F(train.nesterov), "false", 0, 0, false, NULL},
@@ -56,14 +77,14 @@ static const key_spec keys[] = {
     {"train", "beta2", T_FLOAT, F(train.beta2), "0.999", 0, 0.99999999, false, NULL},
     {"train", "eps", T_FLOAT, F(train.eps), "1e-8", 0, 1, true, NULL},
     {"train", "weight_decay", T_FLOAT, F(train.weight_decay), "0", 0, 10, false, NULL},
-    {"train", "schedule", T_CHOICE, F(train.schedule), "constant", 0, 0, false, "constant|step|cosine"},
+    {"train", "schedule", T_CHOICE, F(train.schedule), "constant", 0, 0, false, schedule_choices},
     {"train", "warmup_epochs", T_INT, F(train.warmup_epochs), "0", 0, 1e6, false, NULL},
     {"train", "step_epochs", T_INT, F(train.step_epochs), "10", 1, 1e6, false, NULL},
     {"train", "gamma", T_FLOAT, F(train.gamma), "0.1", 0, 1, true, NULL},
     {"train", "min_lr", T_FLOAT, F(train.min_lr), "0", 0, 1e3, false, NULL},
     {"train", "clip_norm", T_FLOAT, F(train.clip_norm), "0", 0, 1e9, false, NULL},
-    {"train", "last_batch", T_CHOICE, F(train.last_batch), "keep", 0, 0, false, "keep|drop"},
-    {"train", "checkpoints", T_CHOICE, F(train.checkpoints), "last_best", 0, 0, false, "last_best|every"},
+    {"train", "last_batch", T_CHOICE, F(train.last_batch), "keep", 0, 0, false, last_batch_choices},
+    {"train", "checkpoints", T_CHOICE, F(train.checkpoints), "last_best", 0, 0, false, checkpoint_choices},
     {"train", "temperature_every", T_INT, F(train.temperature_every), "0", 0, 1e6, false, NULL},
     {"train", "train_eval_rows", T_INT, F(train.train_eval_rows), "10000", 1, BIG, false, NULL},
     {"distill", "temperature", T_FLOAT, F(distill.temperature), "4", 0, 1e4, true, NULL},
@@ -73,6 +94,25 @@ static const key_spec keys[] = {
     {"run", "name", T_STR, F(run.name), "", 0, 0, false, NULL},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const char *choice_name(const key_spec *k, int value)
+{
+    for (const kd_choice *ch = k->choices; ch->name; ch++)
+        if (ch->value == value) return ch->name;
+    KD_ASSERT(false, "%s.%s holds %d, not one of its choices", k->section, k->key, value);
+    return "";
+}
+
+const char *kd_config_choice_name(const char *name, int value)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        char full[160];
+        snprintf(full, sizeof full, "%s.%s", keys[i].section, keys[i].key);
+        if (keys[i].type == T_CHOICE && !strcmp(full, name)) return choice_name(&keys[i], value);
+    }
+    KD_ASSERT(false, "%s is not a choice key", name);
+    return "";
+}
 
 /* ---- suggestions ------------------------------------------------------------------- */
 
@@ -189,17 +229,15 @@ static int assign(const key_spec *k, const char *where, const char *value, kd_co
         snprintf(field, k->size, "%s", value);
         return KD_OK;
     case T_CHOICE: {
-        size_t len = strlen(value);
-        for (const char *p = k->choices; *p;) {
-            const char *bar = strchr(p, '|');
-            size_t n = bar ? (size_t)(bar - p) : strlen(p);
-            if (n == len && strncmp(p, value, n) == 0) {
-                snprintf(field, k->size, "%s", value);
+        size_t used = (size_t)snprintf(expected, sizeof expected, "one of ");
+        for (const kd_choice *ch = k->choices; ch->name; ch++) {
+            if (!strcmp(ch->name, value)) {
+                *(int *)field = ch->value;
                 return KD_OK;
             }
-            p += n + (bar ? 1 : 0);
+            if (used < sizeof expected)
+                used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s", ch == k->choices ? "" : "|", ch->name);
         }
-        snprintf(expected, sizeof expected, "one of %s", k->choices);
         return bad_value(k, where, value, expected, err);
     }
     case T_BOOL:
@@ -328,7 +366,7 @@ int kd_config_validate(const kd_config *c, kd_error *err)
     if (c->model.sizes[c->model.n_layers] < 2)
         return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected at least 2 output classes, found %d",
                             c->model.sizes[c->model.n_layers]);
-    if (!strcmp(c->train.schedule, "cosine") && c->train.min_lr >= c->train.lr)
+    if (c->train.schedule == KD_SCHEDULE_COSINE && c->train.min_lr >= c->train.lr)
         return kd_error_set(err, KD_ERR_CONFIG, "train.min_lr: expected less than train.lr = %g, found %g",
                             c->train.lr, c->train.min_lr);
     if (c->train.warmup_epochs >= c->train.epochs && c->train.warmup_epochs > 0)
@@ -360,8 +398,8 @@ size_t kd_config_format(const kd_config *c, char *buf, size_t size)
         }
         char value[KD_CONFIG_STR];
         switch (k->type) {
-        case T_STR:
-        case T_CHOICE: snprintf(value, sizeof value, "%s", field); break;
+        case T_STR: snprintf(value, sizeof value, "%s", field); break;
+        case T_CHOICE: snprintf(value, sizeof value, "%s", choice_name(k, *(const int *)field)); break;
         case T_BOOL: snprintf(value, sizeof value, "%s", *(const bool *)field ? "true" : "false"); break;
         case T_INT: snprintf(value, sizeof value, "%lld", (long long)*(const int64_t *)field); break;
         case T_U64: snprintf(value, sizeof value, "%llu", (unsigned long long)*(const uint64_t *)field); break;
@@ -436,7 +474,7 @@ int kd_config_model(const kd_config *c, kd_mlp_config *mlp, kd_error *err)
     memcpy(mlp->sizes, c->model.sizes, sizeof mlp->sizes);
     mlp->dropout = (float)c->model.dropout;
     mlp->input_dropout = (float)c->model.input_dropout;
-    mlp->init = strcmp(c->model.init, "glorot") == 0 ? KD_INIT_GLOROT : KD_INIT_HE;
+    mlp->init = c->model.init;
     if (mlp->n_layers < 1) return kd_error_set(err, KD_ERR_CONFIG, "model.layers: required, e.g. 784,64,10");
     return KD_OK;
 }

@@ -1,5 +1,5 @@
 /* evaluate.c - see evaluate.h. */
-#include "train/evaluate.h"
+#include "workflows/evaluate.h"
 
 #include "data/loader.h"
 

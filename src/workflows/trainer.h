@@ -13,7 +13,7 @@
 #define KD_TRAINER_H
 
 #include "data/dataset.h"
-#include "io/config.h"
+#include "workflows/config.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,18 +31,6 @@ typedef struct kd_train_request {
 
 /* Runs the training; run_dir receives the run folder's path. */
 int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size, kd_error *err);
-
-/* The data set options a config names: dataset paths, validation rows (the test
- * split is optional). */
-void kd_config_dataset_options(const kd_config *config, kd_dataset_options *options);
-
-/* Opens the data set at path with the config's data.* keys; when the file lacks
- * the training datasets they name, the error says which keys name others. */
-int kd_config_open_dataset(const kd_config *config, const char *path, bool require_test, kd_dataset *ds,
-                           kd_error *err);
-
-/* The checkpoint behind a model argument: PATH itself, or PATH/model.h5 for a run folder. */
-const char *kd_resolve_model_path(const char *path, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,15 +1,14 @@
 /* pipeline_report.c - the summary of a pipeline: summary.md (tables over seeds,
  * paired differences with a plain verdict, reliability diagrams) and summary.csv. */
 #define _POSIX_C_SOURCE 200809L
-#include "train/pipeline_internal.h"
+#include "workflows/pipeline_internal.h"
 
-#include "io/config.h"
+#include "workflows/config.h"
 #include "io/fileutil.h"
 #include "io/svgplot.h"
-#include "io/ini.h"
 #include "io/provenance.h"
 #include "io/strbuf.h"
-#include "train/stats.h"
+#include "workflows/stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -77,7 +76,7 @@ static const char *verdict(kd_stat d, double *t_out)
 static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
 {
     const kd_pipeline *p = s->p;
-    const kd_pipe_regime *r = &p->regimes[ri];
+    const kd_pipeline_regime *r = &p->regimes[ri];
     int n = p->n_seeds;
     kd_strbuf_printf(t, "\n## %s\n\n", r->title[0] ? r->title : r->id);
     if (r->note[0]) kd_strbuf_printf(t, "%s\n\n", r->note);
@@ -100,7 +99,7 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
                             "|---|---|---|---|---|---|---|\n",
                          n);
         for (int k = 0; k < r->n_compare; k++) {
-            int b = kd_pipe_find_run(r, r->compare[k][0]), a = kd_pipe_find_run(r, r->compare[k][1]);
+            int b = kd_pipeline_find_run(r, r->compare[k][0]), a = kd_pipeline_find_run(r, r->compare[k][1]);
             kd_stat d = paired(s, ri, b, a, f_acc), dl = paired(s, ri, b, a, f_nll), de = paired(s, ri, b, a, f_ece);
             kd_stat dlt = paired(s, ri, b, a, f_nll_t), det = paired(s, ri, b, a, f_ece_t);
             kd_strbuf_printf(t, "| %s − %s | %+.2f ± %.2f | ", r->compare[k][0], r->compare[k][1], d.mean, d.sd);
@@ -111,7 +110,7 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
         }
         kd_strbuf_printf(t, "\n");
         for (int k = 0; k < r->n_compare; k++) {
-            int b = kd_pipe_find_run(r, r->compare[k][0]), a = kd_pipe_find_run(r, r->compare[k][1]);
+            int b = kd_pipeline_find_run(r, r->compare[k][0]), a = kd_pipeline_find_run(r, r->compare[k][1]);
             kd_stat d = paired(s, ri, b, a, f_acc), de = paired(s, ri, b, a, f_ece), dl = paired(s, ri, b, a, f_nll);
             double tv, tl;
             const char *v = verdict(d, &tv), *vl = verdict(dl, &tl);
@@ -129,7 +128,7 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
 }
 
 /* The value of a numeric config key for a run: its config file, then its overrides. */
-static bool run_value(const kd_pipe_run *spec, const char *key, double *value)
+static bool run_value(const kd_pipeline_spec *spec, const char *key, double *value)
 {
     kd_config *c = malloc(sizeof *c);
     bool ok = c != NULL;
@@ -146,7 +145,7 @@ static bool run_value(const kd_pipe_run *spec, const char *key, double *value)
 /* OUT/ID-NAME.svg: a metric (mean over seeds) against plot_x, a line per plot_series value. */
 static int regime_plot(const pipe_state *s, int ri, const char *name, const char *y_label, field_fn f, kd_error *err)
 {
-    const kd_pipe_regime *r = &s->p->regimes[ri];
+    const kd_pipeline_regime *r = &s->p->regimes[ri];
     double xs[KD_PIPE_MAX_RUNS], group[KD_PIPE_MAX_RUNS], ys[KD_PIPE_MAX_RUNS][KD_PIPE_MAX_RUNS];
     double px[KD_PIPE_MAX_RUNS][KD_PIPE_MAX_RUNS];
     int counts[KD_PIPE_MAX_RUNS] = {0}, n_groups = 0;
@@ -191,9 +190,9 @@ static int regime_plot(const pipe_state *s, int ri, const char *name, const char
  * of the alone student at its T against the distilled student without one. */
 static void vs_temperature(kd_strbuf *t, const pipe_state *s, int ri)
 {
-    const kd_pipe_regime *r = &s->p->regimes[ri];
+    const kd_pipeline_regime *r = &s->p->regimes[ri];
     if (!r->vs_temperature[0][0]) return;
-    int d = kd_pipe_find_run(r, r->vs_temperature[0]), a = kd_pipe_find_run(r, r->vs_temperature[1]), n = s->p->n_seeds;
+    int d = kd_pipeline_find_run(r, r->vs_temperature[0]), a = kd_pipeline_find_run(r, r->vs_temperature[1]), n = s->p->n_seeds;
     const model_result *d1 = &s->results[ri][d][0], *a1 = &s->results[ri][a][0];
     kd_stat acc_a = over_seeds(s, ri, a, f_acc), acc_d = over_seeds(s, ri, d, f_acc);
     kd_stat nll_a = over_seeds(s, ri, a, f_nll), nll_at = over_seeds(s, ri, a, f_nll_t), nll_d = over_seeds(s, ri, d, f_nll),
@@ -239,7 +238,7 @@ static void vs_temperature(kd_strbuf *t, const pipe_state *s, int ri)
 
 static int regime_plots(kd_strbuf *md, const pipe_state *s, int ri, kd_error *err)
 {
-    const kd_pipe_regime *r = &s->p->regimes[ri];
+    const kd_pipeline_regime *r = &s->p->regimes[ri];
     if (!r->plot_x[0]) return KD_OK;
     int rc = regime_plot(s, ri, "val-accuracy", "validation accuracy %", f_val_acc, err);
     if (!rc) rc = regime_plot(s, ri, "test-accuracy", "test accuracy %", f_acc, err);
@@ -276,7 +275,7 @@ static void csv_row(kd_strbuf *csv, const char *regime, const char *run, const c
                      m->epoch_seconds, m->path);
 }
 
-int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *err)
+int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error *err)
 {
     const kd_pipeline *p = s->p;
     kd_strbuf md = {0}, csv = {0};
@@ -301,7 +300,7 @@ int kd_pipe_write_reports(const pipe_state *s, const char *command, kd_error *er
     int rc = kd_mkdir_p(dir, err);
     if (!rc) rc = copy_diagrams(p, s->teacher.path, "teacher", err);
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
-        const kd_pipe_regime *r = &p->regimes[ri];
+        const kd_pipeline_regime *r = &p->regimes[ri];
         regime_report(&md, s, ri);
         vs_temperature(&md, s, ri);
         if (!rc) rc = regime_plots(&md, s, ri, err);

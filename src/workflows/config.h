@@ -8,7 +8,9 @@
 #define KD_CONFIG_H
 
 #include "core/error.h"
+#include "data/loader.h"
 #include "nn/mlp.h"
+#include "nn/optim.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +20,14 @@ extern "C" {
 #endif
 
 #define KD_CONFIG_STR 512
+/* The longest resolved config text a run writes, and a checkpoint's reader accepts. */
+#define KD_CONFIG_TEXT_MAX 16384
+
+/* Which checkpoints a run keeps besides model.h5 (the last epoch). */
+typedef enum kd_checkpoint_policy {
+    KD_CHECKPOINTS_LAST_BEST = 0, /* best.h5: the best validation accuracy so far */
+    KD_CHECKPOINTS_EVERY = 1      /* best.h5 and epoch-NNN.h5 after every epoch */
+} kd_checkpoint_policy;
 
 typedef struct kd_config {
     struct {
@@ -34,18 +44,18 @@ typedef struct kd_config {
         int n_layers;
         int sizes[KD_MLP_MAX_LAYERS + 1];
         double dropout, input_dropout;
-        char init[16];         /* he | glorot */
+        kd_init init;          /* he | glorot */
     } model;
     struct {
         int64_t epochs, batch_size, threads, jitter;
         uint64_t seed;
-        char optimizer[16];    /* adamw | sgd */
+        kd_optim_kind optimizer; /* adamw | sgd */
         double lr, momentum, beta1, beta2, eps, weight_decay, clip_norm, min_lr, gamma;
         bool nesterov;
-        char schedule[16];     /* constant | step | cosine */
+        kd_schedule schedule;  /* constant | step | cosine */
         int64_t warmup_epochs, step_epochs;
-        char last_batch[8];    /* keep | drop */
-        char checkpoints[16];  /* last_best | every */
+        kd_last_batch last_batch;         /* keep | drop */
+        kd_checkpoint_policy checkpoints; /* last_best | every */
         int64_t temperature_every; /* > 0: fit T on validation every N epochs (and the last) */
         int64_t train_eval_rows;   /* training rows evaluated for that diagnostic */
     } train;
@@ -81,6 +91,8 @@ bool kd_config_matches(const char *stored_text, const kd_config *config);
 /* The value of a numeric key ("distill.temperature") as a double; false when the
  * key is unknown or not a number. */
 bool kd_config_get_number(const kd_config *config, const char *name, double *value);
+/* The name of a choice key's value ("adamw" for train.optimizer = KD_OPTIM_ADAMW). */
+const char *kd_config_choice_name(const char *key, int value);
 /* The model part as an MLP config. */
 int kd_config_model(const kd_config *config, kd_mlp_config *mlp, kd_error *err);
 

@@ -25,27 +25,27 @@ extern "C" {
 #define KD_PIPE_MAX_COMPARE 16
 #define KD_PIPE_TEXT 512
 
-typedef struct kd_pipe_run {
+typedef struct kd_pipeline_spec {
     char name[64];
     bool distill;
     char config[KD_PIPE_TEXT];
     char sets[KD_PIPE_MAX_SETS][256]; /* section.key=value overrides */
     int n_sets;
-} kd_pipe_run;
+} kd_pipeline_spec;
 
-typedef struct kd_pipe_regime {
+typedef struct kd_pipeline_regime {
     char id[64];
     char title[256];
     char note[1024];
-    kd_pipe_run teacher;                /* config "" = the pipeline's teacher */
-    kd_pipe_run runs[KD_PIPE_MAX_RUNS];
+    kd_pipeline_spec teacher;                /* config "" = the pipeline's teacher */
+    kd_pipeline_spec runs[KD_PIPE_MAX_RUNS];
     int n_runs;
     char compare[KD_PIPE_MAX_COMPARE][2][64]; /* [k][0] - [k][1], paired by seed */
     int n_compare;
     char plot_x[64];      /* a numeric config key: plot the runs' metrics against it */
     char plot_series[64]; /* a numeric config key: one line per value (may be empty) */
     char vs_temperature[2][64]; /* "DISTILLED - ALONE": distillation against one temperature */
-} kd_pipe_regime;
+} kd_pipeline_regime;
 
 typedef struct kd_pipeline {
     char source[KD_PIPE_TEXT];   /* the INI file */
@@ -57,8 +57,8 @@ typedef struct kd_pipeline {
     uint64_t seeds[KD_PIPE_MAX_SEEDS];
     int n_seeds;
     int threads;
-    kd_pipe_run teacher;
-    kd_pipe_regime regimes[KD_PIPE_MAX_REGIMES];
+    kd_pipeline_spec teacher;
+    kd_pipeline_regime regimes[KD_PIPE_MAX_REGIMES];
     int n_regimes;
 } kd_pipeline;
 

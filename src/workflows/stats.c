@@ -1,5 +1,5 @@
 /* stats.c - see stats.h. */
-#include "train/stats.h"
+#include "workflows/stats.h"
 
 #include "core/check.h"
 

@@ -1,14 +1,13 @@
 /* calibrate.c - see calibrate.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
-#include "calib/calibrate.h"
+#include "workflows/calibrate.h"
 
 #include "calib/report.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
 #include "io/fileutil.h"
-#include "train/evaluate.h"
-#include "train/trainer.h"
+#include "workflows/evaluate.h"
+#include "workflows/model.h"
 
 #include <libgen.h>
 #include <math.h>
@@ -43,7 +42,7 @@ static int split_logits(kd_mlp *mlp, kd_dataset *ds, kd_split split, logits_set 
     if (!out->logits) return kd_error_set(err, KD_ERR_IO, "out of memory for %lld logits", (long long)out->rows);
     kd_tape tape;
     kd_tape_init(&tape, 0);
-    kd_eval_options eo = {256, false, 1.0, 15, 0};
+    kd_eval_options eo = {.batch_size = 256, .temperature = 1.0, .n_bins = 15};
     rc = kd_evaluate(mlp, &tape, ds, split, &eo, out->logits, NULL, NULL, err);
     kd_tape_free(&tape);
     return rc;
@@ -158,7 +157,10 @@ static int metrics(const kd_calibrate_options *o, const logits_set *s, int class
 int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_error *err)
 {
     memset(res, 0, sizeof *res);
-    kd_resolve_model_path(o->model, res->checkpoint, sizeof res->checkpoint);
+    kd_model model;
+    int rc = kd_model_open(&model, o->model, err);
+    if (rc) return rc;
+    snprintf(res->checkpoint, sizeof res->checkpoint, "%s", model.checkpoint);
     if (o->out_dir)
         snprintf(res->report_dir, sizeof res->report_dir, "%s", o->out_dir);
     else {
@@ -166,37 +168,19 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
         snprintf(tmp, sizeof tmp, "%s", res->checkpoint);
         snprintf(res->report_dir, sizeof res->report_dir, "%s", dirname(tmp));
     }
-    kd_mlp_config mc;
-    int rc = kd_checkpoint_read_config(res->checkpoint, &mc, err);
-    if (rc) return rc;
-    kd_mlp mlp;
-    if ((rc = kd_mlp_create(&mlp, &mc, err))) return rc;
-    char *config_text = malloc(1 << 16);
-    kd_config *cfg = malloc(sizeof *cfg);
+    kd_mlp *mlp = &model.mlp;
     kd_dataset ds;
-    memset(&ds, 0, sizeof ds);
     logits_set fit = {0}, test = {0};
-    int classes = mc.sizes[mc.n_layers];
-    if (!config_text || !cfg) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
-    if (!rc) rc = kd_checkpoint_load(res->checkpoint, &mlp, NULL, NULL, config_text, 1 << 16, NULL, err);
-    if (!rc) {
-        kd_config_defaults(cfg);
-        rc = kd_config_load_text(cfg, config_text, "the checkpoint's config", err);
-        if (rc) rc = err ? (err->code = KD_ERR_DATA) : KD_ERR_DATA;
-    }
-    const char *data = o->data ? o->data : cfg ? cfg->data.path : "";
-    if (!rc && !data[0]) rc = kd_error_set(err, KD_ERR_CONFIG, "%s: its config names no data set; pass --data FILE", res->checkpoint);
-    if (!rc) rc = kd_config_open_dataset(cfg, data, false, &ds, err); /* the run's dataset paths and validation rows */
-    if (!rc && (ds.dim != mc.sizes[0] || ds.num_classes != classes))
-        rc = kd_error_set(err, KD_ERR_DATA, "%s: expected %d features and %d classes for this model, found %d and %d", data,
-                          mc.sizes[0], classes, ds.dim, ds.num_classes);
+    int classes = kd_model_classes(&model);
+    rc = kd_model_open_data(&model, o->data, false, &ds, err); /* the run's dataset paths and validation rows */
+    const char *data = ds.path;
     if (!rc && !ds.split[o->split].present)
         rc = kd_error_set(err, KD_ERR_DATA, "%s: expected a %s split to fit on, found none", data, kd_split_name(o->split));
-    if (!rc) rc = split_logits(&mlp, &ds, o->split, &fit, err);
+    if (!rc) rc = split_logits(mlp, &ds, o->split, &fit, err);
     res->has_test = !rc && o->split != KD_SPLIT_TEST && ds.split[KD_SPLIT_TEST].present;
-    if (!rc && res->has_test) rc = split_logits(&mlp, &ds, KD_SPLIT_TEST, &test, err);
+    if (!rc && res->has_test) rc = split_logits(mlp, &ds, KD_SPLIT_TEST, &test, err);
     double t0 = kd_now_seconds();
-    if (!rc) rc = kd_fit_temperature(fit.logits, fit.labels, fit.rows, classes, &res->fit, err);
+    if (!rc) rc = kd_temperature_solve(fit.logits, fit.labels, fit.rows, classes, &res->fit, err);
     res->seconds_fit = kd_now_seconds() - t0;
     double T = res->fit.temperature;
     t0 = kd_now_seconds();
@@ -211,15 +195,14 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc) rc = kd_mkdir_p(res->report_dir, err);
     if (!rc) rc = write_reports(o, res, data, err);
     if (!rc && o->store) {
-        kd_calibration c = {true, T, "", res->fit.nll_before, res->fit.nll_after};
+        kd_calibration c = {.present = true, .temperature = T, .nll_before = res->fit.nll_before,
+                            .nll_after = res->fit.nll_after};
         snprintf(c.split, sizeof c.split, "%s", kd_split_name(o->split));
         rc = kd_checkpoint_write_calibration(res->checkpoint, &c, err);
     }
     free(fit.logits);
     free(test.logits);
-    free(config_text);
-    free(cfg);
     kd_dataset_close(&ds);
-    kd_mlp_free(&mlp);
+    kd_model_close(&model);
     return rc;
 }

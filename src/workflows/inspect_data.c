@@ -3,7 +3,7 @@
  * with the keys that would open it. Suggested keys are tried with
  * kd_dataset_open before they are printed: a suggestion is never a guess. */
 #define _POSIX_C_SOURCE 200809L
-#include "train/inspect.h"
+#include "workflows/inspect.h"
 
 #include "io/h5util.h"
 

@@ -1,7 +1,7 @@
 /* gaussian.c - see gaussian.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
-#include "train/gaussian.h"
+#include "workflows/gaussian.h"
 
 #include "core/ops.h"
 #include "nn/optim.h"

@@ -1,23 +1,21 @@
 /* inspect.c - `kdtrain info FILE` for checkpoints and logits files, and the
  * dispatch on what a file is (see inspect.h; data sets are in inspect_data.c). */
 #define _POSIX_C_SOURCE 200809L
-#include "train/inspect.h"
+#include "workflows/inspect.h"
 
 #include "calib/metrics.h"
 #include "io/checkpoint.h"
-#include "io/config.h"
+#include "workflows/config.h"
 #include "io/fileutil.h"
 #include "io/h5util.h"
 #include "io/logits.h"
 #include "io/provenance.h"
-#include "train/trainer.h"
+#include "workflows/model.h"
 
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CONFIG_TEXT_MAX (1 << 16)
 
 int kd_inspect_kind(const char *path, kd_file_kind *kind, kd_error *err)
 {
@@ -60,98 +58,78 @@ static void print_metrics_line(FILE *out, const char *label, int64_t epoch, doub
 }
 
 /* What the run's config says (from the checkpoint's own copy of it). */
-static void print_config_facts(const char *text, const kd_train_state *ts, FILE *out)
+static void print_config_facts(const kd_model *m, FILE *out)
 {
-    int64_t epochs_done = ts->epoch;
-    kd_config cfg;
-    kd_config_defaults(&cfg);
-    kd_error cerr;
-    if (!text[0] || kd_config_load_text(&cfg, text, "the checkpoint's config", &cerr)) {
-        fprintf(out, "  trained      %lld epochs (the checkpoint's config is %s)\n", (long long)epochs_done,
-                text[0] ? "unreadable" : "empty");
-        return;
-    }
-    fprintf(out, "  trained      %lld of %lld epochs (train.epochs), batch %lld, %s, seed %llu%s\n", (long long)epochs_done,
-            (long long)cfg.train.epochs, (long long)cfg.train.batch_size, cfg.train.optimizer,
-            (unsigned long long)cfg.train.seed, epochs_done < cfg.train.epochs ? "; unfinished: --resume continues it" : "");
-    fprintf(out, "  data         %s%s\n", cfg.data.path[0] ? cfg.data.path : "(none named)",
-            cfg.data.labelled ? " (only the first data.labelled rows with labels)" : "");
+    const kd_config *cfg = &m->config;
+    const kd_train_state *ts = &m->train;
+    fprintf(out, "  trained      %lld of %lld epochs (train.epochs), batch %lld, %s, seed %llu%s\n", (long long)ts->epoch,
+            (long long)cfg->train.epochs, (long long)cfg->train.batch_size,
+            kd_config_choice_name("train.optimizer", cfg->train.optimizer),
+            (unsigned long long)cfg->train.seed, ts->epoch < cfg->train.epochs ? "; unfinished: --resume continues it" : "");
+    fprintf(out, "  data         %s%s\n", cfg->data.path[0] ? cfg->data.path : "(none named)",
+            cfg->data.labelled ? " (only the first data.labelled rows with labels)" : "");
     /* The checkpoint's own record says whether it was distilled; older files have only the config. */
-    const char *teacher = ts->records_teacher ? ts->teacher : cfg.distill.teacher;
+    const char *teacher = ts->records_teacher ? ts->teacher : cfg->distill.teacher;
     if (teacher[0])
-        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", teacher, cfg.distill.temperature, cfg.distill.alpha);
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", teacher, cfg->distill.temperature, cfg->distill.alpha);
     else if (ts->records_teacher)
         fprintf(out, "  distilled    no: trained on the labels alone\n");
 }
 
 int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
 {
-    kd_mlp_config mc;
-    int rc = kd_checkpoint_read_config(path, &mc, err);
+    kd_model m;
+    int rc = kd_model_open(&m, path, err); /* the whole load, with every check training's load makes */
     if (rc) return rc;
-    hid_t file = kd_h5_open_read(path, err);
-    if (file < 0) return err ? err->code : KD_ERR_IO;
-    bool has_train = kd_h5_link_exists(file, "/train");
-    kd_mlp mlp;
-    if ((rc = kd_mlp_create(&mlp, &mc, err))) {
-        H5Fclose(file);
-        return rc;
+    const kd_mlp_config *mc = &m.mlp.config;
+    const kd_train_state *ts = &m.train;
+    char arch[256];
+    fprintf(out, "%s: a kdtrain checkpoint\n", m.checkpoint);
+    fprintf(out, "  model        %s MLP, ReLU, dropout %g (input %g), %s init; %zu parameters\n",
+            kd_mlp_describe(mc, arch, sizeof arch), (double)mc->dropout, (double)mc->input_dropout,
+            mc->init == KD_INIT_GLOROT ? "Glorot" : "He", m.mlp.n_params);
+    if (m.has_train) {
+        print_config_facts(&m, out);
+        hid_t file = kd_h5_open_read(m.checkpoint, NULL);
+        if (file >= 0) {
+            print_optimizer(file, m.checkpoint, out);
+            H5Fclose(file);
+        }
+    } else {
+        fprintf(out, "  trained      unknown: no /train group (a checkpoint written by hand or another tool)\n");
     }
-    char *text = has_train ? malloc(CONFIG_TEXT_MAX) : NULL;
-    kd_train_state ts;
-    memset(&ts, 0, sizeof ts);
-    kd_calibration calib;
-    if (has_train && !text) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
-    /* The whole load, with every check training's load makes. */
-    if (!rc)
-        rc = kd_checkpoint_load(path, &mlp, NULL, has_train ? &ts : NULL, text, has_train ? CONFIG_TEXT_MAX : 0, &calib, err);
-    if (!rc) {
-        char arch[256];
-        fprintf(out, "%s: a kdtrain checkpoint\n", path);
-        fprintf(out, "  model        %s MLP, ReLU, dropout %g (input %g), %s init; %zu parameters\n",
-                kd_mlp_describe(&mc, arch, sizeof arch), (double)mc.dropout, (double)mc.input_dropout,
-                mc.init == KD_INIT_GLOROT ? "Glorot" : "He", mlp.n_params);
-        if (has_train) {
-            print_config_facts(text, &ts, out);
-            print_optimizer(file, path, out);
-        } else {
-            fprintf(out, "  trained      unknown: no /train group (a checkpoint written by hand or another tool)\n");
-        }
-        if (has_train && ts.has_metrics) {
-            print_metrics_line(out, "validation", ts.epoch, ts.val_accuracy, ts.val_nll, ts.val_ece);
-            print_metrics_line(out, "best", ts.best_epoch, ts.best_val_accuracy, ts.best_val_nll, ts.best_val_ece);
-        } else if (has_train) {
-            fprintf(out, "  validation   not recorded in this checkpoint (written before kdtrain stored it; see the run's metrics.csv)\n");
-        }
-        if (calib.present)
-            fprintf(out, "  temperature  T = %.4f, fitted on %s: NLL %.4f -> %.4f (T %s 1: the model was %s)\n",
-                    calib.temperature, calib.split, calib.nll_before, calib.nll_after,
-                    calib.temperature > 1 ? ">" : calib.temperature < 1 ? "<" : "=",
-                    calib.temperature > 1 ? "overconfident" : calib.temperature < 1 ? "underconfident" : "calibrated");
-        else
-            fprintf(out, "  temperature  none stored (kdtrain calibrate --model %s fits one)\n", path);
-        char commit[64] = "";
-        const char *source = "the build that wrote this checkpoint";
-        if (has_train && ts.commit[0]) {
-            snprintf(commit, sizeof commit, "%s", ts.commit);
-        } else {
-            /* Older checkpoints: the run folder's summary.json, if the file sits in one. */
-            char dir[4200];
-            snprintf(dir, sizeof dir, "%s", path);
-            kd_commit_set set = {.n = 0};
-            kd_commit_set_add_run(&set, dirname(dir));
-            if (set.n == 1) {
-                snprintf(commit, sizeof commit, "%s", set.commit[0]);
-                source = "the run folder's summary.json";
-            }
-        }
-        fprintf(out, "  commit       %s\n", commit[0] ? commit : "not recorded");
-        if (commit[0]) fprintf(out, "               (from %s)\n", source);
+    if (m.has_train && ts->has_metrics) {
+        print_metrics_line(out, "validation", ts->epoch, ts->val_accuracy, ts->val_nll, ts->val_ece);
+        print_metrics_line(out, "best", ts->best_epoch, ts->best_val_accuracy, ts->best_val_nll, ts->best_val_ece);
+    } else if (m.has_train) {
+        fprintf(out, "  validation   not recorded in this checkpoint (written before kdtrain stored it; see the run's metrics.csv)\n");
     }
-    if (H5Fclose(file) < 0 && !rc) rc = kd_error_set(err, KD_ERR_IO, "%s: closing failed", path);
-    free(text);
-    kd_mlp_free(&mlp);
-    return rc;
+    const kd_calibration *c = &m.calibration;
+    if (c->present)
+        fprintf(out, "  temperature  T = %.4f, fitted on %s: NLL %.4f -> %.4f (T %s 1: the model was %s)\n", c->temperature,
+                c->split, c->nll_before, c->nll_after, c->temperature > 1 ? ">" : c->temperature < 1 ? "<" : "=",
+                c->temperature > 1 ? "overconfident" : c->temperature < 1 ? "underconfident" : "calibrated");
+    else
+        fprintf(out, "  temperature  none stored (kdtrain calibrate --model %s fits one)\n", m.checkpoint);
+    char commit[64] = "";
+    const char *source = "the build that wrote this checkpoint";
+    if (m.has_train && ts->commit[0]) {
+        snprintf(commit, sizeof commit, "%s", ts->commit);
+    } else {
+        /* Older checkpoints: the run folder's summary.json, if the file sits in one. */
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", m.checkpoint);
+        kd_commit_set set = {.n = 0};
+        kd_commit_set_add_run(&set, dirname(dir));
+        if (set.n == 1) {
+            snprintf(commit, sizeof commit, "%s", set.commit[0]);
+            source = "the run folder's summary.json";
+        }
+    }
+    fprintf(out, "  commit       %s\n", commit[0] ? commit : "not recorded");
+    if (commit[0]) fprintf(out, "               (from %s)\n", source);
+    kd_model_close(&m);
+    return KD_OK;
 }
 
 /* ---- logits files --------------------------------------------------------------------- */
@@ -209,7 +187,7 @@ int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, k
 {
     char resolved[4200];
     bool run_folder = kd_is_directory(path);
-    kd_resolve_model_path(path, resolved, sizeof resolved);
+    kd_model_checkpoint_path(path, resolved, sizeof resolved);
     if (run_folder && !kd_path_exists(resolved))
         return kd_error_set(err, KD_ERR_IO, "%s: a folder without model.h5 (info takes a data set, a checkpoint, a logits file or a run folder)",
                             path);
