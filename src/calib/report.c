@@ -16,7 +16,7 @@
 static double px(double confidence) { return LEFT + confidence * (RIGHT - LEFT); }
 static double py(double accuracy) { return BOTTOM - accuracy * (BOTTOM - TOP); }
 
-void kd_reliability_svg(const kd_reliability *r, const char *title, kd_strbuf *s)
+void kd_report_reliability_svg(const kd_reliability *r, const char *title, kd_strbuf *s)
 {
     int m = r->n_bins;
     kd_strbuf_printf(s,
@@ -82,7 +82,7 @@ void kd_reliability_svg(const kd_reliability *r, const char *title, kd_strbuf *s
                      LEFT + 8, TOP + 8, LEFT + 22, TOP + 17, LEFT + 90, TOP + 8, LEFT + 104, TOP + 17);
 }
 
-void kd_reliability_json(kd_json *j, const char *key, const kd_reliability *r)
+void kd_report_reliability_json(kd_json *j, const char *key, const kd_reliability *r)
 {
     kd_json_begin_object(j, key);
     kd_json_int(j, "samples", r->count);

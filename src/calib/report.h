@@ -15,9 +15,9 @@
 extern "C" {
 #endif
 
-void kd_reliability_svg(const kd_reliability *r, const char *title, kd_strbuf *svg);
+void kd_report_reliability_svg(const kd_reliability *r, const char *title, kd_strbuf *svg);
 /* A JSON object named key with every number of r, every bin included. */
-void kd_reliability_json(kd_json *j, const char *key, const kd_reliability *r);
+void kd_report_reliability_json(kd_json *j, const char *key, const kd_reliability *r);
 
 #ifdef __cplusplus
 }

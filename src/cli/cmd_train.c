@@ -2,6 +2,7 @@
  * config (file, then --set overrides), and hand it to the trainer. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/args.h"
+#include "io/fileutil.h"
 #include "cli/commands.h"
 
 #include "workflows/config.h"
@@ -109,7 +110,7 @@ static int run(bool distill, int argc, char **argv)
     if (!req) return 1;
     kd_error err;
     kd_error_clear(&err);
-    char config_buf[4200], name[256];
+    char config_buf[KD_PATH_MAX], name[256];
     kd_config_defaults(&req->config);
     if (resume) snprintf(config_buf, sizeof config_buf, "%s/config.ini", resume);
     int rc = kd_config_load_file(&req->config, resume ? config_buf : config_path, &err);
@@ -133,7 +134,7 @@ static int run(bool distill, int argc, char **argv)
         req->threads_override = resume && threads > 0 ? (int)threads : 0;
         req->quiet = quiet;
         req->stop_after = stop_after;
-        char run_dir[4200];
+        char run_dir[KD_PATH_MAX];
         rc = kd_train(req, run_dir, sizeof run_dir, &err);
         if (!rc) printf("%s\n", run_dir); /* stdout holds only the run folder, for scripts */
     }

@@ -7,6 +7,7 @@
 #define KD_DATASET_H
 
 #include "core/error.h"
+#include "io/fileutil.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,7 +51,7 @@ typedef struct kd_split_info {
 } kd_split_info;
 
 typedef struct kd_dataset {
-    char path[4096];
+    char path[KD_DIR_MAX];
     int dim;                  /* features per sample (trailing dimensions flattened) */
     int num_classes;
     double x_scale;           /* features are multiplied by this on gather */

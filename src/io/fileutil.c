@@ -13,7 +13,7 @@
 
 int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err)
 {
-    char tmp[4200];
+    char tmp[KD_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -47,7 +47,7 @@ int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_err
 
 int kd_write_file_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err)
 {
-    char path[4200];
+    char path[KD_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", dir, name);
     return kd_write_file_atomic(path, data, size, err);

@@ -8,6 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Path buffers come in two sizes: KD_DIR_MAX for a path as given (a run folder, a
+ * data set; PATH_MAX), KD_PATH_MAX for one joined with a file name inside it. */
+#define KD_DIR_MAX 4096
+#define KD_PATH_MAX (KD_DIR_MAX + 512)
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -37,7 +37,7 @@ static bool json_string_value(const char *text, const char *key, char *out, size
 
 void kd_commit_set_add_run(kd_commit_set *set, const char *run_dir)
 {
-    char path[4096], commit[48];
+    char path[KD_PATH_MAX], commit[48];
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
     char *text = kd_read_text_file(path, 1 << 20, NULL);
     bool found = text && json_string_value(text, "commit", commit, sizeof commit);

@@ -58,16 +58,14 @@ static void table_row(kd_strbuf *md, const char *label, const kd_reliability *r)
 
 static int write_file(const char *dir, const char *name, const kd_strbuf *b, kd_error *err)
 {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (b->failed) return kd_error_set(err, KD_ERR_IO, "%s: out of memory", path);
-    return kd_write_file_atomic(path, b->text ? b->text : "", b->length, err);
+    if (b->failed) return kd_error_set(err, KD_ERR_IO, "%s/%s: out of memory", dir, name);
+    return kd_write_file_atomic_in(dir, name, b->text ? b->text : "", b->length, err);
 }
 
 static int write_svg(const char *dir, const char *name, const kd_reliability *r, const char *title, kd_error *err)
 {
     kd_strbuf svg = {0};
-    kd_reliability_svg(r, title, &svg);
+    kd_report_reliability_svg(r, title, &svg);
     int rc = write_file(dir, name, &svg, err);
     kd_strbuf_free(&svg);
     return rc;
@@ -104,11 +102,11 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
     kd_json_bool(&j, "degenerate", f->degenerate);
     kd_json_number(&j, "seconds", res->seconds_fit);
     kd_json_end_object(&j);
-    kd_reliability_json(&j, "fit_split_before", &res->fit_before);
-    kd_reliability_json(&j, "fit_split_after", &res->fit_after);
+    kd_report_reliability_json(&j, "fit_split_before", &res->fit_before);
+    kd_report_reliability_json(&j, "fit_split_after", &res->fit_after);
     if (res->has_test) {
-        kd_reliability_json(&j, "test_before", &res->test_before);
-        kd_reliability_json(&j, "test_after", &res->test_after);
+        kd_report_reliability_json(&j, "test_before", &res->test_before);
+        kd_report_reliability_json(&j, "test_after", &res->test_after);
     }
     kd_json_end_object(&j);
     if (!rc) rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for calibration.json")
@@ -164,7 +162,7 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (o->out_dir)
         snprintf(res->report_dir, sizeof res->report_dir, "%s", o->out_dir);
     else {
-        char tmp[4200];
+        char tmp[KD_PATH_MAX];
         snprintf(tmp, sizeof tmp, "%s", res->checkpoint);
         snprintf(res->report_dir, sizeof res->report_dir, "%s", dirname(tmp));
     }

@@ -7,6 +7,7 @@
 #define KD_CALIBRATE_H
 
 #include "calib/reliability.h"
+#include "io/fileutil.h"
 #include "calib/temperature.h"
 #include "data/dataset.h"
 
@@ -29,8 +30,8 @@ typedef struct kd_calibrate_result {
     kd_temperature_fit fit;
     bool has_test;                  /* the data set has a test split (other than the fitting split) */
     kd_reliability fit_before, fit_after, test_before, test_after;
-    char checkpoint[4200];
-    char report_dir[4200];
+    char checkpoint[KD_PATH_MAX];
+    char report_dir[KD_PATH_MAX];
     double seconds_fit, seconds_report;
 } kd_calibrate_result;
 

@@ -106,7 +106,7 @@ int kd_eval_run(const kd_eval_request *e, kd_eval_result *res, kd_error *err)
         kd_json j;
         kd_json_init(&j);
         report_json(&j, e, model_path, &ds, e->split, T, &s, confusion, classes);
-        char dir[4200];
+        char dir[KD_PATH_MAX];
         snprintf(dir, sizeof dir, "%s", model_path);
         if (e->json_out)
             snprintf(res->json_path, sizeof res->json_path, "%s", e->json_out);

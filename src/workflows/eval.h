@@ -8,6 +8,7 @@
 #define KD_EVAL_H
 
 #include "calib/metrics.h"
+#include "io/fileutil.h"
 #include "core/error.h"
 #include "data/dataset.h"
 
@@ -28,7 +29,7 @@ typedef struct kd_eval_request {
 } kd_eval_request;
 
 typedef struct kd_eval_result {
-    char checkpoint[4200], data[4200], json_path[4300];
+    char checkpoint[KD_PATH_MAX], data[KD_PATH_MAX], json_path[KD_PATH_MAX];
     double temperature;      /* the T the metrics were computed at */
     kd_metrics_summary summary;
 } kd_eval_result;

@@ -52,8 +52,10 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
                      o->classes, o->dim, co->classes, co->dim, co->sigma, counter->tau_learned, counter->tau_true,
                      100 * counter->relative_error, 100 * counter->test_accuracy, 100 * counter->test_accuracy_bayes,
                      counter->test_nll, counter->test_nll_bayes);
-    kd_series series[2] = {{"1/(2 sigma^2)", sigmas, tau_true, n}, {"learned tau", sigmas, tau_learned, n}};
-    kd_plot plot = {"Learned tau against the Bayes-optimal 1/(2 sigma^2)", "sigma (log scale)", "tau", true, series, 2};
+    kd_series series[2] = {{.name = "1/(2 sigma^2)", .x = sigmas, .y = tau_true, .n = n},
+                           {.name = "learned tau", .x = sigmas, .y = tau_learned, .n = n}};
+    kd_plot plot = {.title = "Learned tau against the Bayes-optimal 1/(2 sigma^2)", .x_label = "sigma (log scale)",
+                    .y_label = "tau", .log_x = true, .series = series, .n_series = 2};
     kd_plot_svg(&plot, &svg);
     int rc = kd_mkdir_p(out, err);
     if (!rc && (md.failed || csv.failed || svg.failed)) rc = kd_error_set(err, KD_ERR_IO, "out of memory");

@@ -117,7 +117,7 @@ int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
         snprintf(commit, sizeof commit, "%s", ts->commit);
     } else {
         /* Older checkpoints: the run folder's summary.json, if the file sits in one. */
-        char dir[4200];
+        char dir[KD_PATH_MAX];
         snprintf(dir, sizeof dir, "%s", m.checkpoint);
         kd_commit_set set = {.n = 0};
         kd_commit_set_add_run(&set, dirname(dir));
@@ -185,7 +185,7 @@ int kd_inspect_logits(const char *path, FILE *out, kd_error *err)
 
 int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err)
 {
-    char resolved[4200];
+    char resolved[KD_PATH_MAX];
     bool run_folder = kd_is_directory(path);
     kd_model_checkpoint_path(path, resolved, sizeof resolved);
     if (run_folder && !kd_path_exists(resolved))

@@ -10,6 +10,7 @@
 #define KD_MODEL_H
 
 #include "core/error.h"
+#include "io/fileutil.h"
 #include "data/dataset.h"
 #include "io/checkpoint.h"
 #include "workflows/config.h"
@@ -22,7 +23,7 @@ extern "C" {
 #endif
 
 typedef struct kd_model {
-    char checkpoint[4200];        /* the file opened: PATH, or PATH/model.h5 for a run folder */
+    char checkpoint[KD_PATH_MAX];        /* the file opened: PATH, or PATH/model.h5 for a run folder */
     bool from_run_folder;         /* PATH was a run folder */
     kd_mlp mlp;                   /* the weights, loaded */
     bool has_train;               /* the file has a /train group (a kdtrain run) */

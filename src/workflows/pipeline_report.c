@@ -176,7 +176,8 @@ static int regime_plot(const pipe_state *s, int ri, const char *name, const char
     for (int g = 0; g < n_groups; g++) series[g] = (kd_series){names[g], px[g], ys[g], counts[g]};
     char title[256], file[160];
     snprintf(title, sizeof title, "%s against %s", y_label, r->plot_x);
-    kd_plot plot = {title, r->plot_x, y_label, true, series, n_groups};
+    kd_plot plot = {.title = title, .x_label = r->plot_x, .y_label = y_label, .log_x = true, .series = series,
+                    .n_series = n_groups};
     kd_strbuf svg = {0};
     kd_plot_svg(&plot, &svg);
     snprintf(file, sizeof file, "%s-%s.svg", r->id, name);

@@ -3,6 +3,8 @@
 #include "workflows/run_dir.h"
 
 #include "io/fileutil.h"
+#include "io/provenance.h"
+#include "io/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -92,7 +94,7 @@ int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_e
     if (!kd_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
     snprintf(run->path, sizeof run->path, "%s", path);
     set_log(run);
-    char csv[4200];
+    char csv[KD_PATH_MAX];
     kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
     if (!kd_path_exists(csv)) return KD_OK;
     char *text = kd_read_text_file(csv, 64u << 20, err);
@@ -131,7 +133,7 @@ const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, 
 
 int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err)
 {
-    char path[4200];
+    char path[KD_PATH_MAX];
     return kd_write_file_atomic(kd_run_dir_file(run, name, path, sizeof path), text, strlen(text), err);
 }
 
@@ -190,4 +192,44 @@ void kd_run_progress(const kd_run_dir *run, const char *label, int64_t done, int
     bar[width] = '\0';
     fprintf(stderr, "\r%s [%s] %lld/%lld %s", label, bar, (long long)done, (long long)total, extra ? extra : "");
     fflush(stderr);
+}
+
+int kd_run_dir_write_summary(const kd_run_dir *r, const kd_run_summary *s, kd_error *err)
+{
+    const kd_epoch_row *last = r->n_rows ? &r->rows[r->n_rows - 1] : NULL;
+    double epoch_seconds = 0;
+    for (int64_t i = 0; i < r->n_rows; i++) epoch_seconds += r->rows[i].epoch_seconds;
+    kd_json j;
+    kd_json_init(&j);
+    kd_json_begin_object(&j, NULL);
+    kd_json_string(&j, "run", r->path);
+    kd_json_string(&j, "kind", s->teacher ? "distill" : "train");
+    kd_json_string(&j, "model", s->model);
+    kd_json_int(&j, "parameters", (int64_t)s->parameters);
+    kd_json_int(&j, "epochs", r->n_rows);
+    kd_json_int(&j, "seed", (int64_t)s->seed);
+    if (s->teacher) {
+        kd_json_string(&j, "teacher", s->teacher);
+        kd_json_number(&j, "temperature", s->temperature);
+        kd_json_number(&j, "alpha", s->alpha);
+    }
+    kd_json_int(&j, "labelled", s->labelled);
+    kd_json_number(&j, "final_val_accuracy", last ? last->val_acc : NAN);
+    kd_json_number(&j, "final_val_nll", last ? last->val_nll : NAN);
+    kd_json_number(&j, "final_val_ece", last ? last->val_ece : NAN);
+    kd_json_int(&j, "best_epoch", s->best_epoch);
+    kd_json_number(&j, "best_val_accuracy", s->best_val_accuracy);
+    kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
+    kd_json_number(&j, "this_session_seconds", s->session_seconds);
+    kd_json_int(&j, "threads", s->threads);
+    char commit[128], date[64];
+    kd_git_commit(commit, sizeof commit);
+    kd_utc_now(date, sizeof date);
+    kd_json_string(&j, "commit", commit);
+    kd_json_string(&j, "finished", date);
+    kd_json_end_object(&j);
+    int rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
+                          : kd_run_dir_write(r, "summary.json", j.out.text, err);
+    kd_json_free(&j);
+    return rc;
 }

@@ -6,9 +6,11 @@
 #define KD_RUN_DIR_H
 
 #include "core/error.h"
+#include "io/fileutil.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,8 +33,8 @@ typedef struct kd_epoch_row {
 } kd_epoch_row;
 
 typedef struct kd_run_dir {
-    char path[4096];
-    char log_path[4200];
+    char path[KD_DIR_MAX];
+    char log_path[KD_PATH_MAX];
     kd_epoch_row *rows;
     int64_t n_rows, capacity;
     char pending[8192]; /* lines logged before the folder existed, written to it on creation */
@@ -49,6 +51,24 @@ void kd_run_dir_close(kd_run_dir *run);
 const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, size_t size);
 int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err);
 int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err);
+/* What summary.json says of a finished run besides what the folder knows itself
+ * (its path, its metrics rows, the build's commit, the date). */
+typedef struct kd_run_summary {
+    const char *model;          /* the architecture, "784-1200-1200-10" */
+    size_t parameters;
+    uint64_t seed;
+    const char *teacher;        /* NULL for plain training */
+    double temperature, alpha;  /* distillation's, written only with a teacher */
+    int64_t labelled;           /* data.labelled */
+    int64_t best_epoch;
+    double best_val_accuracy;
+    double session_seconds;     /* this invocation's wall time (a resumed run: since the resume) */
+    int threads;
+} kd_run_summary;
+
+/* summary.json, which marks a finished run (the pipeline reuses such runs). */
+int kd_run_dir_write_summary(const kd_run_dir *run, const kd_run_summary *summary, kd_error *err);
+
 /* A line for the user (stderr unless quiet) and the log (always). */
 void kd_run_log(kd_run_dir *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A progress bar on a terminal; nothing otherwise. */

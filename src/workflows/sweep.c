@@ -74,7 +74,7 @@ static int write_plot(const char *dir, const char *file, const char *title, cons
         const double *y = which == 0 ? curves[i].temperature : which == 1 ? curves[i].val_nll : curves[i].gap;
         series[i] = (kd_series){curves[i].name, curves[i].epoch, y, curves[i].n};
     }
-    kd_plot plot = {title, "epoch", y_label, false, series, n};
+    kd_plot plot = {.title = title, .x_label = "epoch", .y_label = y_label, .series = series, .n_series = n};
     kd_strbuf svg = {0};
     kd_plot_svg(&plot, &svg);
     int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic_in(dir, file, svg.text, svg.length, err);

@@ -10,7 +10,6 @@
 #include "io/checkpoint.h"
 #include "io/fileutil.h"
 #include "io/h5util.h"
-#include "io/json.h"
 #include "io/provenance.h"
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
@@ -113,7 +112,7 @@ static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim
 /* row: the epoch just finished, whose validation metrics the checkpoint records. */
 static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row, kd_error *err)
 {
-    char path[4200];
+    char path[KD_PATH_MAX];
     kd_optim_state os;
     kd_optim_export_state(&t->optim, &os);
     kd_train_state ts = {.epoch = row->epoch, .step = t->optim.step, .rng = t->rng, .seed = t->cfg->train.seed,
@@ -134,7 +133,7 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
 
 static int resume_state(trainer *t, kd_error *err)
 {
-    char path[4200], text[KD_CONFIG_TEXT_MAX];
+    char path[KD_PATH_MAX], text[KD_CONFIG_TEXT_MAX];
     kd_run_dir_file(&t->run, "model.h5", path, sizeof path);
     kd_optim_state os;
     kd_optim_export_state(&t->optim, &os);
@@ -290,9 +289,22 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, diagnose ? t->val_logits : NULL, NULL, &m, err)))
         return rc;
     kd_metrics_summary v = kd_metrics_summarize(&m);
-    kd_epoch_row row = {epoch + 1, lr, totals.loss_sum / totals.rows, totals.correct / totals.rows, v.nll, v.accuracy,
-                        v.nll, v.ece, v.brier, seconds, totals.rows / seconds, norm_sum / (double)(done ? done : 1),
-                        NAN, NAN, NAN, NAN};
+    kd_epoch_row row = {.epoch = epoch + 1,
+                        .lr = lr,
+                        .train_loss = totals.loss_sum / totals.rows,
+                        .train_acc = totals.correct / totals.rows,
+                        .val_loss = v.nll,
+                        .val_acc = v.accuracy,
+                        .val_nll = v.nll,
+                        .val_ece = v.ece,
+                        .val_brier = v.brier,
+                        .epoch_seconds = seconds,
+                        .samples_per_second = totals.rows / seconds,
+                        .grad_norm = norm_sum / (double)(done ? done : 1),
+                        .temperature = NAN, /* the diagnostic's four, on the epochs it runs */
+                        .val_nll_at_t = NAN,
+                        .train_eval_acc = NAN,
+                        .train_eval_nll = NAN};
     if (!isfinite(row.train_loss))
         return kd_error_set(err, KD_ERR_DATA, "epoch %lld: the training loss is not finite; lower train.lr (%g)",
                             (long long)epoch + 1, c->train.lr);
@@ -315,45 +327,19 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
 
 static int write_summary(trainer *t, double total_seconds, kd_error *err)
 {
-    const kd_run_dir *r = &t->run;
-    const kd_epoch_row *last = r->n_rows ? &r->rows[r->n_rows - 1] : NULL;
-    double epoch_seconds = 0;
-    for (int64_t i = 0; i < r->n_rows; i++) epoch_seconds += r->rows[i].epoch_seconds;
     char arch[256];
-    kd_mlp_describe(&t->model.config, arch, sizeof arch);
-    kd_json j;
-    kd_json_init(&j);
-    kd_json_begin_object(&j, NULL);
-    kd_json_string(&j, "run", r->path);
-    kd_json_string(&j, "kind", t->request->teacher ? "distill" : "train");
-    kd_json_string(&j, "model", arch);
-    kd_json_int(&j, "parameters", (int64_t)t->model.n_params);
-    kd_json_int(&j, "epochs", r->n_rows);
-    kd_json_int(&j, "seed", (int64_t)t->cfg->train.seed);
-    if (t->request->teacher) {
-        kd_json_string(&j, "teacher", t->request->teacher);
-        kd_json_number(&j, "temperature", t->cfg->distill.temperature);
-        kd_json_number(&j, "alpha", t->cfg->distill.alpha);
-    }
-    kd_json_int(&j, "labelled", t->cfg->data.labelled);
-    kd_json_number(&j, "final_val_accuracy", last ? last->val_acc : NAN);
-    kd_json_number(&j, "final_val_nll", last ? last->val_nll : NAN);
-    kd_json_number(&j, "final_val_ece", last ? last->val_ece : NAN);
-    kd_json_int(&j, "best_epoch", t->best_epoch);
-    kd_json_number(&j, "best_val_accuracy", t->best_val_acc);
-    kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
-    kd_json_number(&j, "this_session_seconds", total_seconds);
-    kd_json_int(&j, "threads", kd_threads_count());
-    char commit[128], date[64];
-    kd_git_commit(commit, sizeof commit);
-    kd_utc_now(date, sizeof date);
-    kd_json_string(&j, "commit", commit);
-    kd_json_string(&j, "finished", date);
-    kd_json_end_object(&j);
-    int rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for summary.json")
-                      : kd_run_dir_write(r, "summary.json", j.out.text, err);
-    kd_json_free(&j);
-    return rc;
+    kd_run_summary s = {.model = kd_mlp_describe(&t->model.config, arch, sizeof arch),
+                        .parameters = t->model.n_params,
+                        .seed = t->cfg->train.seed,
+                        .teacher = t->request->teacher,
+                        .temperature = t->cfg->distill.temperature,
+                        .alpha = t->cfg->distill.alpha,
+                        .labelled = t->cfg->data.labelled,
+                        .best_epoch = t->best_epoch,
+                        .best_val_accuracy = t->best_val_acc,
+                        .session_seconds = total_seconds,
+                        .threads = kd_threads_count()};
+    return kd_run_dir_write_summary(&t->run, &s, err);
 }
 
 /* Everything that can reject the config or the data runs before the run folder
@@ -399,7 +385,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
     if (req->teacher && (rc = load_teacher(t, err))) return rc;
 
-    char checkpoint[4200];
+    char checkpoint[KD_PATH_MAX];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
     if (req->resume && !kd_path_exists(checkpoint)) {
         /* Stopped inside its first epoch: nothing to resume, start it again in place. */
