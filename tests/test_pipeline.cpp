@@ -151,3 +151,21 @@ TEST_CASE("kdtrain sweep fits T every epoch and reports its correlation with the
     REQUIRE(kdtest::run_kdtrain("sweep --quiet -c " + ini, &out) == 2);
     REQUIRE(out.find("set train.temperature_every = 1") != std::string::npos);
 }
+
+TEST_CASE("a pipeline's run configs and overrides are checked when it loads, before anything trains", "[pipeline]")
+{
+    std::string dir = kdtest::temp_dir(), ini = dir + "/p.ini", out;
+    std::string smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+    // The typo is in the last run; the teacher would train first if runs were checked in turn.
+    std::ofstream(ini) << "[pipeline]\ndata = " << dir << "/none.h5\nruns = " << dir << "/runs\nteacher = " << smoke
+                       << "\n[regime.a]\nrun.x = train " << smoke << "\nrun.y = train " << smoke << " train.epoch=2\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    INFO(out);
+    REQUIRE(out.find("regime.a.run.y: --set: unknown key train.epoch; did you mean train.epochs?") != std::string::npos);
+    REQUIRE_FALSE(kdtest::file_exists(dir + "/runs"));
+    // Unknown pipeline keys get the same suggestions as a training config's.
+    std::ofstream(ini) << "[pipeline]\ndata = x.h5\nseeeds = 1\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    REQUIRE(out.find(":3: unknown key pipeline.seeeds (expected title, data, prepare, runs, out, seeds, teacher, threads); "
+                     "did you mean seeds?") != std::string::npos);
+}

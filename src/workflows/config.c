@@ -157,6 +157,21 @@ static const char *nearest(const char *name, bool want_section, char *buf, size_
     return best <= (limit < 3 ? limit : 3) ? buf : NULL;
 }
 
+const char *kd_config_nearest_name(const char *name, const char *const *names, int n)
+{
+    size_t best = 99;
+    const char *found = NULL;
+    for (int i = 0; i < n; i++) {
+        size_t d = edit_distance(name, names[i]);
+        if (d < best) {
+            best = d;
+            found = names[i];
+        }
+    }
+    size_t limit = strlen(name) / 3 + 1;
+    return best <= (limit < 3 ? limit : 3) ? found : NULL;
+}
+
 /* ---- values ---------------------------------------------------------------------------- */
 
 static bool parse_double(const char *text, double *out)

@@ -24,6 +24,23 @@
 
 /* ---- parsing ------------------------------------------------------------------------------- */
 
+static const char *const pipeline_keys[] = {"title", "data", "prepare", "runs", "out", "seeds", "teacher", "threads"};
+static const char *const regime_keys[] = {"title", "note", "teacher", "run.NAME", "compare", "plot_x", "plot_series",
+                                          "vs_temperature"};
+
+/* "unknown key S.K (expected ...); did you mean S.X?" */
+static int unknown_key(const kd_pipeline *p, int line, const char *section, const char *key, const char *const *keys,
+                       int n, kd_error *err)
+{
+    char expected[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof expected; i++)
+        used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s", i ? ", " : "", keys[i]);
+    const char *near = kd_config_nearest_name(key, keys, n);
+    return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected %s)%s%s%s", p->source, line, section, key,
+                        expected, near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+}
+
 static int set_text(char *dst, size_t size, const char *value, const char *where, kd_error *err)
 {
     size_t len = strlen(value);
@@ -112,8 +129,7 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
             if (!*v || *end || threads < 0 || threads > 1024)
                 return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 0 to 1024, found '%s'", where, v);
         } else
-            return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key pipeline.%s (expected title, data, prepare, runs, out, seeds, teacher, threads)",
-                                p->source, e->line, e->key);
+            return unknown_key(p, e->line, "pipeline", e->key, pipeline_keys, 8, err);
         return KD_OK;
     }
     if (strncmp(e->section, "regime.", 7) != 0 || !e->section[7])
@@ -146,9 +162,31 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
         if (set_text(run->name, sizeof run->name, e->key + 4, where, err)) return KD_ERR_CONFIG;
         return parse_spec(where, v, true, run, err);
     } else
-        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected title, note, teacher, run.NAME, compare, plot_x, plot_series, vs_temperature)",
-                            p->source, e->line, e->section, e->key);
+        return unknown_key(p, e->line, e->section, e->key, regime_keys, 8, err);
     return KD_OK;
+}
+
+/* A run's config file with its overrides, as build_request will load it (the
+ * pipeline's data path stands in for data.path, which validation requires). */
+static int check_spec(const kd_pipeline *p, const char *where, const kd_pipeline_spec *spec, kd_error *err)
+{
+    kd_config *c = malloc(sizeof *c);
+    if (!c) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    kd_config_defaults(c);
+    int rc = kd_config_load_file(c, spec->config, err);
+    for (int i = 0; !rc && i < spec->n_sets; i++) rc = kd_config_set(c, spec->sets[i], err);
+    if (!rc) {
+        snprintf(c->data.path, sizeof c->data.path, "%s", p->data);
+        rc = kd_config_validate(c, err);
+    }
+    free(c);
+    if (rc && err) {
+        char inner[sizeof err->message];
+        memcpy(inner, err->message, sizeof inner);
+        if (snprintf(err->message, sizeof err->message, "%s: %s: %s", p->source, where, inner) >= (int)sizeof err->message)
+            err->message[sizeof err->message - 1] = '\0'; /* a cut message still names the run first */
+    }
+    return rc;
 }
 
 int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
@@ -182,6 +220,19 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
                 if (kd_pipeline_find_run(r, r->compare[k][j]) < 0)
                     return kd_error_set(err, KD_ERR_CONFIG, "%s: regime.%s.compare: no run named '%s'", path, r->id,
                                         r->compare[k][j]);
+    }
+    /* Every run's config and overrides are checked now, not when its turn comes:
+     * a typo in the last run must not wait for the teacher to train. */
+    if (p->teacher.config[0] && (rc = check_spec(p, "pipeline.teacher", &p->teacher, err))) return rc;
+    for (int i = 0; i < p->n_regimes; i++) {
+        const kd_pipeline_regime *r = &p->regimes[i];
+        char where[256];
+        snprintf(where, sizeof where, "regime.%s.teacher", r->id);
+        if (r->teacher.config[0] && (rc = check_spec(p, where, &r->teacher, err))) return rc;
+        for (int k = 0; k < r->n_runs; k++) {
+            snprintf(where, sizeof where, "regime.%s.run.%s", r->id, r->runs[k].name);
+            if ((rc = check_spec(p, where, &r->runs[k], err))) return rc;
+        }
     }
     return KD_OK;
 }
