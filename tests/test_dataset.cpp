@@ -564,7 +564,7 @@ TEST_CASE("streaming a contiguous dataset and without shuffling gives file order
     lo.batch_size = 6;
     kd_loader l;
     REQUIRE(kd_loader_open(&l, &ds, KD_SPLIT_TRAIN, &lo, &err) == KD_OK);
-    REQUIRE(l.block_rows == 1024);
+    REQUIRE(kd_loader_block_rows(&l) == 1024);
     kd_batch b;
     int64_t expect = 0;
     while (kd_loader_next(&l, &b, &err) == KD_OK && b.rows > 0)

@@ -2,6 +2,7 @@
 #include "data/loader.h"
 
 #include "core/arena.h"
+#include "data/rows.h"
 #include "io/h5util.h"
 
 #include <math.h>
@@ -36,39 +37,56 @@ static size_t stored_size(const kd_loader *l)
 
 /* ---- streaming --------------------------------------------------------------------- */
 
+/* What a streamed loader holds besides the batch: the open file and data set, the
+ * blocks and their order, the shuffle buffer and the row reader. */
+struct kd_loader_stream {
+    hid_t file, dset;
+    int64_t block_rows, first_block, n_blocks, next_block;
+    int64_t *block_order;    /* (n_blocks) */
+    unsigned char *buffer;   /* (buffer_rows, dim) in the stored type */
+    int64_t *buffer_index;   /* (buffer_rows) split row of each buffered row */
+    int64_t *buffer_order;   /* (buffer_rows) */
+    int64_t buffer_rows, buffer_fill, buffer_pos;
+    kd_row_reader reader;    /* block reads, chunks inflated on all threads */
+    kd_row_range *ranges;    /* (buffer_rows / block_rows + 2) the blocks of one fill */
+};
+
 static int open_stream(kd_loader *l, kd_error *err)
 {
     const kd_split_info *info = &l->ds->split[l->split];
-    l->file = kd_h5_open_read(l->ds->path, err);
-    if (l->file < 0) return err ? err->code : KD_ERR_IO;
-    l->block_rows = info->chunk_rows > 0 ? info->chunk_rows : 1024;
+    if (!(l->stream = calloc(1, sizeof *l->stream))) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    l->stream->file = l->stream->dset = H5I_INVALID_HID;
+    kd_row_reader_init(&l->stream->reader);
+    l->stream->file = kd_h5_open_read(l->ds->path, err);
+    if (l->stream->file < 0) return err ? err->code : KD_ERR_IO;
+    l->stream->block_rows = info->chunk_rows > 0 ? info->chunk_rows : 1024;
     int64_t buffer_rows = l->options.buffer_rows > 0 ? l->options.buffer_rows : 16384;
-    if (buffer_rows < l->block_rows) buffer_rows = l->block_rows;
-    l->buffer_rows = buffer_rows / l->block_rows * l->block_rows;
+    if (buffer_rows < l->stream->block_rows) buffer_rows = l->stream->block_rows;
+    l->stream->buffer_rows = buffer_rows / l->stream->block_rows * l->stream->block_rows;
     /* The cache holds one block's chunks: a block read decompresses each once. */
     size_t cache = l->options.chunk_cache_bytes;
-    if (cache == 0) cache = (size_t)l->block_rows * (size_t)l->ds->dim * stored_size(l) * 2 + (1u << 20);
+    if (cache == 0) cache = (size_t)l->stream->block_rows * (size_t)l->ds->dim * stored_size(l) * 2 + (1u << 20);
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     if (dapl < 0 || H5Pset_chunk_cache(dapl, 1021, cache, 1.0) < 0) {
         if (dapl >= 0) H5Pclose(dapl);
         return kd_error_set(err, KD_ERR_LIBRARY, "%s:%s: cannot set the chunk cache", l->ds->path, info->x_path);
     }
-    l->dset = H5Dopen2(l->file, info->x_path, dapl);
+    l->stream->dset = H5Dopen2(l->stream->file, info->x_path, dapl);
     H5Pclose(dapl);
-    if (l->dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", l->ds->path, info->x_path);
+    if (l->stream->dset < 0) return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot open", l->ds->path, info->x_path);
     int64_t begin = info->row_begin, end = info->row_begin + l->rows;
-    l->first_block = begin / l->block_rows;
-    l->n_blocks = (end + l->block_rows - 1) / l->block_rows - l->first_block;
-    l->block_order = malloc((size_t)l->n_blocks * sizeof *l->block_order);
-    l->buffer = malloc((size_t)l->buffer_rows * (size_t)l->ds->dim * stored_size(l));
-    l->buffer_index = malloc((size_t)l->buffer_rows * sizeof *l->buffer_index);
-    l->buffer_order = malloc((size_t)l->buffer_rows * sizeof *l->buffer_order);
+    l->stream->first_block = begin / l->stream->block_rows;
+    l->stream->n_blocks = (end + l->stream->block_rows - 1) / l->stream->block_rows - l->stream->first_block;
+    l->stream->block_order = malloc((size_t)l->stream->n_blocks * sizeof *l->stream->block_order);
+    l->stream->buffer = malloc((size_t)l->stream->buffer_rows * (size_t)l->ds->dim * stored_size(l));
+    l->stream->buffer_index = malloc((size_t)l->stream->buffer_rows * sizeof *l->stream->buffer_index);
+    l->stream->buffer_order = malloc((size_t)l->stream->buffer_rows * sizeof *l->stream->buffer_order);
     /* a fill holds buffer_rows / block_rows blocks, and up to two more when the
      * split's first and last blocks are partial */
-    l->ranges = malloc((size_t)(l->buffer_rows / l->block_rows + 2) * sizeof *l->ranges);
-    if (!l->block_order || !l->buffer || !l->buffer_index || !l->buffer_order || !l->ranges)
+    l->stream->ranges = malloc((size_t)(l->stream->buffer_rows / l->stream->block_rows + 2) * sizeof *l->stream->ranges);
+    if (!l->stream->block_order || !l->stream->buffer || !l->stream->buffer_index || !l->stream->buffer_order || !l->stream->ranges)
         return kd_error_set(err, KD_ERR_IO, "%s: out of memory for a %lld-row shuffle buffer", l->ds->path,
-                            (long long)l->buffer_rows);
+                            (long long)l->stream->buffer_rows);
     return KD_OK;
 }
 
@@ -78,7 +96,7 @@ static int read_blocks(kd_loader *l, const kd_row_range *ranges, size_t n, kd_er
     const kd_split_info *info = &l->ds->split[l->split];
     char why[320];
     hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
-    if (kd_read_row_ranges(&l->reader, l->dset, ranges, n, mem_type, why, sizeof why) < 0)
+    if (kd_read_row_ranges(&l->stream->reader, l->stream->dset, ranges, n, mem_type, why, sizeof why) < 0)
         return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld and %zu other blocks: %s",
                             l->ds->path, info->x_path, (long long)ranges[0].begin,
                             (long long)(ranges[0].begin + ranges[0].count - 1), n - 1, why);
@@ -103,20 +121,20 @@ static int fill_buffer(kd_loader *l, kd_error *err)
     const kd_split_info *info = &l->ds->split[l->split];
     int64_t begin = info->row_begin, end = info->row_begin + l->rows;
     size_t n = 0;
-    l->buffer_fill = 0;
-    l->buffer_pos = 0;
-    while (l->next_block < l->n_blocks && l->buffer_fill + l->block_rows <= l->buffer_rows) {
-        int64_t b = l->first_block + l->block_order[l->next_block++];
-        int64_t first = b * l->block_rows, last = first + l->block_rows;
+    l->stream->buffer_fill = 0;
+    l->stream->buffer_pos = 0;
+    while (l->stream->next_block < l->stream->n_blocks && l->stream->buffer_fill + l->stream->block_rows <= l->stream->buffer_rows) {
+        int64_t b = l->stream->first_block + l->stream->block_order[l->stream->next_block++];
+        int64_t first = b * l->stream->block_rows, last = first + l->stream->block_rows;
         if (first < begin) first = begin;
         if (last > end) last = end;
-        l->ranges[n++] = (kd_row_range){first, last - first,
-                                        l->buffer + (size_t)l->buffer_fill * (size_t)l->ds->dim * stored_size(l)};
-        for (int64_t r = first; r < last; r++) l->buffer_index[l->buffer_fill++] = r - begin;
+        l->stream->ranges[n++] = (kd_row_range){first, last - first,
+                                        l->stream->buffer + (size_t)l->stream->buffer_fill * (size_t)l->ds->dim * stored_size(l)};
+        for (int64_t r = first; r < last; r++) l->stream->buffer_index[l->stream->buffer_fill++] = r - begin;
     }
-    int rc = n ? read_blocks(l, l->ranges, n, err) : KD_OK;
+    int rc = n ? read_blocks(l, l->stream->ranges, n, err) : KD_OK;
     if (rc) return rc;
-    permute(&l->rng, l->buffer_order, l->buffer_fill, l->options.shuffle);
+    permute(&l->rng, l->stream->buffer_order, l->stream->buffer_fill, l->options.shuffle);
     return KD_OK;
 }
 
@@ -125,22 +143,17 @@ static void gather_buffered(kd_loader *l, int64_t buffer_row, float *out)
     size_t d = (size_t)l->ds->dim;
     float scale = (float)l->ds->x_scale;
     if (stored_size(l) == 1) {
-        const uint8_t *x = l->buffer + (size_t)buffer_row * d;
+        const uint8_t *x = l->stream->buffer + (size_t)buffer_row * d;
         for (size_t j = 0; j < d; j++) out[j] = (float)x[j] * scale;
     } else {
-        const float *x = (const float *)l->buffer + (size_t)buffer_row * d;
+        const float *x = (const float *)l->stream->buffer + (size_t)buffer_row * d;
         for (size_t j = 0; j < d; j++) out[j] = x[j] * scale;
     }
 }
 
 /* ---- both modes ----------------------------------------------------------------------- */
 
-void kd_loader_init(kd_loader *l)
-{
-    memset(l, 0, sizeof *l);
-    l->file = l->dset = H5I_INVALID_HID;
-    kd_row_reader_init(&l->reader);
-}
+void kd_loader_init(kd_loader *l) { memset(l, 0, sizeof *l); }
 
 int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_loader_options *options,
                    kd_error *err)
@@ -183,9 +196,9 @@ void kd_loader_start_epoch(kd_loader *l, int64_t epoch)
     /* One stream per (seed, epoch), independent of what earlier epochs drew. */
     kd_rng_seed(&l->rng, l->options.seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch * 0xD1B54A32D192ED03ULL + 1);
     if (l->options.streaming) {
-        permute(&l->rng, l->block_order, l->n_blocks, l->options.shuffle);
-        l->next_block = 0;
-        l->buffer_fill = l->buffer_pos = 0;
+        permute(&l->rng, l->stream->block_order, l->stream->n_blocks, l->options.shuffle);
+        l->stream->next_block = 0;
+        l->stream->buffer_fill = l->stream->buffer_pos = 0;
     } else {
         permute(&l->rng, l->order, l->rows, l->options.shuffle);
     }
@@ -205,14 +218,14 @@ int kd_loader_next(kd_loader *l, kd_batch *batch, kd_error *err)
         int64_t row;
         float *out = l->x + (size_t)i * (size_t)l->ds->dim;
         if (l->options.streaming) {
-            if (l->buffer_pos == l->buffer_fill) {
+            if (l->stream->buffer_pos == l->stream->buffer_fill) {
                 int rc = fill_buffer(l, err);
                 if (rc) return rc;
-                KD_ASSERT(l->buffer_fill > 0, "stream ran dry at %lld of %lld rows", (long long)l->position,
+                KD_ASSERT(l->stream->buffer_fill > 0, "stream ran dry at %lld of %lld rows", (long long)l->position,
                           (long long)l->rows);
             }
-            int64_t slot = l->buffer_order[l->buffer_pos++];
-            row = l->buffer_index[slot];
+            int64_t slot = l->stream->buffer_order[l->stream->buffer_pos++];
+            row = l->stream->buffer_index[slot];
             gather_buffered(l, slot, out);
         } else {
             row = l->order[l->position + i];
@@ -238,14 +251,19 @@ void kd_loader_close(kd_loader *l)
     free(l->y);
     free(l->index);
     free(l->order);
-    free(l->block_order);
-    free(l->buffer);
-    free(l->buffer_index);
-    free(l->buffer_order);
-    free(l->ranges);
-    kd_row_reader_free(&l->reader);
-    if (l->dset >= 0) H5Dclose(l->dset);
-    if (l->file >= 0) H5Fclose(l->file);
+    kd_loader_stream *st = l->stream;
+    if (st) {
+        free(st->block_order);
+        free(st->buffer);
+        free(st->buffer_index);
+        free(st->buffer_order);
+        free(st->ranges);
+        kd_row_reader_free(&st->reader);
+        if (st->dset >= 0) H5Dclose(st->dset);
+        if (st->file >= 0) H5Fclose(st->file);
+        free(st);
+    }
     memset(l, 0, sizeof *l);
-    l->file = l->dset = H5I_INVALID_HID;
 }
+
+int64_t kd_loader_block_rows(const kd_loader *l) { return l->stream ? l->stream->block_rows : 0; }

@@ -16,9 +16,7 @@
 
 #include "core/rng.h"
 #include "data/dataset.h"
-#include "data/rows.h"
 
-#include <hdf5.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +47,9 @@ typedef struct kd_batch {
     int64_t *index;  /* (rows) row numbers within the split */
 } kd_batch;
 
+/* The streaming state, private to loader.c: no HDF5 type reaches a loader's users. */
+typedef struct kd_loader_stream kd_loader_stream;
+
 typedef struct kd_loader {
     const kd_dataset *ds;
     kd_split split;
@@ -59,16 +60,7 @@ typedef struct kd_loader {
     int32_t *y;                     /* (batch_size) */
     int64_t *index;                 /* (batch_size) */
     int64_t *order;                 /* memory: (rows) permutation */
-    /* streaming */
-    hid_t file, dset;
-    int64_t block_rows, first_block, n_blocks, next_block;
-    int64_t *block_order;           /* (n_blocks) */
-    unsigned char *buffer;          /* (buffer_rows, dim) in the stored type */
-    int64_t *buffer_index;          /* (buffer_rows) split row of each buffered row */
-    int64_t *buffer_order;          /* (buffer_rows) */
-    int64_t buffer_rows, buffer_fill, buffer_pos;
-    kd_row_reader reader;           /* block reads, chunks inflated on all threads */
-    kd_row_range *ranges;           /* (buffer_rows / block_rows + 2) the blocks of one fill */
+    kd_loader_stream *stream;       /* streaming only (loader.c): file, blocks, shuffle buffer */
 } kd_loader;
 
 /* A loader that is not open yet: kd_loader_close on it does nothing. */
@@ -81,6 +73,9 @@ void kd_loader_start_epoch(kd_loader *loader, int64_t epoch);
  * Streaming reads can fail (I/O, non-finite features): then an error is returned. */
 int kd_loader_next(kd_loader *loader, kd_batch *batch, kd_error *err);
 int64_t kd_loader_batches_per_epoch(const kd_loader *loader);
+/* Streaming: the rows of one block (the file's chunk rows, or 1024 for contiguous
+ * data); 0 in memory. */
+int64_t kd_loader_block_rows(const kd_loader *loader);
 void kd_loader_close(kd_loader *loader);
 
 #ifdef __cplusplus
