@@ -464,7 +464,7 @@ int kd_config_normalize(const char *text, char *out, size_t size, kd_error *err)
 bool kd_config_matches(const char *stored_text, const kd_config *config)
 {
     /* train.threads is left out: weights do not depend on the thread count */
-    const size_t size = 1 << 16;
+    const size_t size = KD_CONFIG_TEXT_MAX;
     char *a = malloc(size), *b = malloc(size);
     kd_config *stored = malloc(sizeof *stored), *given = malloc(sizeof *given);
     bool same = a && b && stored && given;
@@ -492,4 +492,34 @@ int kd_config_model(const kd_config *c, kd_mlp_config *mlp, kd_error *err)
     mlp->init = c->model.init;
     if (mlp->n_layers < 1) return kd_error_set(err, KD_ERR_CONFIG, "model.layers: required, e.g. 784,64,10");
     return KD_OK;
+}
+
+void kd_config_optim(const kd_config *c, int64_t batches_per_epoch, kd_optim_config *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = c->train.optimizer;
+    o->lr = c->train.lr;
+    o->momentum = c->train.momentum;
+    o->nesterov = c->train.nesterov;
+    o->beta1 = c->train.beta1;
+    o->beta2 = c->train.beta2;
+    o->eps = c->train.eps;
+    o->weight_decay = c->train.weight_decay;
+    o->clip_norm = c->train.clip_norm;
+    o->schedule = c->train.schedule;
+    o->warmup_steps = c->train.warmup_epochs * batches_per_epoch;
+    o->step_size = c->train.step_epochs * batches_per_epoch;
+    o->gamma = c->train.gamma;
+    o->min_lr = c->train.min_lr;
+    o->total_steps = c->train.epochs * batches_per_epoch;
+}
+
+void kd_config_loader(const kd_config *c, kd_loader_options *lo)
+{
+    kd_loader_options_default(lo);
+    lo->batch_size = (int)c->train.batch_size;
+    lo->seed = c->train.seed;
+    lo->last_batch = c->train.last_batch;
+    lo->streaming = c->data.streaming;
+    lo->buffer_rows = c->data.buffer_rows;
 }

@@ -96,6 +96,10 @@ bool kd_config_get_number(const kd_config *config, const char *name, double *val
 const char *kd_config_nearest_name(const char *name, const char *const *names, int n);
 /* The name of a choice key's value ("adamw" for train.optimizer = KD_OPTIM_ADAMW). */
 const char *kd_config_choice_name(const char *key, int value);
+/* The optimiser part, with the epoch counts of schedules turned into steps. */
+void kd_config_optim(const kd_config *config, int64_t batches_per_epoch, kd_optim_config *optim);
+/* The training loader's options (shuffled; data.labelled is the caller's to apply). */
+void kd_config_loader(const kd_config *config, kd_loader_options *loader);
 /* The model part as an MLP config. */
 int kd_config_model(const kd_config *config, kd_mlp_config *mlp, kd_error *err);
 

@@ -78,35 +78,10 @@ static int open_data(trainer *t, kd_error *err)
         if ((rc = kd_dataset_load(&t->ds, KD_SPLIT_VAL, err))) return rc;
     }
     kd_loader_options lo;
-    kd_loader_options_default(&lo);
-    lo.batch_size = (int)c->train.batch_size;
-    lo.seed = c->train.seed;
-    lo.last_batch = c->train.last_batch;
-    lo.streaming = c->data.streaming;
-    lo.buffer_rows = c->data.buffer_rows;
+    kd_config_loader(c, &lo);
     /* Plain training with scarce labels trains on the labelled rows alone. */
     if (!t->request->teacher) lo.limit_rows = c->data.labelled;
     return kd_loader_open(&t->loader, &t->ds, KD_SPLIT_TRAIN, &lo, err);
-}
-
-static void optim_config(const kd_config *c, int64_t batches_per_epoch, kd_optim_config *o)
-{
-    memset(o, 0, sizeof *o);
-    o->kind = c->train.optimizer;
-    o->lr = c->train.lr;
-    o->momentum = c->train.momentum;
-    o->nesterov = c->train.nesterov;
-    o->beta1 = c->train.beta1;
-    o->beta2 = c->train.beta2;
-    o->eps = c->train.eps;
-    o->weight_decay = c->train.weight_decay;
-    o->clip_norm = c->train.clip_norm;
-    o->schedule = c->train.schedule;
-    o->warmup_steps = c->train.warmup_epochs * batches_per_epoch;
-    o->step_size = c->train.step_epochs * batches_per_epoch;
-    o->gamma = c->train.gamma;
-    o->min_lr = c->train.min_lr;
-    o->total_steps = c->train.epochs * batches_per_epoch;
 }
 
 /* row: the epoch just finished, whose validation metrics the checkpoint records. */
@@ -373,7 +348,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
                             "train.batch_size: expected at most %lld (the training rows) with train.last_batch = drop, found %lld",
                             (long long)t->loader.rows, (long long)c->train.batch_size);
     kd_optim_config oc;
-    optim_config(c, kd_loader_batches_per_epoch(&t->loader), &oc);
+    kd_config_optim(c, kd_loader_batches_per_epoch(&t->loader), &oc);
     if ((rc = kd_optim_create(&t->optim, &oc, t->model.n_params, err))) return rc;
     size_t b = (size_t)c->train.batch_size;
     t->batch_teacher = malloc(b * (size_t)t->classes * sizeof(float));
