@@ -13,7 +13,7 @@
 #include "io/provenance.h"
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
-#include "workflows/model.h"
+#include "workflows/teacher.h"
 #include "workflows/run_data.h"
 #include "workflows/run_dir.h"
 
@@ -35,7 +35,7 @@ typedef struct trainer {
     kd_tape tape;
     kd_loader loader;
     kd_run_dir run;
-    float *teacher_logits;    /* (train rows, classes), distillation only */
+    kd_teacher_logits teacher; /* distillation only: .logits NULL otherwise */
     float *batch_teacher;     /* (batch_size, classes) */
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
@@ -133,29 +133,12 @@ static int resume_state(trainer *t, kd_error *err)
 
 static int load_teacher(trainer *t, kd_error *err)
 {
-    kd_model teacher;
-    int rc = kd_model_open(&teacher, t->request->teacher, err);
-    if (rc) return rc;
-    char a[256];
-    const kd_mlp_config *tc = &teacher.mlp.config;
-    if (kd_model_classes(&teacher) != t->classes || tc->sizes[0] != t->ds.dim)
-        rc = kd_error_set(err, KD_ERR_CONFIG, "--teacher %s: expected %d inputs and %d classes like the data, found a %s model",
-                          teacher.checkpoint, t->ds.dim, t->classes, kd_mlp_describe(tc, a, sizeof a));
-    size_t rows = (size_t)t->ds.split[KD_SPLIT_TRAIN].rows;
-    t->teacher_logits = rc ? NULL : malloc(rows * (size_t)t->classes * sizeof(float));
-    if (!rc && !t->teacher_logits) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the teacher logits");
-    if (!rc) {
-        double t0 = kd_now_seconds();
-        kd_eval_options eo = {.batch_size = (int)t->cfg->train.batch_size, .streaming = t->cfg->data.streaming,
-                              .temperature = 1.0, .n_bins = 15};
-        kd_metrics m;
-        rc = kd_evaluate(&teacher.mlp, &t->tape, &t->ds, KD_SPLIT_TRAIN, &eo, t->teacher_logits, NULL, &m, err);
-        if (!rc)
-            kd_run_log(&t->run, "teacher %s (%s): logits of %zu training rows cached in %.2f s, train accuracy %.2f%%",
-                       teacher.checkpoint, kd_mlp_describe(tc, a, sizeof a), rows, kd_now_seconds() - t0,
-                       100 * kd_metrics_summarize(&m).accuracy);
-    }
-    kd_model_close(&teacher);
+    int rc = kd_teacher_logits_compute(&t->teacher, t->request->teacher, &t->ds, &t->tape,
+                                       (int)t->cfg->train.batch_size, t->cfg->data.streaming, err);
+    if (!rc)
+        kd_run_log(&t->run, "teacher %s (%s): logits of %lld training rows cached in %.2f s, train accuracy %.2f%%",
+                   t->teacher.source, t->teacher.description, (long long)t->teacher.rows, t->teacher.seconds,
+                   100 * t->teacher.train_accuracy);
     return rc;
 }
 
@@ -176,10 +159,10 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
     kd_tensor *x = kd_tape_view(tape, b->rows, t->ds.dim, b->x, NULL);
     kd_tensor *logits = kd_mlp_forward(&t->model, tape, x, true, &t->rng);
     kd_tensor *loss;
-    if (t->teacher_logits) {
+    if (t->teacher.logits) {
         size_t k = (size_t)t->classes;
         for (int i = 0; i < b->rows; i++) {
-            memcpy(t->batch_teacher + i * k, t->teacher_logits + (size_t)b->index[i] * k, k * sizeof(float));
+            memcpy(t->batch_teacher + i * k, t->teacher.logits + (size_t)b->index[i] * k, k * sizeof(float));
             bool labelled = c->data.labelled == 0 || b->index[i] < c->data.labelled;
             t->batch_labels[i] = labelled ? b->y[i] : -1;
         }
@@ -418,7 +401,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     kd_optim_free(&t->optim);
     kd_tape_free(&t->tape);
     kd_run_dir_close(&t->run);
-    free(t->teacher_logits);
+    kd_teacher_logits_free(&t->teacher);
     free(t->batch_teacher);
     free(t->batch_labels);
     free(t->jitter_scratch);
