@@ -60,7 +60,7 @@ static int print_versions(void)
         return 1;
     }
     char commit[64];
-    kd_git_commit(commit, sizeof commit);
+    kd_provenance_commit(commit, sizeof commit);
     printf("kdtrain   %s (commit %s)\n", KD_VERSION_STRING, commit);
     printf("oneDNN    %d.%d.%d (%s)\n", v->major, v->minor, v->patch, v->hash);
     printf("cpu isa   %s\n", isa_name(dnnl_get_effective_cpu_isa()));

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err)
+int kd_file_write_atomic(const char *path, const void *data, size_t size, kd_error *err)
 {
     char tmp[KD_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
@@ -45,15 +45,15 @@ int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_err
     return KD_OK;
 }
 
-int kd_write_file_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err)
+int kd_file_write_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err)
 {
     char path[KD_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", dir, name);
-    return kd_write_file_atomic(path, data, size, err);
+    return kd_file_write_atomic(path, data, size, err);
 }
 
-int kd_mkdir_p(const char *path, kd_error *err)
+int kd_file_mkdir_p(const char *path, kd_error *err)
 {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -65,7 +65,7 @@ int kd_mkdir_p(const char *path, kd_error *err)
             if (mkdir(buf, 0755) != 0) {
                 if (errno != EEXIST)
                     return kd_error_set(err, KD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-                if (!kd_is_directory(buf))
+                if (!kd_file_is_directory(buf))
                     return kd_error_set(err, KD_ERR_IO, "%s: expected a directory, found a file", buf);
             }
             *p = saved;
@@ -75,19 +75,19 @@ int kd_mkdir_p(const char *path, kd_error *err)
     return KD_OK;
 }
 
-bool kd_path_exists(const char *path)
+bool kd_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-bool kd_is_directory(const char *path)
+bool kd_file_is_directory(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int kd_append_file(const char *path, const char *text, kd_error *err)
+int kd_file_append(const char *path, const char *text, kd_error *err)
 {
     FILE *f = fopen(path, "a");
     if (!f) return kd_error_set(err, KD_ERR_IO, "%s: cannot open for append: %s", path, strerror(errno));
@@ -97,7 +97,7 @@ int kd_append_file(const char *path, const char *text, kd_error *err)
     return ok ? KD_OK : kd_error_set(err, KD_ERR_IO, "%s: cannot write", path);
 }
 
-char *kd_read_text_file(const char *path, size_t max_bytes, kd_error *err)
+char *kd_file_read_text(const char *path, size_t max_bytes, kd_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {

@@ -17,18 +17,18 @@
 extern "C" {
 #endif
 
-int kd_write_file_atomic(const char *path, const void *data, size_t size, kd_error *err);
+int kd_file_write_atomic(const char *path, const void *data, size_t size, kd_error *err);
 /* The same for DIR/NAME. */
-int kd_write_file_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err);
+int kd_file_write_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err);
 /* Creates a directory and its parents (like mkdir -p). */
-int kd_mkdir_p(const char *path, kd_error *err);
+int kd_file_mkdir_p(const char *path, kd_error *err);
 /* Reads a whole text file (at most max_bytes, no NUL bytes) into a new NUL-terminated
  * buffer (free it), or NULL with err set. */
-char *kd_read_text_file(const char *path, size_t max_bytes, kd_error *err);
-bool kd_path_exists(const char *path);
-bool kd_is_directory(const char *path);
+char *kd_file_read_text(const char *path, size_t max_bytes, kd_error *err);
+bool kd_file_exists(const char *path);
+bool kd_file_is_directory(const char *path);
 /* Appends text to a file (creating it). */
-int kd_append_file(const char *path, const char *text, kd_error *err);
+int kd_file_append(const char *path, const char *text, kd_error *err);
 
 #ifdef __cplusplus
 }

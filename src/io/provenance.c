@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-void kd_git_commit(char *buf, size_t size) { snprintf(buf, size, "%s", KD_BUILD_COMMIT); }
+void kd_provenance_commit(char *buf, size_t size) { snprintf(buf, size, "%s", KD_BUILD_COMMIT); }
 
-void kd_utc_now(char *buf, size_t size)
+void kd_provenance_date(char *buf, size_t size)
 {
     time_t now = time(NULL);
     struct tm tm;
@@ -39,7 +39,7 @@ void kd_commit_set_add_run(kd_commit_set *set, const char *run_dir)
 {
     char path[KD_PATH_MAX], commit[48];
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
-    char *text = kd_read_text_file(path, 1 << 20, NULL);
+    char *text = kd_file_read_text(path, 1 << 20, NULL);
     bool found = text && json_string_value(text, "commit", commit, sizeof commit);
     free(text);
     if (!found) {

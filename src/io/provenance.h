@@ -13,9 +13,9 @@ extern "C" {
 #endif
 
 /* "abc1234", "abc1234 (with uncommitted changes)" or "unknown" (built outside a checkout). */
-void kd_git_commit(char *buf, size_t size);
+void kd_provenance_commit(char *buf, size_t size);
 /* "2026-11-29 02:22 UTC". */
-void kd_utc_now(char *buf, size_t size);
+void kd_provenance_date(char *buf, size_t size);
 
 /* The commits that trained a set of runs, as each run's summary.json records them:
  * a report written later from reused runs says which code trained them. */

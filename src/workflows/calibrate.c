@@ -59,7 +59,7 @@ static void table_row(kd_strbuf *md, const char *label, const kd_reliability *r)
 static int write_file(const char *dir, const char *name, const kd_strbuf *b, kd_error *err)
 {
     if (b->failed) return kd_error_set(err, KD_ERR_IO, "%s/%s: out of memory", dir, name);
-    return kd_write_file_atomic_in(dir, name, b->text ? b->text : "", b->length, err);
+    return kd_file_write_atomic_in(dir, name, b->text ? b->text : "", b->length, err);
 }
 
 static int write_svg(const char *dir, const char *name, const kd_reliability *r, const char *title, kd_error *err)
@@ -110,7 +110,7 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
     }
     kd_json_end_object(&j);
     if (!rc) rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for calibration.json")
-                           : kd_write_file_atomic_in(res->report_dir, "calibration.json", j.out.text, j.out.length, err);
+                           : kd_file_write_atomic_in(res->report_dir, "calibration.json", j.out.text, j.out.length, err);
     kd_json_free(&j);
 
     kd_strbuf md = {0};
@@ -190,7 +190,7 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc && (res->fit_before.accuracy != res->fit_after.accuracy ||
                 (res->has_test && res->test_before.accuracy != res->test_after.accuracy)))
         rc = kd_error_set(err, KD_ERR_DATA, "temperature scaling changed the accuracy: a bug, please report it");
-    if (!rc) rc = kd_mkdir_p(res->report_dir, err);
+    if (!rc) rc = kd_file_mkdir_p(res->report_dir, err);
     if (!rc) rc = write_reports(o, res, data, err);
     if (!rc && o->store) {
         kd_calibration c = {.present = true, .temperature = T, .nll_before = res->fit.nll_before,

@@ -346,7 +346,7 @@ int kd_config_load_text(kd_config *config, const char *text, const char *source,
 
 int kd_config_load_file(kd_config *config, const char *path, kd_error *err)
 {
-    char *text = kd_read_text_file(path, 1 << 20, err);
+    char *text = kd_file_read_text(path, 1 << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
     int rc = kd_config_load_text(config, text, path, err);
     free(text);

@@ -113,7 +113,7 @@ int kd_eval_run(const kd_eval_request *e, kd_eval_result *res, kd_error *err)
         else
             snprintf(res->json_path, sizeof res->json_path, "%s/eval-%s.json", dirname(dir), kd_split_name(e->split));
         rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory")
-                          : kd_write_file_atomic(res->json_path, j.out.text, j.out.length, err);
+                          : kd_file_write_atomic(res->json_path, j.out.text, j.out.length, err);
         kd_json_free(&j);
         if (!rc && e->logits_out)
             rc = write_logits(e->logits_out, logits, ds.split[e->split].labels, rows, classes, model_path, e->split, err);

@@ -16,8 +16,8 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
 {
     kd_strbuf md = {0}, csv = {0}, svg = {0};
     char date[64], commit[128];
-    kd_utc_now(date, sizeof date);
-    kd_git_commit(commit, sizeof commit);
+    kd_provenance_date(date, sizeof date);
+    kd_provenance_commit(commit, sizeof commit);
     kd_strbuf_printf(&md, "# Gaussian clusters: the temperature of the Bayes-optimal classifier\n\n"
                           "Produced by `kdtrain gaussian --classes %d --dim %d --samples %lld --epochs %d --seed %llu` at commit %s on %s. "
                           "K = %d isotropic Gaussian clusters N(mu_k, sigma^2 I) in d = %d dimensions, centres ~ N(0, %.2g^2 I), "
@@ -57,11 +57,11 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
     kd_plot plot = {.title = "Learned tau against the Bayes-optimal 1/(2 sigma^2)", .x_label = "sigma (log scale)",
                     .y_label = "tau", .log_x = true, .series = series, .n_series = 2};
     kd_plot_svg(&plot, &svg);
-    int rc = kd_mkdir_p(out, err);
+    int rc = kd_file_mkdir_p(out, err);
     if (!rc && (md.failed || csv.failed || svg.failed)) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
-    if (!rc) rc = kd_write_file_atomic_in(out, "summary.md", md.text, md.length, err);
-    if (!rc) rc = kd_write_file_atomic_in(out, "gaussian.csv", csv.text, csv.length, err);
-    if (!rc) rc = kd_write_file_atomic_in(out, "tau.svg", svg.text, svg.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(out, "summary.md", md.text, md.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(out, "gaussian.csv", csv.text, csv.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(out, "tau.svg", svg.text, svg.length, err);
     kd_strbuf_free(&md);
     kd_strbuf_free(&csv);
     kd_strbuf_free(&svg);

@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int kd_inspect_kind(const char *path, kd_file_kind *kind, kd_error *err)
+int kd_inspect_classify(const char *path, kd_inspect_target *kind, kd_error *err)
 {
     hid_t file = kd_h5_open_read(path, err);
     if (file < 0) return err ? err->code : KD_ERR_IO;
-    *kind = kd_h5_link_exists(file, "/model")    ? KD_FILE_CHECKPOINT
-            : kd_h5_link_exists(file, "/logits") ? KD_FILE_LOGITS
-                                                 : KD_FILE_DATASET;
+    *kind = kd_h5_link_exists(file, "/model")    ? KD_INSPECT_CHECKPOINT
+            : kd_h5_link_exists(file, "/logits") ? KD_INSPECT_LOGITS
+                                                 : KD_INSPECT_DATASET;
     if (H5Fclose(file) < 0) return kd_error_set(err, KD_ERR_IO, "%s: closing failed", path);
     return KD_OK;
 }
@@ -186,20 +186,20 @@ int kd_inspect_logits(const char *path, FILE *out, kd_error *err)
 int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err)
 {
     char resolved[KD_PATH_MAX];
-    bool run_folder = kd_is_directory(path);
+    bool run_folder = kd_file_is_directory(path);
     kd_model_checkpoint_path(path, resolved, sizeof resolved);
-    if (run_folder && !kd_path_exists(resolved))
+    if (run_folder && !kd_file_exists(resolved))
         return kd_error_set(err, KD_ERR_IO, "%s: a folder without model.h5 (info takes a data set, a checkpoint, a logits file or a run folder)",
                             path);
-    kd_file_kind kind = KD_FILE_DATASET;
-    int rc = kd_inspect_kind(resolved, &kind, err);
+    kd_inspect_target kind = KD_INSPECT_DATASET;
+    int rc = kd_inspect_classify(resolved, &kind, err);
     if (rc) return rc;
-    if (run_folder && kind != KD_FILE_CHECKPOINT)
+    if (run_folder && kind != KD_INSPECT_CHECKPOINT)
         return kd_error_set(err, KD_ERR_DATA, "%s: expected a checkpoint (a /model group), found none", resolved);
     switch (kind) {
-    case KD_FILE_CHECKPOINT: return kd_inspect_checkpoint(resolved, out, err);
-    case KD_FILE_LOGITS: return kd_inspect_logits(resolved, out, err);
-    case KD_FILE_DATASET: break;
+    case KD_INSPECT_CHECKPOINT: return kd_inspect_checkpoint(resolved, out, err);
+    case KD_INSPECT_LOGITS: return kd_inspect_logits(resolved, out, err);
+    case KD_INSPECT_DATASET: break;
     }
     return kd_inspect_dataset(resolved, options, out, err);
 }

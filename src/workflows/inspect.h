@@ -21,11 +21,11 @@
 extern "C" {
 #endif
 
-typedef enum kd_file_kind { KD_FILE_DATASET = 0, KD_FILE_CHECKPOINT, KD_FILE_LOGITS } kd_file_kind;
+typedef enum kd_inspect_target { KD_INSPECT_DATASET = 0, KD_INSPECT_CHECKPOINT, KD_INSPECT_LOGITS } kd_inspect_target;
 
 /* What the HDF5 file at path is: a checkpoint has /model, a logits file /logits,
  * anything else is taken for a data set. Errors for a missing, foreign or damaged file. */
-int kd_inspect_kind(const char *path, kd_file_kind *kind, kd_error *err);
+int kd_inspect_classify(const char *path, kd_inspect_target *kind, kd_error *err);
 
 /* A data set, opened with options (the data.* keys of a config). For a file that
  * the options do not open, the report lists its datasets and suggests keys; the
@@ -34,7 +34,7 @@ int kd_inspect_dataset(const char *path, const kd_dataset_options *options, FILE
 int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err);
 int kd_inspect_logits(const char *path, FILE *out, kd_error *err);
 
-/* Any of the three, by kd_inspect_kind; a directory is a run folder (its model.h5). */
+/* Any of the three, by kd_inspect_classify; a directory is a run folder (its model.h5). */
 int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err);
 
 #ifdef __cplusplus

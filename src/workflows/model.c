@@ -12,7 +12,7 @@
 
 const char *kd_model_checkpoint_path(const char *path, char *buf, size_t size)
 {
-    if (kd_is_directory(path))
+    if (kd_file_is_directory(path))
         snprintf(buf, size, "%s/model.h5", path);
     else
         snprintf(buf, size, "%s", path);
@@ -24,9 +24,9 @@ int kd_model_classes(const kd_model *model) { return model->mlp.config.sizes[mod
 int kd_model_open(kd_model *m, const char *path, kd_error *err)
 {
     memset(m, 0, sizeof *m);
-    m->from_run_folder = kd_is_directory(path);
+    m->from_run_folder = kd_file_is_directory(path);
     kd_model_checkpoint_path(path, m->checkpoint, sizeof m->checkpoint);
-    if (m->from_run_folder && !kd_path_exists(m->checkpoint))
+    if (m->from_run_folder && !kd_file_exists(m->checkpoint))
         return kd_error_set(err, KD_ERR_IO, "%s: a run folder without model.h5 (stopped before its first epoch ended?)",
                             path);
     kd_mlp_config mc;

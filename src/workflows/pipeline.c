@@ -197,7 +197,7 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
     snprintf(p->out_dir, sizeof p->out_dir, "results");
     p->seeds[0] = 1;
     p->n_seeds = 1;
-    char *text = kd_read_text_file(path, 1 << 20, err);
+    char *text = kd_file_read_text(path, 1 << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
     int rc = kd_ini_parse(text, path, on_entry, p, err);
     free(text);
@@ -266,15 +266,15 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
     snprintf(dir, sizeof dir, "%s/%s", s->p->runs_dir, name);
     snprintf(result->path, sizeof result->path, "%s", dir);
     s->done++;
-    if (!rc && kd_is_directory(dir)) {
+    if (!rc && kd_file_is_directory(dir)) {
         snprintf(file, sizeof file, "%s/config.ini", dir);
-        char *existing = kd_read_text_file(file, 1 << 20, NULL);
+        char *existing = kd_file_read_text(file, 1 << 20, NULL);
         bool same = existing && kd_config_matches(existing, &req->config);
         free(existing);
         if (!same)
             rc = kd_error_set(err, KD_ERR_CONFIG, "%s exists with another config: remove it, or set pipeline.runs elsewhere", dir);
         snprintf(file, sizeof file, "%s/summary.json", dir);
-        if (!rc && kd_path_exists(file)) {
+        if (!rc && kd_file_exists(file)) {
             fprintf(stderr, "[%d/%d] %s: done before, reused\n", s->done, s->total, dir);
             kd_commit_set_add_run(&s->trained, dir);
             free(req);
@@ -353,7 +353,7 @@ int kd_pipeline_open_data(pipe_state *s, kd_error *err)
 {
     const kd_pipeline *p = s->p;
     int rc = KD_OK;
-    if (!kd_path_exists(p->data)) {
+    if (!kd_file_exists(p->data)) {
         if (!p->prepare[0])
             return kd_error_set(err, KD_ERR_IO, "%s: no such file (set pipeline.prepare = fashion-mnist to import it)", p->data);
         fprintf(stderr, "importing Fashion-MNIST into %s\n", p->data);

@@ -181,7 +181,7 @@ static int regime_plot(const pipe_state *s, int ri, const char *name, const char
     kd_strbuf svg = {0};
     kd_plot_svg(&plot, &svg);
     snprintf(file, sizeof file, "%s-%s.svg", r->id, name);
-    int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic_in(s->p->out_dir, file, svg.text, svg.length, err);
+    int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_file_write_atomic_in(s->p->out_dir, file, svg.text, svg.length, err);
     kd_strbuf_free(&svg);
     return rc;
 }
@@ -260,9 +260,9 @@ static int copy_diagrams(const kd_pipeline *p, const char *run_dir, const char *
         char from[KD_PIPE_TEXT + 200], to[KD_PIPE_TEXT + 200];
         snprintf(from, sizeof from, "%s/reliability-test-%s.svg", run_dir, which[k]);
         snprintf(to, sizeof to, "%s/diagrams/%s-%s.svg", p->out_dir, name, which[k]);
-        char *svg = kd_read_text_file(from, 16u << 20, err);
+        char *svg = kd_file_read_text(from, 16u << 20, err);
         if (!svg) return err ? err->code : KD_ERR_IO;
-        int rc = kd_write_file_atomic(to, svg, strlen(svg), err);
+        int rc = kd_file_write_atomic(to, svg, strlen(svg), err);
         free(svg);
         if (rc) return rc;
     }
@@ -281,8 +281,8 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
     const kd_pipeline *p = s->p;
     kd_strbuf md = {0}, csv = {0};
     char commit[128], date[64], dir[KD_PIPE_TEXT + 16], trained[512];
-    kd_git_commit(commit, sizeof commit);
-    kd_utc_now(date, sizeof date);
+    kd_provenance_commit(commit, sizeof commit);
+    kd_provenance_date(date, sizeof date);
     kd_commit_set_format(&s->trained, trained, sizeof trained);
     kd_strbuf_printf(&md, "# %s\n\nProduced by `%s` at commit %s on %s, from runs trained at commit %s; seeds",
                      p->title[0] ? p->title : "Results", command, commit, date, trained);
@@ -298,7 +298,7 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
                            "temperature,test_nll_at_T,test_ece_at_T,epoch_seconds,run_folder\n");
     csv_row(&csv, "teacher", "teacher", "train", "", &s->teacher);
     snprintf(dir, sizeof dir, "%s/diagrams", p->out_dir);
-    int rc = kd_mkdir_p(dir, err);
+    int rc = kd_file_mkdir_p(dir, err);
     if (!rc) rc = copy_diagrams(p, s->teacher.path, "teacher", err);
     for (int ri = 0; ri < p->n_regimes && !rc; ri++) {
         const kd_pipeline_regime *r = &p->regimes[ri];
@@ -317,8 +317,8 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
         }
     }
     if (!rc && (md.failed || csv.failed)) rc = kd_error_set(err, KD_ERR_IO, "out of memory for the report");
-    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "summary.md", md.text, md.length, err);
-    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "summary.csv", csv.text, csv.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(p->out_dir, "summary.md", md.text, md.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(p->out_dir, "summary.csv", csv.text, csv.length, err);
     if (!rc) fprintf(stderr, "wrote %s/summary.md, summary.csv and diagrams/\n", p->out_dir);
     kd_strbuf_free(&md);
     kd_strbuf_free(&csv);

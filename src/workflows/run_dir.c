@@ -31,14 +31,14 @@ static void init_run(kd_run_dir *run)
 static void set_log(kd_run_dir *run)
 {
     snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
-    if (run->pending[0]) kd_append_file(run->log_path, run->pending, NULL);
+    if (run->pending[0]) kd_file_append(run->log_path, run->pending, NULL);
     run->pending[0] = '\0';
 }
 
 int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err)
 {
     init_run(run);
-    int rc = kd_mkdir_p(base, err);
+    int rc = kd_file_mkdir_p(base, err);
     if (rc) return rc;
     for (int suffix = 1; suffix < 10000; suffix++) {
         int n = suffix == 1 ? snprintf(run->path, sizeof run->path, "%s/%s", base, name)
@@ -91,13 +91,13 @@ static int parse_row(const char *line, kd_epoch_row *row)
 int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err)
 {
     init_run(run);
-    if (!kd_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
+    if (!kd_file_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
     snprintf(run->path, sizeof run->path, "%s", path);
     set_log(run);
     char csv[KD_PATH_MAX];
     kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
-    if (!kd_path_exists(csv)) return KD_OK;
-    char *text = kd_read_text_file(csv, 64u << 20, err);
+    if (!kd_file_exists(csv)) return KD_OK;
+    char *text = kd_file_read_text(csv, 64u << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
     int rc = KD_OK;
     char *save = NULL;
@@ -134,7 +134,7 @@ const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, 
 int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err)
 {
     char path[KD_PATH_MAX];
-    return kd_write_file_atomic(kd_run_dir_file(run, name, path, sizeof path), text, strlen(text), err);
+    return kd_file_write_atomic(kd_run_dir_file(run, name, path, sizeof path), text, strlen(text), err);
 }
 
 int kd_run_dir_add_epoch(kd_run_dir *run, const kd_epoch_row *row, kd_error *err)
@@ -175,7 +175,7 @@ void kd_run_log(kd_run_dir *run, const char *fmt, ...)
         line[len + 1] = '\0';
     }
     if (run->log_path[0]) {
-        kd_append_file(run->log_path, line, NULL); /* the log is best effort */
+        kd_file_append(run->log_path, line, NULL); /* the log is best effort */
     } else {
         size_t used = strlen(run->pending);
         snprintf(run->pending + used, sizeof run->pending - used, "%s", line);
@@ -223,8 +223,8 @@ int kd_run_dir_write_summary(const kd_run_dir *r, const kd_run_summary *s, kd_er
     kd_json_number(&j, "this_session_seconds", s->session_seconds);
     kd_json_int(&j, "threads", s->threads);
     char commit[128], date[64];
-    kd_git_commit(commit, sizeof commit);
-    kd_utc_now(date, sizeof date);
+    kd_provenance_commit(commit, sizeof commit);
+    kd_provenance_date(date, sizeof date);
     kd_json_string(&j, "commit", commit);
     kd_json_string(&j, "finished", date);
     kd_json_end_object(&j);

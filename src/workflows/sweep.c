@@ -77,7 +77,7 @@ static int write_plot(const char *dir, const char *file, const char *title, cons
     kd_plot plot = {.title = title, .x_label = "epoch", .y_label = y_label, .series = series, .n_series = n};
     kd_strbuf svg = {0};
     kd_plot_svg(&plot, &svg);
-    int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_write_file_atomic_in(dir, file, svg.text, svg.length, err);
+    int rc = svg.failed ? kd_error_set(err, KD_ERR_IO, "out of memory") : kd_file_write_atomic_in(dir, file, svg.text, svg.length, err);
     kd_strbuf_free(&svg);
     return rc;
 }
@@ -108,8 +108,8 @@ static int write_outputs(const kd_pipeline *p, const kd_commit_set *trained_by, 
         }
     double pearson = kd_pearson(gaps, temps, total), spearman = kd_spearman(gaps, temps, total);
     char date[64], commit[128], trained[512];
-    kd_utc_now(date, sizeof date);
-    kd_git_commit(commit, sizeof commit);
+    kd_provenance_date(date, sizeof date);
+    kd_provenance_commit(commit, sizeof commit);
     kd_commit_set_format(trained_by, trained, sizeof trained);
     kd_strbuf_printf(&md, "# %s\n\nProduced by `kdtrain sweep -c %s` at commit %s on %s, from runs trained at commit %s; data `%s`; runs in `%s/`. "
                           "After each diagnosed epoch, one temperature T is fitted on the validation split (exact NLL minimum), "
@@ -133,13 +133,13 @@ static int write_outputs(const kd_pipeline *p, const kd_commit_set *trained_by, 
     kd_strbuf_printf(&md, "\n![fitted temperature](temperature.svg)\n\n![validation NLL](val_nll.svg)\n\n![accuracy gap](gap.svg)\n");
     kd_strbuf_printf(&md, "\nThe NLL that one temperature recovers (val NLL − val NLL at T) correlates with the gap with Pearson r = %.3f.\n",
                      kd_pearson(gaps, nll_gain, total));
-    int rc = kd_mkdir_p(p->out_dir, err);
+    int rc = kd_file_mkdir_p(p->out_dir, err);
     if (!rc) rc = (csv.failed || md.failed) ? kd_error_set(err, KD_ERR_IO, "out of memory") : KD_OK;
-    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "sweep.csv", csv.text, csv.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(p->out_dir, "sweep.csv", csv.text, csv.length, err);
     if (!rc) rc = write_plot(p->out_dir, "temperature.svg", "Fitted temperature against epoch", "T (fitted on validation)", curves, n, 0, err);
     if (!rc) rc = write_plot(p->out_dir, "val_nll.svg", "Validation NLL against epoch", "validation NLL (T = 1)", curves, n, 1, err);
     if (!rc) rc = write_plot(p->out_dir, "gap.svg", "Train - validation accuracy gap", "gap, points", curves, n, 2, err);
-    if (!rc) rc = kd_write_file_atomic_in(p->out_dir, "summary.md", md.text, md.length, err);
+    if (!rc) rc = kd_file_write_atomic_in(p->out_dir, "summary.md", md.text, md.length, err);
     if (!rc) fprintf(stderr, "wrote %s/summary.md, sweep.csv, temperature.svg, val_nll.svg, gap.svg (r = %.3f)\n", p->out_dir, pearson);
     kd_strbuf_free(&csv);
     kd_strbuf_free(&md);

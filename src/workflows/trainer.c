@@ -92,7 +92,7 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
     kd_optim_export_state(&t->optim, &os);
     kd_train_state ts = {.epoch = row->epoch, .step = t->optim.step, .rng = t->rng, .seed = t->cfg->train.seed,
                          .config_text = t->config_text};
-    kd_git_commit(ts.commit, sizeof ts.commit);
+    kd_provenance_commit(ts.commit, sizeof ts.commit);
     ts.records_teacher = true;
     snprintf(ts.teacher, sizeof ts.teacher, "%s", t->request->teacher ? t->request->teacher : "");
     ts.has_metrics = true;
@@ -345,7 +345,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
 
     char checkpoint[KD_PATH_MAX];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
-    if (req->resume && !kd_path_exists(checkpoint)) {
+    if (req->resume && !kd_file_exists(checkpoint)) {
         /* Stopped inside its first epoch: nothing to resume, start it again in place. */
         if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
     } else if (req->resume) {
