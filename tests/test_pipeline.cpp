@@ -166,6 +166,14 @@ TEST_CASE("a pipeline's run configs and overrides are checked when it loads, bef
     // Unknown pipeline keys get the same suggestions as a training config's.
     std::ofstream(ini) << "[pipeline]\ndata = x.h5\nseeeds = 1\n";
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
-    REQUIRE(out.find(":3: unknown key pipeline.seeeds (expected title, data, prepare, runs, out, seeds, teacher, threads); "
-                     "did you mean seeds?") != std::string::npos);
+    REQUIRE(out.find(":3: unknown key pipeline.seeeds; did you mean pipeline.seeds?") != std::string::npos);
+    std::ofstream(ini) << "[pipeline]\ndata = x.h5\n[regime.small]\nplotx = train.epochs\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    REQUIRE(out.find(":4: unknown key regime.small.plotx; did you mean regime.small.plot_x?") != std::string::npos);
+    std::ofstream(ini) << "[pipeline]\ndata = x.h5\nthreads = -1\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    REQUIRE(out.find(":3: pipeline.threads: expected an integer in [0, 1024], found '-1'") != std::string::npos);
+    std::ofstream(ini) << "[pipelin]\ndata = x.h5\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    REQUIRE(out.find("unknown section [pipelin]; did you mean [pipeline]?") != std::string::npos);
 }

@@ -2,8 +2,8 @@
  * config (file, then --set overrides), and hand it to the trainer. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli/args.h"
-#include "io/fileutil.h"
 #include "cli/commands.h"
+#include "io/fileutil.h"
 
 #include "workflows/config.h"
 #include "workflows/trainer.h"

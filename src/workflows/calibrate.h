@@ -7,9 +7,9 @@
 #define KD_CALIBRATE_H
 
 #include "calib/reliability.h"
-#include "io/fileutil.h"
 #include "calib/temperature.h"
 #include "data/dataset.h"
+#include "io/fileutil.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -91,9 +91,6 @@ bool kd_config_matches(const char *stored_text, const kd_config *config);
 /* The value of a numeric key ("distill.temperature") as a double; false when the
  * key is unknown or not a number. */
 bool kd_config_get_number(const kd_config *config, const char *name, double *value);
-/* The one of names[0..n) nearest to name (the suggestion of "did you mean"), or NULL
- * when none is near. Other INI grammars (the pipeline file) suggest with it too. */
-const char *kd_config_nearest_name(const char *name, const char *const *names, int n);
 /* The name of a choice key's value ("adamw" for train.optimizer = KD_OPTIM_ADAMW). */
 const char *kd_config_choice_name(const char *key, int value);
 /* The optimiser part, with the epoch counts of schedules turned into steps. */

@@ -8,9 +8,9 @@
 #define KD_EVAL_H
 
 #include "calib/metrics.h"
-#include "io/fileutil.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "io/fileutil.h"
 
 #include <stdbool.h>
 

@@ -5,11 +5,11 @@
 
 #include "calib/metrics.h"
 #include "io/checkpoint.h"
-#include "workflows/config.h"
 #include "io/fileutil.h"
 #include "io/h5util.h"
 #include "io/logits.h"
 #include "io/provenance.h"
+#include "workflows/config.h"
 #include "workflows/model.h"
 
 #include <libgen.h>

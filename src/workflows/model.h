@@ -10,11 +10,11 @@
 #define KD_MODEL_H
 
 #include "core/error.h"
-#include "io/fileutil.h"
 #include "data/dataset.h"
 #include "io/checkpoint.h"
-#include "workflows/config.h"
+#include "io/fileutil.h"
 #include "nn/mlp.h"
+#include "workflows/config.h"
 
 #include <stdbool.h>
 

@@ -3,51 +3,29 @@
 #include "workflows/pipeline.h"
 #include "workflows/pipeline_internal.h"
 
-#include "workflows/calibrate.h"
+#include "core/check.h"
 #include "data/dataset.h"
 #include "data/prepare.h"
 #include "io/checkpoint.h"
-#include "workflows/config.h"
 #include "io/fileutil.h"
 #include "io/ini.h"
+#include "io/keys.h"
 #include "io/strbuf.h"
+#include "workflows/calibrate.h"
+#include "workflows/config.h"
 #include "workflows/evaluate.h"
 #include "workflows/run_dir.h"
 #include "workflows/stats.h"
 #include "workflows/trainer.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 /* ---- parsing ------------------------------------------------------------------------------- */
-
-static const char *const pipeline_keys[] = {"title", "data", "prepare", "runs", "out", "seeds", "teacher", "threads"};
-static const char *const regime_keys[] = {"title", "note", "teacher", "run.NAME", "compare", "plot_x", "plot_series",
-                                          "vs_temperature"};
-
-/* "unknown key S.K (expected ...); did you mean S.X?" */
-static int unknown_key(const kd_pipeline *p, int line, const char *section, const char *key, const char *const *keys,
-                       int n, kd_error *err)
-{
-    char expected[256] = "";
-    size_t used = 0;
-    for (int i = 0; i < n && used < sizeof expected; i++)
-        used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s", i ? ", " : "", keys[i]);
-    const char *near = kd_config_nearest_name(key, keys, n);
-    return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown key %s.%s (expected %s)%s%s%s", p->source, line, section, key,
-                        expected, near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
-}
-
-static int set_text(char *dst, size_t size, const char *value, const char *where, kd_error *err)
-{
-    size_t len = strlen(value);
-    if (len >= size) return kd_error_set(err, KD_ERR_CONFIG, "%sexpected at most %zu characters", where, size - 1);
-    memcpy(dst, value, len + 1);
-    return KD_OK;
-}
 
 /* "CONFIG [section.key=value ...]" (with a leading "train" or "distill" when want_kind). */
 static int parse_spec(const char *where, const char *text, bool want_kind, kd_pipeline_spec *run, kd_error *err)
@@ -63,41 +41,68 @@ static int parse_spec(const char *where, const char *text, bool want_kind, kd_pi
         tok = strtok_r(NULL, " \t", &save);
     }
     if (!tok) return kd_error_set(err, KD_ERR_CONFIG, "%sexpected a config file, found '%s'", where, text);
-    if (set_text(run->config, sizeof run->config, tok, where, err)) return KD_ERR_CONFIG;
+    if (strlen(tok) >= sizeof run->config)
+        return kd_error_set(err, KD_ERR_CONFIG, "%sexpected a config path of at most %zu characters", where, sizeof run->config - 1);
+    snprintf(run->config, sizeof run->config, "%s", tok);
     while ((tok = strtok_r(NULL, " \t", &save))) {
-        if (run->n_sets == KD_PIPE_MAX_SETS || !strchr(tok, '='))
+        if (run->n_sets == KD_PIPE_MAX_SETS || !strchr(tok, '=') || strlen(tok) >= sizeof run->sets[0])
             return kd_error_set(err, KD_ERR_CONFIG, "%sexpected section.key=value overrides (at most %d), found '%s'", where,
                                 KD_PIPE_MAX_SETS, tok);
-        if (set_text(run->sets[run->n_sets++], sizeof run->sets[0], tok, where, err)) return KD_ERR_CONFIG;
+        snprintf(run->sets[run->n_sets++], sizeof run->sets[0], "%s", tok);
     }
     return KD_OK;
 }
 
-static int parse_seeds(const char *where, const char *text, kd_pipeline *p, kd_error *err)
+/* The custom keys of the table below: field is the key's field (for these, the
+ * struct or the spec itself), display "section.key" as written. */
+static int key_teacher(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                       kd_error *err)
 {
-    char buf[KD_INI_VALUE_MAX], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", text);
+    char at[KD_PIPE_TEXT + 256];
+    if (display)
+        snprintf(at, sizeof at, "%s%s: ", where, display);
+    else
+        snprintf(at, sizeof at, "%s%s.%s: ", where, k->section, k->key);
+    return parse_spec(at, value, false, field, err);
+}
+
+static int key_seeds(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                     kd_error *err)
+{
+    kd_pipeline *p = field;
+    char buf[KD_INI_VALUE_MAX], *save = NULL, expected[64];
+    snprintf(buf, sizeof buf, "%s", value);
+    snprintf(expected, sizeof expected, "1 to %d seeds separated by commas", KD_PIPE_MAX_SEEDS);
     p->n_seeds = 0;
     for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
         char *end;
         unsigned long long v = strtoull(tok, &end, 10);
-        if (*end || p->n_seeds == KD_PIPE_MAX_SEEDS || tok[0] == '-')
-            return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 1 to %d seeds separated by commas, found '%s'", where,
-                                KD_PIPE_MAX_SEEDS, text);
+        if (*end || p->n_seeds == KD_PIPE_MAX_SEEDS || tok[0] == '-') return kd_keys_bad_value(k, display, where, value, expected, err);
         p->seeds[p->n_seeds++] = v;
     }
-    if (!p->n_seeds) return kd_error_set(err, KD_ERR_CONFIG, "%sexpected at least one seed", where);
+    return p->n_seeds ? KD_OK : kd_keys_bad_value(k, display, where, value, expected, err);
+}
+
+static int key_prepare(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                       kd_error *err)
+{
+    kd_pipeline *p = field;
+    if (strcmp(value, "fashion-mnist") && strcmp(value, "none"))
+        return kd_keys_bad_value(k, display, where, value, "fashion-mnist or none", err);
+    snprintf(p->prepare, sizeof p->prepare, "%s", strcmp(value, "none") ? value : "");
     return KD_OK;
 }
 
-static int parse_compare(const char *where, const char *text, kd_pipeline_regime *r, kd_error *err)
+static int key_compare(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                       kd_error *err)
 {
+    kd_pipeline_regime *r = field;
     char buf[KD_INI_VALUE_MAX], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", text);
+    snprintf(buf, sizeof buf, "%s", value);
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char a[64], b[64];
         if (r->n_compare == KD_PIPE_MAX_COMPARE || sscanf(item, " %63[A-Za-z0-9_] - %63[A-Za-z0-9_] ", a, b) != 2)
-            return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 'RUN - RUN, ...', found '%s'", where, item);
+            return kd_keys_bad_value(k, display, where, item, "'RUN - RUN, ...'", err);
         snprintf(r->compare[r->n_compare][0], 64, "%s", a);
         snprintf(r->compare[r->n_compare][1], 64, "%s", b);
         r->n_compare++;
@@ -105,65 +110,93 @@ static int parse_compare(const char *where, const char *text, kd_pipeline_regime
     return KD_OK;
 }
 
+static int key_vs_temperature(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                              kd_error *err)
+{
+    kd_pipeline_regime *r = field;
+    if (sscanf(value, " %63[A-Za-z0-9_] - %63[A-Za-z0-9_] ", r->vs_temperature[0], r->vs_temperature[1]) != 2)
+        return kd_keys_bad_value(k, display, where, value, "'DISTILLED - ALONE'", err);
+    return KD_OK;
+}
+
+#define P(field) offsetof(kd_pipeline, field), sizeof(((kd_pipeline *)0)->field)
+#define R(field) offsetof(kd_pipeline_regime, field), sizeof(((kd_pipeline_regime *)0)->field)
+
+/* Every key of a pipeline file: [pipeline] keys fill the kd_pipeline, [regime.NAME]
+ * keys (section "regime") its regime NAME; run.NAME lines are read apart. */
+static const kd_key keys[] = {
+    {"pipeline", "title", KD_KEY_TEXT, P(title), "", 0, 0, false, NULL, NULL},
+    {"pipeline", "data", KD_KEY_TEXT, P(data), "", 0, 0, false, NULL, NULL},
+    {"pipeline", "prepare", KD_KEY_CUSTOM, 0, 0, "none", 0, 0, false, NULL, key_prepare},
+    {"pipeline", "runs", KD_KEY_TEXT, P(runs_dir), "runs", 0, 0, false, NULL, NULL},
+    {"pipeline", "out", KD_KEY_TEXT, P(out_dir), "results", 0, 0, false, NULL, NULL},
+    {"pipeline", "seeds", KD_KEY_CUSTOM, 0, 0, "1", 0, 0, false, NULL, key_seeds},
+    {"pipeline", "teacher", KD_KEY_CUSTOM, P(teacher), "", 0, 0, false, NULL, key_teacher},
+    {"pipeline", "threads", KD_KEY_INT, P(threads), "0", 0, 1024, false, NULL, NULL},
+    {"regime", "title", KD_KEY_TEXT, R(title), "", 0, 0, false, NULL, NULL},
+    {"regime", "note", KD_KEY_TEXT, R(note), "", 0, 0, false, NULL, NULL},
+    {"regime", "teacher", KD_KEY_CUSTOM, R(teacher), "", 0, 0, false, NULL, key_teacher},
+    {"regime", "run.NAME", KD_KEY_CUSTOM, 0, 0, "", 0, 0, false, NULL, NULL}, /* read apart, listed for suggestions */
+    {"regime", "compare", KD_KEY_CUSTOM, 0, 0, "", 0, 0, false, NULL, key_compare},
+    {"regime", "plot_x", KD_KEY_TEXT, R(plot_x), "", 0, 0, false, NULL, NULL},
+    {"regime", "plot_series", KD_KEY_TEXT, R(plot_series), "", 0, 0, false, NULL, NULL},
+    {"regime", "vs_temperature", KD_KEY_CUSTOM, 0, 0, "", 0, 0, false, NULL, key_vs_temperature},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+#define N_PIPELINE_KEYS 8
+
+static kd_pipeline_regime *find_regime(kd_pipeline *p, const char *id, int line, kd_error *err)
+{
+    for (int i = 0; i < p->n_regimes; i++)
+        if (!strcmp(p->regimes[i].id, id)) return &p->regimes[i];
+    if (p->n_regimes == KD_PIPE_MAX_REGIMES) {
+        kd_error_set(err, KD_ERR_CONFIG, "%s:%d: at most %d regimes", p->source, line, KD_PIPE_MAX_REGIMES);
+        return NULL;
+    }
+    if (strlen(id) >= sizeof p->regimes[0].id) {
+        kd_error_set(err, KD_ERR_CONFIG, "%s:%d: [regime.%s]: expected a name of at most %zu characters", p->source, line, id,
+                     sizeof p->regimes[0].id - 1);
+        return NULL;
+    }
+    kd_pipeline_regime *r = &p->regimes[p->n_regimes++];
+    snprintf(r->id, sizeof r->id, "%s", id);
+    return r;
+}
+
 static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
 {
     kd_pipeline *p = user;
-    char where[KD_PIPE_TEXT + 256];
-    snprintf(where, sizeof where, "%s:%d: %s.%s: ", p->source, e->line, e->section, e->key);
-    const char *v = e->value;
-    if (!strcmp(e->section, "pipeline")) {
-        if (!strcmp(e->key, "title")) return set_text(p->title, sizeof p->title, v, where, err);
-        else if (!strcmp(e->key, "data")) return set_text(p->data, sizeof p->data, v, where, err);
-        else if (!strcmp(e->key, "prepare")) {
-            if (strcmp(v, "fashion-mnist") && strcmp(v, "none"))
-                return kd_error_set(err, KD_ERR_CONFIG, "%sexpected fashion-mnist or none, found '%s'", where, v);
-            return set_text(p->prepare, sizeof p->prepare, strcmp(v, "none") ? v : "", where, err);
-        } else if (!strcmp(e->key, "runs")) return set_text(p->runs_dir, sizeof p->runs_dir, v, where, err);
-        else if (!strcmp(e->key, "out")) return set_text(p->out_dir, sizeof p->out_dir, v, where, err);
-        else if (!strcmp(e->key, "seeds")) return parse_seeds(where, v, p, err);
-        else if (!strcmp(e->key, "teacher")) return parse_spec(where, v, false, &p->teacher, err);
-        else if (!strcmp(e->key, "threads")) {
-            char *end;
-            long threads = strtol(v, &end, 10);
-            p->threads = (int)threads;
-            if (!*v || *end || threads < 0 || threads > 1024)
-                return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 0 to 1024, found '%s'", where, v);
-        } else
-            return unknown_key(p, e->line, "pipeline", e->key, pipeline_keys, 8, err);
-        return KD_OK;
+    char where[KD_PIPE_TEXT + 32], display[256];
+    snprintf(where, sizeof where, "%s:%d: ", p->source, e->line);
+    bool regime = strncmp(e->section, "regime.", 7) == 0 && e->section[7];
+    void *target = p;
+    if (regime) {
+        kd_pipeline_regime *r = find_regime(p, e->section + 7, e->line, err);
+        if (!r) return KD_ERR_CONFIG;
+        target = r;
+        if (!strncmp(e->key, "run.", 4) && e->key[4]) {
+            if (r->n_runs == KD_PIPE_MAX_RUNS)
+                return kd_error_set(err, KD_ERR_CONFIG, "%s%s.%s: at most %d runs a regime", where, e->section, e->key,
+                                    KD_PIPE_MAX_RUNS);
+            kd_pipeline_spec *run = &r->runs[r->n_runs++];
+            if (strlen(e->key + 4) >= sizeof run->name)
+                return kd_error_set(err, KD_ERR_CONFIG, "%s%s.%s: expected a run name of at most %zu characters", where,
+                                    e->section, e->key, sizeof run->name - 1);
+            snprintf(run->name, sizeof run->name, "%s", e->key + 4);
+            char at[KD_PIPE_TEXT + 300];
+            snprintf(at, sizeof at, "%s%s.%s: ", where, e->section, e->key);
+            return parse_spec(at, e->value, true, run, err);
+        }
     }
-    if (strncmp(e->section, "regime.", 7) != 0 || !e->section[7])
-        return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: unknown section [%s] (expected [pipeline] or [regime.NAME])",
-                            p->source, e->line, e->section);
-    kd_pipeline_regime *r = NULL;
-    for (int i = 0; i < p->n_regimes; i++)
-        if (!strcmp(p->regimes[i].id, e->section + 7)) r = &p->regimes[i];
-    if (!r) {
-        if (p->n_regimes == KD_PIPE_MAX_REGIMES)
-            return kd_error_set(err, KD_ERR_CONFIG, "%s:%d: at most %d regimes", p->source, e->line, KD_PIPE_MAX_REGIMES);
-        r = &p->regimes[p->n_regimes++];
-        if (set_text(r->id, sizeof r->id, e->section + 7, where, err)) return KD_ERR_CONFIG;
-    }
-    if (!strcmp(e->key, "title")) return set_text(r->title, sizeof r->title, v, where, err);
-    else if (!strcmp(e->key, "note")) return set_text(r->note, sizeof r->note, v, where, err);
-    else if (!strcmp(e->key, "teacher")) return parse_spec(where, v, false, &r->teacher, err);
-    else if (!strcmp(e->key, "compare")) return parse_compare(where, v, r, err);
-    else if (!strcmp(e->key, "plot_x")) return set_text(r->plot_x, sizeof r->plot_x, v, where, err);
-    else if (!strcmp(e->key, "vs_temperature")) {
-        if (sscanf(v, " %63[A-Za-z0-9_] - %63[A-Za-z0-9_] ", r->vs_temperature[0], r->vs_temperature[1]) != 2)
-            return kd_error_set(err, KD_ERR_CONFIG, "%sexpected 'DISTILLED - ALONE', found '%s'", where, v);
-        return KD_OK;
-    }
-    else if (!strcmp(e->key, "plot_series")) return set_text(r->plot_series, sizeof r->plot_series, v, where, err);
-    else if (!strncmp(e->key, "run.", 4) && e->key[4]) {
-        if (r->n_runs == KD_PIPE_MAX_RUNS)
-            return kd_error_set(err, KD_ERR_CONFIG, "%sat most %d runs a regime", where, KD_PIPE_MAX_RUNS);
-        kd_pipeline_spec *run = &r->runs[r->n_runs++];
-        if (set_text(run->name, sizeof run->name, e->key + 4, where, err)) return KD_ERR_CONFIG;
-        return parse_spec(where, v, true, run, err);
-    } else
-        return unknown_key(p, e->line, e->section, e->key, regime_keys, 8, err);
-    return KD_OK;
+    if (!regime && !strncmp(e->section, "regime", 6))
+        return kd_error_set(err, KD_ERR_CONFIG, "%sunknown section [%s]: a regime needs a name, [regime.NAME]", where,
+                            e->section);
+    const kd_key *k = kd_keys_find(keys, N_KEYS, regime ? "regime" : e->section, regime ? e->section : NULL, e->key,
+                                   where, err);
+    if (!k) return KD_ERR_CONFIG;
+    KD_ASSERT(k->type != KD_KEY_CUSTOM || k->parse, "%s.%s is read apart", k->section, k->key); /* run.NAME */
+    snprintf(display, sizeof display, "%s.%s", e->section, e->key);
+    return kd_keys_assign(k, target, display, e->value, where, err);
 }
 
 /* A run's config file with its overrides, as build_request will load it (the
@@ -193,10 +226,7 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->source, sizeof p->source, "%s", path);
-    snprintf(p->runs_dir, sizeof p->runs_dir, "runs");
-    snprintf(p->out_dir, sizeof p->out_dir, "results");
-    p->seeds[0] = 1;
-    p->n_seeds = 1;
+    kd_keys_defaults(keys, N_PIPELINE_KEYS, p); /* the [pipeline] keys' defaults */
     char *text = kd_file_read_text(path, 1 << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
     int rc = kd_ini_parse(text, path, on_entry, p, err);
@@ -287,7 +317,7 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
                 dir);
         req->teacher = teacher;
         req->quiet = s->quiet;
-        req->threads_override = s->p->threads;
+        req->threads_override = (int)s->p->threads;
         char out[KD_PIPE_TEXT + 128];
         rc = kd_train(req, out, sizeof out, err);
         if (!rc) snprintf(result->path, sizeof result->path, "%s", out); /* where it really went */

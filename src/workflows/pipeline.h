@@ -56,7 +56,7 @@ typedef struct kd_pipeline {
     char out_dir[KD_PIPE_TEXT];
     uint64_t seeds[KD_PIPE_MAX_SEEDS];
     int n_seeds;
-    int threads;
+    int64_t threads;             /* 0: the idle cores */
     kd_pipeline_spec teacher;
     kd_pipeline_regime regimes[KD_PIPE_MAX_REGIMES];
     int n_regimes;

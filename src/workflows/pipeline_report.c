@@ -3,11 +3,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "workflows/pipeline_internal.h"
 
-#include "workflows/config.h"
 #include "io/fileutil.h"
-#include "io/svgplot.h"
 #include "io/provenance.h"
 #include "io/strbuf.h"
+#include "io/svgplot.h"
+#include "workflows/config.h"
 #include "workflows/stats.h"
 
 #include <math.h>

@@ -3,8 +3,8 @@
 #include "workflows/run_dir.h"
 
 #include "io/fileutil.h"
-#include "io/provenance.h"
 #include "io/json.h"
+#include "io/provenance.h"
 
 #include <errno.h>
 #include <math.h>

@@ -13,9 +13,9 @@
 #include "io/provenance.h"
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
-#include "workflows/teacher.h"
 #include "workflows/run_data.h"
 #include "workflows/run_dir.h"
+#include "workflows/teacher.h"
 
 #include <math.h>
 #include <omp.h>
