@@ -8,7 +8,7 @@
 #   3. runs `scripts/test.sh --quick` (the test command's Release half; the ASan+UBSan
 #      half needs only gcc's sanitizer runtimes, libasan8 and libubsan1, which g++
 #      depends on, and CI runs it outside), then the whole main job `scripts/run.sh`
-#      (11.5 minutes on this 2-core machine; the whole check about 14);
+#      (about 10 to 11 minutes on this 2-core machine; the whole check about 12 to 13);
 #   4. checks that the main job wrote its summary and compares its metrics with the
 #      committed results/fashion-mnist/summary.csv, printing the largest difference
 #      (reported, not a failure: another CPU may round differently).
@@ -39,6 +39,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+case "$workdir" in
+  *[[:space:]]*) echo "check-fresh.sh: --workdir '$workdir': expected a path without spaces (/proc/self/mounts escapes them, and the unmount check must read it)" >&2; exit 2 ;;
+esac
 if [ "$(id -u)" -ne 0 ]; then
   echo "check-fresh.sh: needs root (it runs debootstrap, mount and chroot); run it as root or with sudo" >&2
   exit 1
@@ -95,6 +98,7 @@ mounts_under_root() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  set +e # every step of the cleanup runs, and says so when it fails
   if [ -n "$root" ] && [ -d "$root" ]; then
     # Processes still running inside the root (after Ctrl-C, say) keep mounts busy.
     local p
@@ -115,7 +119,7 @@ cleanup() {
     elif [ "$keep" -eq 1 ]; then
       echo "check-fresh: root kept at $root (--keep)"
     else
-      rm -rf --one-file-system "$root"
+      rm -rf --one-file-system "$root" || { echo "check-fresh.sh: could not remove all of $root" >&2; rc=1; }
     fi
   fi
   report_stages
@@ -190,7 +194,9 @@ check_mirror() {
 
 make_root() {
   mkdir -p "$workdir" || return 1
-  root=$(mktemp -d "$(realpath "$workdir")/kdtrain-fresh.XXXXXX") || return 1
+  local wd
+  wd=$(realpath "$workdir") || return 1
+  root=$(mktemp -d "$wd/kdtrain-fresh.XXXXXX") || return 1
   chmod 755 "$root" || return 1 # mktemp makes it 0700, and apt's _apt user must read the root
   if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1; then
     tail -n 20 "$root.debootstrap.log" >&2
@@ -224,7 +230,7 @@ copy_tree() {
   mkdir -p "$root/home/newcomer/kdtrain" || return 1
   git -C "$repo" archive --format=tar HEAD | tar -x -C "$root/home/newcomer/kdtrain" || return 1
   # Everything the main job writes is newer than this mark.
-  touch "$root/home/newcomer/.started"
+  touch "$root/home/newcomer/.started" || return 1
 }
 
 # A command inside the root, from the checkout's top, with a newcomer's environment.

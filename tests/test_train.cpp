@@ -131,7 +131,10 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     // A resume of the other kind would train something else: refused, naming the right command.
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d4") + teacher + " --stop-after 1") == 0);
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/d4", &out) == 2);
-    REQUIRE(out.find("was distilled from " + fx.runs + "/whole: resume it with kdtrain distill --resume") != std::string::npos);
+    REQUIRE(out.find("was distilled from " + fx.runs + "/whole: resume it with kdtrain distill --resume " + fx.runs +
+                     "/d4 --teacher " + fx.runs + "/whole") != std::string::npos);
+    REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d4 --teacher " + fx.runs + "/parts", &out) == 2);
+    REQUIRE(out.find("was distilled from " + fx.runs + "/whole, not " + fx.runs + "/parts") != std::string::npos);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("p1") + " --stop-after 1") == 0);
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/p1" + teacher, &out) == 2);
     REQUIRE(out.find("was trained without a teacher: resume it with kdtrain train --resume") != std::string::npos);

@@ -1,6 +1,6 @@
 /* cmd_info.c - `kdtrain info`: the library versions and the machine kdtrain
  * sees (the first thing to paste into a bug report), or with a file, what the
- * file holds (train/inspect.h). */
+ * file holds (workflows/inspect.h). */
 #include "cli/args.h"
 #include "cli/commands.h"
 

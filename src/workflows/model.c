@@ -44,9 +44,12 @@ int kd_model_open(kd_model *m, const char *path, kd_error *err)
                                 m->has_train ? m->config_text : NULL, KD_CONFIG_TEXT_MAX, &m->calibration, err);
     kd_config_defaults(&m->config);
     if (!rc && m->has_train && kd_config_load_text(&m->config, m->config_text, "the checkpoint's config", err)) {
-        size_t used = strlen(err->message);
-        snprintf(err->message + used, sizeof err->message - used, " (in %s:/train)", m->checkpoint);
-        rc = err->code = KD_ERR_DATA; /* a value read from a file: data, not the user's config */
+        rc = KD_ERR_DATA; /* a value read from a file: data, not the user's config */
+        if (err) {
+            size_t used = strlen(err->message);
+            snprintf(err->message + used, sizeof err->message - used, " (in %s:/train)", m->checkpoint);
+            err->code = rc;
+        }
     }
     m->train.config_text = m->config_text;
     if (rc) kd_model_close(m);
@@ -58,6 +61,7 @@ void kd_model_close(kd_model *m)
     kd_mlp_free(&m->mlp);
     free(m->config_text);
     m->config_text = NULL;
+    m->train.config_text = NULL;
 }
 
 int kd_model_open_data(const kd_model *m, const char *data, bool require_test, kd_dataset *ds, kd_error *err)

@@ -120,8 +120,12 @@ static int resume_state(trainer *t, kd_error *err)
                             path, t->run.path);
     /* train --resume of a distilled run would go on without its teacher, silently. */
     if (ts.records_teacher && ts.teacher[0] && !t->request->teacher)
-        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s",
-                            t->run.path, ts.teacher, t->run.path);
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s --teacher %s",
+                            t->run.path, ts.teacher, t->run.path, ts.teacher);
+    /* Another teacher would go on distilling something else under the same run. */
+    if (ts.records_teacher && ts.teacher[0] && t->request->teacher && strcmp(ts.teacher, t->request->teacher) != 0)
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s, not %s: resume it with the same teacher",
+                            t->run.path, ts.teacher, t->request->teacher);
     if (ts.records_teacher && !ts.teacher[0] && t->request->teacher)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was trained without a teacher: resume it with kdtrain train --resume %s",
                             t->run.path, t->run.path);
