@@ -440,6 +440,26 @@ TEST_CASE("a failed prepare leaves an existing output file byte-identical", "[pr
     REQUIRE(kdtest::leftover_temporaries(f.dir).empty());
 }
 
+TEST_CASE("prepare creates missing folders of the output only after the inputs pass", "[prepare]")
+{
+    Fixture f;
+    kd_error err;
+    kd_error_clear(&err);
+    std::string nested = f.dir + "/a/b/fm.h5";
+    REQUIRE(kd_prepare_fashion_mnist((f.dir + "/nowhere").c_str(), nested.c_str(), kVal, &err) != 0);
+    REQUIRE_FALSE(kdtest::file_exists(f.dir + "/a")); // a failed read creates nothing
+    REQUIRE(kd_prepare_fashion_mnist(f.dir.c_str(), nested.c_str(), kVal, &err) == 0);
+    REQUIRE(kdtest::file_exists(nested));
+
+    write_file(f.dir + "/blocker", Bytes{'x'}); // a file where a folder should be
+    kd_error_clear(&err);
+    std::string blocked = f.dir + "/blocker/fm.h5";
+    REQUIRE(kd_prepare_fashion_mnist(f.dir.c_str(), blocked.c_str(), kVal, &err) != 0);
+    INFO(err.message);
+    REQUIRE(std::string(err.message).find(f.dir + "/blocker: expected a directory, found a file") !=
+            std::string::npos);
+}
+
 TEST_CASE("kdtrain prepare fashion-mnist writes the file and reports the splits", "[prepare][cli]")
 {
     Fixture f;

@@ -120,30 +120,6 @@ static int parse_args(int argc, char **argv, prepare_args *args)
     return check_dataset(args->dataset);
 }
 
-/* mkdir -p of the folder holding `path`. */
-static int make_parent_dirs(const char *path)
-{
-    char dir[PATH_MAX];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        fprintf(stderr, "kdtrain prepare: %s: path too long\n", path);
-        return 1;
-    }
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0;
-    *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "kdtrain prepare: cannot create folder %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-        *p = saved;
-        if (saved == '\0') return 0;
-    }
-}
-
 /* The split sizes read back from the file just written: the summary line reports
  * what is on disk, not what was meant to be. */
 static int print_summary(const char *out)
@@ -164,7 +140,6 @@ int kd_cmd_prepare(int argc, char **argv)
     prepare_args args = {NULL, PREPARE_DEFAULT_SRC, PREPARE_DEFAULT_OUT, KD_FASHION_MNIST_DEFAULT_VAL};
     int rc = parse_args(argc, argv, &args);
     if (rc != 0) return rc == PREPARE_HELP_SHOWN ? 0 : rc;
-    if (make_parent_dirs(args.out) != 0) return 1;
     fprintf(stderr, "kdtrain prepare: reading %s, writing %s\n", args.src, args.out);
     kd_error err;
     kd_error_clear(&err);

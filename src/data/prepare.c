@@ -2,6 +2,7 @@
 #include "data/prepare.h"
 
 #include "data/idx.h"
+#include "io/fileutil.h"
 #include "io/h5util.h"
 
 #include <stdio.h>
@@ -131,7 +132,8 @@ static int write_output(const char *out_path, const char *src_dir, const fm_part
                         const fm_part *test, int n_val, kd_error *err)
 {
     kd_h5_atomic af;
-    int rc = kd_h5_atomic_create(&af, out_path, err);
+    int rc = kd_file_mkdir_parent(out_path, err);
+    if (rc == KD_OK) rc = kd_h5_atomic_create(&af, out_path, err);
     if (rc != KD_OK) return rc;
     size_t n_train = train->images.dims[0] - (size_t)n_val;
     const uint8_t *x = train->images.data, *y = train->labels.data;

@@ -18,7 +18,8 @@ extern "C" {
  * out_path atomically: the last n_val training images become /val, the rest
  * /train, the t10k files /test. Every input is read and checked before the
  * output is created; on any failure no output (and no temporary) is left and
- * an existing out_path is untouched. out_path's directory must exist. */
+ * an existing out_path is untouched. Missing folders of out_path are created once
+ * the inputs have passed their checks. */
 int kd_prepare_fashion_mnist(const char *src_dir, const char *out_path, int n_val, kd_error *err);
 /* The rows of /train/x, /val/x and /test/x of a prepared file, read back from it. */
 int kd_prepare_count_rows(const char *path, long long rows[3], kd_error *err);

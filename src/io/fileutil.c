@@ -55,7 +55,7 @@ int kd_file_write_atomic_in(const char *dir, const char *name, const void *data,
 
 int kd_file_mkdir_p(const char *path, kd_error *err)
 {
-    char buf[4096];
+    char buf[KD_DIR_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
         return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
     for (char *p = buf + 1; ; p++) {
@@ -73,6 +73,17 @@ int kd_file_mkdir_p(const char *path, kd_error *err)
         }
     }
     return KD_OK;
+}
+
+int kd_file_mkdir_parent(const char *path, kd_error *err)
+{
+    char dir[KD_DIR_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return KD_OK;
+    *slash = '\0';
+    return kd_file_mkdir_p(dir, err);
 }
 
 bool kd_file_exists(const char *path)

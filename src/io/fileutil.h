@@ -22,6 +22,8 @@ int kd_file_write_atomic(const char *path, const void *data, size_t size, kd_err
 int kd_file_write_atomic_in(const char *dir, const char *name, const void *data, size_t size, kd_error *err);
 /* Creates a directory and its parents (like mkdir -p). */
 int kd_file_mkdir_p(const char *path, kd_error *err);
+/* Creates the folder holding `path` and its parents; nothing when path has no folder part. */
+int kd_file_mkdir_parent(const char *path, kd_error *err);
 /* Reads a whole text file (at most max_bytes, no NUL bytes) into a new NUL-terminated
  * buffer (free it), or NULL with err set. */
 char *kd_file_read_text(const char *path, size_t max_bytes, kd_error *err);
