@@ -228,6 +228,20 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     INFO(student.out);
     REQUIRE(student.exit_code == 0);
     REQUIRE(has(student.out, "distilled    from " + run_dir + " at T = 2, alpha = 0.5")); // smoke.ini's [distill]
+
+    // A stopped run's model.h5 is what --resume continues; an epoch snapshot is not.
+    REQUIRE(kdtest::run_kdtrain("train -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
+                                    " --set run.name=s --set train.checkpoints=every --stop-after 2",
+                                &out) == 0);
+    Run stopped = kdtest::run_binary("info " + dir + "/s");
+    INFO(stopped.out);
+    REQUIRE(has(stopped.out, "2 of 4 epochs"));
+    REQUIRE(has(stopped.out, "unfinished: --resume continues it"));
+    Run snapshot = kdtest::run_binary("info " + dir + "/s/epoch-001.h5");
+    INFO(snapshot.out);
+    REQUIRE(has(snapshot.out, "1 of 4 epochs"));
+    REQUIRE(has(snapshot.out, "a snapshot taken before the last epoch"));
+    REQUIRE_FALSE(has(snapshot.out, "--resume"));
 }
 
 TEST_CASE("info on a logits file reports rows, classes, accuracy and NLL at T = 1", "[info]")

@@ -86,6 +86,12 @@ int kd_file_mkdir_parent(const char *path, kd_error *err)
     return kd_file_mkdir_p(dir, err);
 }
 
+bool kd_file_same(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 bool kd_file_exists(const char *path)
 {
     struct stat st;

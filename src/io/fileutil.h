@@ -29,6 +29,8 @@ int kd_file_mkdir_parent(const char *path, kd_error *err);
 char *kd_file_read_text(const char *path, size_t max_bytes, kd_error *err);
 bool kd_file_exists(const char *path);
 bool kd_file_is_directory(const char *path);
+/* Both paths name one existing file (the same device and inode), however spelled. */
+bool kd_file_same(const char *a, const char *b);
 /* Appends text to a file (creating it). */
 int kd_file_append(const char *path, const char *text, kd_error *err);
 

@@ -62,18 +62,26 @@ static void print_config_facts(const kd_model *m, FILE *out)
 {
     const kd_config *cfg = &m->config;
     const kd_train_state *ts = &m->train;
+    /* Only a run's model.h5 is what --resume continues; best.h5 and epoch-NNN.h5 are snapshots. */
+    const char *base = strrchr(m->checkpoint, '/');
+    bool resumable = strcmp(base ? base + 1 : m->checkpoint, "model.h5") == 0;
+    const char *state = ts->epoch >= cfg->train.epochs ? ""
+                        : resumable                     ? "; unfinished: --resume continues it"
+                                                        : "; a snapshot taken before the last epoch";
     fprintf(out, "  trained      %lld of %lld epochs (train.epochs), batch %lld, %s, seed %llu%s\n", (long long)ts->epoch,
             (long long)cfg->train.epochs, (long long)cfg->train.batch_size,
-            kd_config_choice_name("train.optimizer", cfg->train.optimizer),
-            (unsigned long long)cfg->train.seed, ts->epoch < cfg->train.epochs ? "; unfinished: --resume continues it" : "");
+            kd_config_choice_name("train.optimizer", cfg->train.optimizer), (unsigned long long)cfg->train.seed, state);
     fprintf(out, "  data         %s%s\n", cfg->data.path[0] ? cfg->data.path : "(none named)",
             cfg->data.labelled ? " (only the first data.labelled rows with labels)" : "");
     /* The checkpoint's own record says whether it was distilled; older files have only the config. */
-    const char *teacher = ts->records_teacher ? ts->teacher : cfg->distill.teacher;
-    if (teacher[0])
-        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", teacher, cfg->distill.temperature, cfg->distill.alpha);
+    if (ts->records_teacher && ts->teacher[0])
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", ts->teacher, cfg->distill.temperature,
+                cfg->distill.alpha);
     else if (ts->records_teacher)
         fprintf(out, "  distilled    no: trained on the labels alone\n");
+    else if (cfg->distill.teacher[0])
+        fprintf(out, "  distilled    not recorded (an older checkpoint); its config names distill.teacher = %s\n",
+                cfg->distill.teacher);
 }
 
 int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)

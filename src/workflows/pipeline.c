@@ -143,7 +143,14 @@ static const kd_key keys[] = {
     {"regime", "vs_temperature", KD_KEY_CUSTOM, 0, 0, "", 0, 0, false, NULL, key_vs_temperature},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
-#define N_PIPELINE_KEYS 8
+
+/* The [pipeline] keys lead the table. */
+static size_t n_pipeline_keys(void)
+{
+    size_t n = 0;
+    while (n < N_KEYS && strcmp(keys[n].section, "pipeline") == 0) n++;
+    return n;
+}
 
 static kd_pipeline_regime *find_regime(kd_pipeline *p, const char *id, int line, kd_error *err)
 {
@@ -226,7 +233,7 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->source, sizeof p->source, "%s", path);
-    kd_keys_defaults(keys, N_PIPELINE_KEYS, p); /* the [pipeline] keys' defaults */
+    kd_keys_defaults(keys, n_pipeline_keys(), p); /* the [pipeline] keys' defaults */
     char *text = kd_file_read_text(path, 1 << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
     int rc = kd_ini_parse(text, path, on_entry, p, err);

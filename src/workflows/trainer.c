@@ -1,10 +1,10 @@
 /* trainer.c - see trainer.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "core/timer.h"
 #include "workflows/trainer.h"
 
 #include "calib/temperature.h"
 #include "core/threads.h"
+#include "core/timer.h"
 #include "data/jitter.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
@@ -13,6 +13,7 @@
 #include "io/provenance.h"
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
+#include "workflows/model.h"
 #include "workflows/run_data.h"
 #include "workflows/run_dir.h"
 #include "workflows/teacher.h"
@@ -106,6 +107,14 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
     return kd_checkpoint_save(kd_run_dir_file(&t->run, name, path, sizeof path), &t->model, &os, &ts, NULL, err);
 }
 
+/* One teacher, however it is spelled: runs/t, ./runs/t/ and runs/t/model.h5 are one. */
+static bool same_teacher(const char *a, const char *b)
+{
+    char ca[KD_PATH_MAX], cb[KD_PATH_MAX];
+    return strcmp(a, b) == 0 || kd_file_same(kd_model_checkpoint_path(a, ca, sizeof ca),
+                                             kd_model_checkpoint_path(b, cb, sizeof cb));
+}
+
 static int resume_state(trainer *t, kd_error *err)
 {
     char path[KD_PATH_MAX], text[KD_CONFIG_TEXT_MAX];
@@ -123,7 +132,7 @@ static int resume_state(trainer *t, kd_error *err)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s --teacher %s",
                             t->run.path, ts.teacher, t->run.path, ts.teacher);
     /* Another teacher would go on distilling something else under the same run. */
-    if (ts.records_teacher && ts.teacher[0] && t->request->teacher && strcmp(ts.teacher, t->request->teacher) != 0)
+    if (ts.records_teacher && ts.teacher[0] && t->request->teacher && !same_teacher(ts.teacher, t->request->teacher))
         return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s, not %s: resume it with the same teacher",
                             t->run.path, ts.teacher, t->request->teacher);
     if (ts.records_teacher && !ts.teacher[0] && t->request->teacher)
@@ -345,7 +354,9 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         t->val_logits = malloc((size_t)t->ds.split[KD_SPLIT_VAL].rows * (size_t)t->classes * sizeof(float));
     if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch || (c->train.temperature_every > 0 && !t->val_logits))
         return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
-    if (req->teacher && (rc = load_teacher(t, err))) return rc;
+    /* A fresh run's teacher is loaded before its folder exists (a bad teacher leaves
+     * no folder behind); a resumed run's after its checkpoint has been checked. */
+    if (req->teacher && !req->resume && (rc = load_teacher(t, err))) return rc;
 
     char checkpoint[KD_PATH_MAX];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
@@ -359,7 +370,9 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         if ((rc = kd_run_dir_open(&t->run, req->resume, t->start_epoch, err))) return rc;
         for (int64_t i = 0; i < t->run.n_rows; i++)
             if (t->run.rows[i].val_acc > t->best_val_acc) note_best(t, &t->run.rows[i]);
-    } else {
+    }
+    if (req->teacher && req->resume && (rc = load_teacher(t, err))) return rc;
+    if (!req->resume) {
         const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
         if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;
         if ((rc = kd_run_dir_write(&t->run, "config.ini", t->config_text, err))) return rc;
