@@ -180,7 +180,7 @@ TEST_CASE("adaptive and classwise ECE on constructed sets", "[calibration]")
     REQUIRE(r.brier == Approx((0.0625 * 2 + 0.5) / 2).epsilon(1e-6)); // (0.25^2 + 0.25^2 + 0.5^2 + 0.5^2) / 2
 }
 
-TEST_CASE("temperature scaling never changes accuracy; T = 1 is the identity", "[calibration]")
+TEST_CASE("temperature scaling never changes accuracy, and T = 1 is the identity", "[calibration]")
 {
     const int n = 500, C = 4;
     Sample s = draw(n, C, 2.0, 1.5, 21);

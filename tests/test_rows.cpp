@@ -172,7 +172,7 @@ TEST_CASE("rows read through inflating chunks on all threads equal H5Dread's, by
     kd_threads_set(threads_before);
 }
 
-TEST_CASE("a chunk stored without its deflate step is read as stored; a corrupt chunk is an error", "[rows]")
+TEST_CASE("a chunk stored without its deflate step is read as stored, and a corrupt chunk is an error", "[rows]")
 {
     std::string dir = kdtest::temp_dir(), path = dir + "/chunks.h5";
     Layout l = {"uint8", H5T_STD_U8LE, H5T_NATIVE_UINT8, {21, 5}, {7, 5}, {"shuffle", "deflate"}, true};

@@ -94,7 +94,7 @@ TEST_CASE("a taken run name gets a suffix instead of overwriting", "[train]")
     REQUIRE(kdtest::file_exists(fx.runs + "/same-2/model.h5"));
 }
 
-TEST_CASE("the same seed gives the same weights; another seed does not", "[train]")
+TEST_CASE("the same seed gives the same weights, and another seed does not", "[train]")
 {
     Fixture fx;
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("a")) == 0);
