@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 #include <hdf5.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -76,6 +78,59 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
     };
     REQUIRE(number(raw, "accuracy") == number(scaled, "accuracy"));
     REQUIRE(number(raw, "nll") != number(scaled, "nll"));
+}
+
+TEST_CASE("calibrate fits T on the validation split: the NLL minimum worked out here in double", "[calibrate]")
+{
+    std::string dir = kdtest::temp_dir(), data = dir + "/clusters.h5", out;
+    kdtest::write_cluster_dataset(data, 600, 300, 16, 4, 9);
+    std::string smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+    // A linear model (16-4), so this test computes its logits itself.
+    REQUIRE(kdtest::run_kdtrain("train -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
+                                    " --set run.name=m --set model.layers=16,4 --set model.dropout=0",
+                                &out) == 0);
+    REQUIRE(kdtest::run_kdtrain("calibrate --model " + dir + "/m", &out) == 0);
+    std::string json = read_text(dir + "/m/calibration.json");
+    double fitted = std::stod(json.substr(json.find("\"temperature\": ") + 15));
+
+    std::vector<size_t> dims;
+    std::vector<double> W = kdtest::h5_read_doubles(dir + "/m/model.h5", "/model/layer1/W", dims);
+    std::vector<double> b = kdtest::h5_read_doubles(dir + "/m/model.h5", "/model/layer1/b", dims);
+    const int D = 16, C = 4;
+    // The NLL-minimising T of rows [first, first + n) of a split, by golden section on
+    // beta = 1/T (the NLL is convex in beta), in double.
+    auto best_T = [&](const std::string &split, int first, int n) {
+        std::vector<double> x = kdtest::h5_read_doubles(data, "/" + split + "/x", dims);
+        std::vector<int32_t> y = kdtest::h5_read_ints(data, "/" + split + "/y");
+        std::vector<double> z((size_t)n * C);
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < C; c++) {
+                double v = b[c];
+                for (int j = 0; j < D; j++) v += x[(size_t)(first + i) * D + j] * W[(size_t)j * C + c];
+                z[(size_t)i * C + c] = v;
+            }
+        auto nll = [&](double beta) {
+            double total = 0;
+            for (int i = 0; i < n; i++) {
+                const double *r = &z[(size_t)i * C];
+                double m = *std::max_element(r, r + C), s = 0;
+                for (int c = 0; c < C; c++) s += std::exp(beta * (r[c] - m));
+                total += std::log(s) - beta * (r[y[first + i]] - m);
+            }
+            return total / n;
+        };
+        double lo = 1e-3, hi = 50, g = (std::sqrt(5.0) - 1) / 2;
+        for (int it = 0; it < 200; it++) {
+            double a = hi - g * (hi - lo), c = lo + g * (hi - lo);
+            (nll(a) < nll(c) ? hi : lo) = nll(a) < nll(c) ? c : a;
+        }
+        return 2 / (lo + hi);
+    };
+    double on_val = best_T("train", 500, 100); // smoke.ini: the last 100 training rows are validation
+    double on_test = best_T("test", 0, 300);
+    INFO("calibrate: T = " << fitted << "; in double: on val " << on_val << ", on test " << on_test);
+    REQUIRE(std::fabs(on_val - on_test) > 1e-2 * on_val); // the split makes a difference here
+    REQUIRE(fitted == Approx(on_val).epsilon(1e-4));
 }
 
 TEST_CASE("a checkpoint with only /model (written by hand, as docs/CHECKPOINT.md allows) is evaluated given --data",

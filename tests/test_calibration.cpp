@@ -9,6 +9,7 @@ extern "C" {
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -192,6 +193,70 @@ TEST_CASE("temperature scaling never changes accuracy, and T = 1 is the identity
     REQUIRE(a.accuracy == b.accuracy);
     REQUIRE(a.accuracy == c.accuracy);
     REQUIRE(a.nll == Approx(nll_at_T(s, C, 1.0)).epsilon(1e-12)); // T = 1: plain softmax NLL
+}
+
+TEST_CASE("every metric is taken at the temperature given: T = 2.5 against softmax(z / 2.5) in double", "[calibration]")
+{
+    // 600 samples, 3 classes, 10 bins (600 / 10 = 60 a bin for the equal-mass ECE).
+    const int n = 600, C = 3, M = 10;
+    const double T = 2.5;
+    Sample s = draw(n, C, 3.0, 1.0, 41);
+    std::vector<double> conf(n), p((size_t)n * C);
+    std::vector<int> hit(n);
+    double nll = 0, brier = 0, acc = 0;
+    for (int i = 0; i < n; i++) {
+        double top = -1e300, sum = 0;
+        int arg = 0;
+        for (int c = 0; c < C; c++)
+            if (s.logits[i * C + c] > top) top = s.logits[i * C + c], arg = c;
+        for (int c = 0; c < C; c++) sum += (p[i * C + c] = std::exp((s.logits[i * C + c] - top) / T));
+        for (int c = 0; c < C; c++) p[i * C + c] /= sum;
+        conf[i] = p[i * C + arg];
+        hit[i] = arg == s.labels[i];
+        acc += hit[i];
+        nll -= std::log(p[i * C + s.labels[i]]);
+        for (int c = 0; c < C; c++) brier += std::pow(p[i * C + c] - (c == s.labels[i]), 2);
+    }
+    auto bin_of = [&](double c) { return std::min(M - 1, std::max(0, (int)std::ceil(c * M) - 1)); };
+    auto ece_of = [&](const std::vector<double> &c, const std::vector<int> &y) {
+        std::vector<double> gap(M, 0.0);
+        for (size_t i = 0; i < c.size(); i++) gap[bin_of(c[i])] += y[i] - c[i];
+        double e = 0;
+        for (double g : gap) e += std::fabs(g);
+        return e / (double)c.size();
+    };
+    double ece = ece_of(conf, hit);
+    std::vector<int> order(n);
+    for (int i = 0; i < n; i++) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return conf[a] < conf[b]; });
+    double adaptive = 0;
+    for (int b = 0; b < M; b++) {
+        double g = 0;
+        for (int k = b * (n / M); k < (b + 1) * (n / M); k++) g += hit[order[k]] - conf[order[k]];
+        adaptive += std::fabs(g) / n;
+    }
+    double classwise = 0;
+    for (int k = 0; k < C; k++) {
+        std::vector<double> pk(n);
+        std::vector<int> yk(n);
+        for (int i = 0; i < n; i++) pk[i] = p[i * C + k], yk[i] = s.labels[i] == k;
+        classwise += ece_of(pk, yk) / C;
+    }
+    kd_reliability r;
+    kd_error err;
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, T, M, 0, 0, &r, &err) == KD_OK);
+    REQUIRE(r.accuracy == Approx(acc / n).epsilon(1e-12));
+    REQUIRE(r.nll == Approx(nll / n).epsilon(1e-9));
+    REQUIRE(r.brier == Approx(brier / n).epsilon(1e-9));
+    REQUIRE(r.ece == Approx(ece).epsilon(1e-9));
+    REQUIRE(r.adaptive_ece == Approx(adaptive).epsilon(1e-9));
+    REQUIRE(r.classwise_ece == Approx(classwise).epsilon(1e-9));
+    // and the same set at T = 1 is measurably different (the temperature matters here)
+    kd_reliability one;
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, M, 0, 0, &one, &err) == KD_OK);
+    REQUIRE(std::fabs(one.ece - ece) > 0.01);
+    REQUIRE(std::fabs(one.adaptive_ece - adaptive) > 0.01);
+    REQUIRE(std::fabs(one.classwise_ece - classwise) > 0.01);
 }
 
 TEST_CASE("the bootstrap interval is seeded and brackets the ECE", "[calibration]")

@@ -72,6 +72,39 @@ TEST_CASE("SGD with Nesterov momentum and weight decay matches torch.optim.SGD",
     replay(c, "sgd");
 }
 
+TEST_CASE("SGD with plain (heavy-ball) momentum follows torch's update, computed here in double", "[optim]")
+{
+    // torch.optim.SGD, nesterov=False: d = g + wd p; buf = d on the first step, else
+    // mu buf + d; p -= lr buf. Three steps on the fixture's gradients.
+    std::vector<size_t> dims;
+    std::vector<double> p0 = kdtest::h5_read_doubles(kFile, "optim/p0", dims);
+    std::vector<double> grads = kdtest::h5_read_doubles(kFile, "optim/grads", dims);
+    const size_t n = p0.size();
+    const double lr = 0.1, mu = 0.9, wd = 0.01;
+    kd_optim_config c = base(KD_OPTIM_SGD, lr);
+    c.momentum = mu;
+    c.weight_decay = wd;
+    std::vector<float> p(p0.begin(), p0.end()), g(n);
+    std::vector<double> want(p0), buf(n, 0.0);
+    kd_optim opt;
+    kd_error err;
+    REQUIRE(kd_optim_create(&opt, &c, n, &err) == KD_OK);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++) {
+            g[i] = (float)grads[step * n + i];
+            double d = (double)g[i] + wd * want[i];
+            buf[i] = step == 0 ? d : mu * buf[i] + d;
+            want[i] -= lr * buf[i];
+        }
+        kd_optim_step(&opt, p.data(), g.data());
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) worst = std::max(worst, std::fabs(p[i] - want[i]));
+        INFO("step " << step + 1 << ": max |ours - double| " << worst);
+        REQUIRE(worst <= 1e-6);
+    }
+    kd_optim_free(&opt);
+}
+
 TEST_CASE("learning-rate schedules follow their formulas", "[optim]")
 {
     kd_optim_config c = base(KD_OPTIM_SGD, 0.1);
