@@ -380,7 +380,7 @@ TEST_CASE("bad data files give errors naming the file, the dataset and the expec
             w.dataset("/train/x", H5T_NATIVE_UINT8, {20, 4}, s.x.data());
             w.dataset("/train/y", H5T_NATIVE_UINT8, {20}, s.y.data());
         }
-        REQUIRE(open_error(dir + "/v.h5", &o).find("expected more than 5000 training rows to split off a validation set, found 20") !=
+        REQUIRE(open_error(dir + "/v.h5", &o).find("expected more than 5000 training rows to split off a validation set (data.val_from_train = 5000), found 20") !=
                 std::string::npos);
     }
 }

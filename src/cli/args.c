@@ -11,12 +11,19 @@ int kd_arg_value(kd_args *a, const char *name, const char *expected, const char 
     const char *arg = a->argv[a->i];
     size_t len = strlen(name);
     if (strncmp(arg, name, len) != 0 || (arg[len] != '\0' && arg[len] != '=')) return 0;
-    if (arg[len] == '=')
+    bool attached = arg[len] == '=';
+    if (attached)
         *value = arg + len + 1;
     else
         *value = a->i + 1 < a->argc ? a->argv[++a->i] : NULL;
     if (!*value || !**value) {
         fprintf(stderr, "%s: %s: expected %s, found no value\n", a->command, name, expected);
+        return -1;
+    }
+    /* `-c --quiet` forgot the value: the next option is not taken as one. */
+    if (!attached && strncmp(*value, "--", 2) == 0) {
+        fprintf(stderr, "%s: %s: expected %s, found the option '%s' (write %s=VALUE for a value starting with --)\n",
+                a->command, name, expected, *value, name);
         return -1;
     }
     return 1;

@@ -13,20 +13,22 @@
 typedef struct eval_args {
     const char *model, *data, *logits, *out;
     kd_split split;
-    bool no_temperature;
+    bool no_temperature, force;
     long bins;
 } eval_args;
 
 static void print_help(void)
 {
     printf("usage: kdtrain eval --model RUN_OR_CHECKPOINT [--split test] [--data FILE] [--bins 15]\n"
-           "                    [--logits OUT.h5] [--out FILE.json] [--no-temperature]\n\n"
+           "                    [--logits OUT.h5] [--out FILE.json] [--force] [--no-temperature]\n\n"
            "Evaluates a model on a split (train, val or test) of the data set its config names\n"
            "(or --data): accuracy, NLL, Brier score, ECE and MCE (equal-width bins), per-class\n"
            "accuracy and the confusion matrix (rows: true class). The JSON goes to --out, by\n"
            "default eval-SPLIT.json beside the checkpoint; a summary is printed. The checkpoint's\n"
            "calibration temperature is applied unless --no-temperature.\n"
-           "--logits writes /logits [N, C] float32 (before any temperature) and /labels [N] int32.\n");
+           "--logits writes /logits [N, C] float32 (before any temperature) and /labels [N] int32.\n"
+           "An existing --out or --logits file is replaced only with --force; no output may be\n"
+           "the checkpoint or the data set being read.\n");
 }
 
 static int parse(int argc, char **argv, eval_args *e)
@@ -44,6 +46,8 @@ static int parse(int argc, char **argv, eval_args *e)
         }
         if (kd_arg_flag(&a, "--no-temperature")) {
             e->no_temperature = true;
+        } else if (kd_arg_flag(&a, "--force")) {
+            e->force = true;
         } else if ((m = kd_arg_value(&a, "--model", "a run folder or checkpoint", &v))) {
             if (m < 0) return 2;
             e->model = v;
@@ -83,7 +87,8 @@ int kd_cmd_eval(int argc, char **argv)
     kd_error err;
     kd_error_clear(&err);
     kd_eval_request req = {.model = e.model, .data = e.data, .split = e.split, .bins = (int)e.bins,
-                           .no_temperature = e.no_temperature, .json_out = e.out, .logits_out = e.logits};
+                           .no_temperature = e.no_temperature, .json_out = e.out, .logits_out = e.logits,
+                           .replace = e.force};
     kd_eval_result *res = malloc(sizeof *res);
     rc = res ? kd_eval_run(&req, res, &err) : kd_error_set(&err, KD_ERR_IO, "out of memory");
     if (!rc) {

@@ -33,7 +33,8 @@ static int parse_sigmas(const char *text, double *sigmas, int *n)
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *end;
         double v = strtod(tok, &end);
-        if (*end || !(v > 0) || *n == MAX_SIGMAS) return -1;
+        if (end == tok || *end || !(v >= KD_GAUSSIAN_SIGMA_MIN && v <= KD_GAUSSIAN_SIGMA_MAX) || *n == MAX_SIGMAS)
+            return -1;
         sigmas[(*n)++] = v;
     }
     return *n ? 0 : -1;
@@ -58,8 +59,8 @@ int kd_cmd_gaussian(int argc, char **argv)
         if ((m = kd_arg_value(&a, "--sigmas", "sigmas separated by commas", &v))) {
             if (m < 0) return 2;
             if (parse_sigmas(v, sigmas, &n_sigmas)) {
-                fprintf(stderr, "kdtrain gaussian: --sigmas: expected 1 to %d positive numbers separated by commas, found '%s'\n",
-                        MAX_SIGMAS, v);
+                fprintf(stderr, "kdtrain gaussian: --sigmas: expected 1 to %d numbers in [%g, %g] separated by commas, found '%s'\n",
+                        MAX_SIGMAS, KD_GAUSSIAN_SIGMA_MIN, KD_GAUSSIAN_SIGMA_MAX, v);
                 return 2;
             }
         } else if ((m = kd_arg_value(&a, "--classes", "a class count", &v))) {

@@ -2,11 +2,13 @@
  * kdtrain's HDF5 schema. One data set today: fashion-mnist, from the IDX files
  * Debian's dataset-fashion-mnist package installs. */
 #define _POSIX_C_SOURCE 200809L
+#include "cli/args.h"
 #include "cli/commands.h"
 
 #include "data/prepare.h"
+#include "io/fileutil.h"
 
-#include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +22,13 @@
 typedef struct prepare_args {
     const char *dataset, *src, *out;
     int n_val;
+    bool force;
 } prepare_args;
 
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: kdtrain prepare fashion-mnist [--src DIR] [--out FILE] [--val N]\n\n"
+            "usage: kdtrain prepare fashion-mnist [--src DIR] [--out FILE] [--val N] [--force]\n\n"
             "Imports Fashion-MNIST's gzipped IDX files into kdtrain's HDF5 schema: /train,\n"
             "/val (the last N training images) and /test, each holding x [rows, 784] uint8\n"
             "pixels and y [rows] uint8 labels, chunked and deflated, with root attributes\n"
@@ -41,38 +44,9 @@ static void print_help(FILE *out)
             "               lists it)\n"
             "  --out FILE   HDF5 file to write (default %s; missing folders are created)\n"
             "  --val N      training images held out, from the end, as /val (default %d)\n"
+            "  --force      replace an existing --out file (without it, an existing file is an error)\n"
             "  -h, --help   show this text\n",
             PREPARE_DEFAULT_SRC, PREPARE_DEFAULT_OUT, KD_FASHION_MNIST_DEFAULT_VAL);
-}
-
-/* Matches "--name VALUE" or "--name=VALUE". Returns 0 when argv[*i] is another
- * argument, 1 with *value set, -1 (after saying so) when the value is missing. */
-static int match_option(const char *name, const char *expected, int argc, char **argv, int *i,
-                        const char **value)
-{
-    const char *arg = argv[*i];
-    size_t len = strlen(name);
-    if (strncmp(arg, name, len) != 0 || (arg[len] != '\0' && arg[len] != '=')) return 0;
-    if (arg[len] == '=') *value = arg + len + 1;
-    else *value = *i + 1 < argc ? argv[++*i] : NULL;
-    if (!*value || !**value) {
-        fprintf(stderr, "kdtrain prepare: %s: expected %s, found no value\n", name, expected);
-        return -1;
-    }
-    return 1;
-}
-
-static int parse_positive(const char *option, const char *text, int *value)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v <= 0 || v > INT_MAX) {
-        fprintf(stderr, "kdtrain prepare: %s: expected a positive integer, found '%s'\n", option, text);
-        return 2;
-    }
-    *value = (int)v;
-    return 0;
 }
 
 static int check_dataset(const char *dataset)
@@ -92,22 +66,27 @@ static int check_dataset(const char *dataset)
 /* Returns 0 to run, 2 for bad usage, PREPARE_HELP_SHOWN after --help. */
 static int parse_args(int argc, char **argv, prepare_args *args)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL;
+    kd_args a = {argc, argv, 1, "kdtrain prepare"};
+    for (; a.i < argc; a.i++) {
+        const char *arg = argv[a.i], *value = NULL;
         int m;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        long n_val;
+        if (kd_arg_flag(&a, "--help") || kd_arg_flag(&a, "-h")) {
             print_help(stdout);
             return PREPARE_HELP_SHOWN;
-        } else if ((m = match_option("--src", "a folder", argc, argv, &i, &value)) != 0) {
+        } else if (kd_arg_flag(&a, "--force")) {
+            args->force = true;
+        } else if ((m = kd_arg_value(&a, "--src", "a folder", &value)) != 0) {
             if (m < 0) return 2;
             args->src = value;
-        } else if ((m = match_option("--out", "a file path", argc, argv, &i, &value)) != 0) {
+        } else if ((m = kd_arg_value(&a, "--out", "a file path", &value)) != 0) {
             if (m < 0) return 2;
             args->out = value;
-        } else if ((m = match_option("--val", "a positive integer", argc, argv, &i, &value)) != 0) {
-            if (m < 0 || parse_positive("--val", value, &args->n_val) != 0) return 2;
+        } else if ((m = kd_arg_value(&a, "--val", "a positive integer", &value)) != 0) {
+            if (m < 0 || !kd_arg_int(&a, "--val", value, 1, INT_MAX, &n_val)) return 2;
+            args->n_val = (int)n_val;
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            fprintf(stderr, "kdtrain prepare: unknown option '%s'; expected --src, --out, --val or --help\n",
+            fprintf(stderr, "kdtrain prepare: unknown option '%s'; expected --src, --out, --val, --force or --help\n",
                     arg);
             return 2;
         } else if (!args->dataset) {
@@ -137,12 +116,16 @@ static int print_summary(const char *out)
 
 int kd_cmd_prepare(int argc, char **argv)
 {
-    prepare_args args = {NULL, PREPARE_DEFAULT_SRC, PREPARE_DEFAULT_OUT, KD_FASHION_MNIST_DEFAULT_VAL};
+    prepare_args args = {.src = PREPARE_DEFAULT_SRC, .out = PREPARE_DEFAULT_OUT, .n_val = KD_FASHION_MNIST_DEFAULT_VAL};
     int rc = parse_args(argc, argv, &args);
     if (rc != 0) return rc == PREPARE_HELP_SHOWN ? 0 : rc;
-    fprintf(stderr, "kdtrain prepare: reading %s, writing %s\n", args.src, args.out);
     kd_error err;
     kd_error_clear(&err);
+    if (kd_file_check_output("--out", args.out, NULL, 0, args.force, &err) != KD_OK) {
+        fprintf(stderr, "kdtrain prepare: %s\n", err.message);
+        return 2;
+    }
+    fprintf(stderr, "kdtrain prepare: reading %s, writing %s\n", args.src, args.out);
     if ((rc = kd_prepare_fashion_mnist(args.src, args.out, args.n_val, &err)) != KD_OK) {
         fprintf(stderr, "kdtrain prepare: %s\n", err.message);
         struct stat st;

@@ -16,7 +16,8 @@ enum {
     KD_ERR_IO = 1,      /* a file is missing, unreadable, truncated or unwritable */
     KD_ERR_DATA = 2,    /* a file is readable but its contents are wrong */
     KD_ERR_CONFIG = 3,  /* a bad config key or value, a bad command line */
-    KD_ERR_LIBRARY = 4  /* HDF5, oneDNN or zlib reported a failure */
+    KD_ERR_LIBRARY = 4, /* HDF5, oneDNN or zlib reported a failure */
+    KD_ERR_BUSY = 5     /* another process holds what this one would write (a run folder) */
 };
 
 typedef struct kd_error {

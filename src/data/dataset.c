@@ -295,8 +295,9 @@ static int split_off_validation(kd_dataset *ds, int64_t count, kd_error *err)
     kd_split_info *train = &ds->split[KD_SPLIT_TRAIN], *val = &ds->split[KD_SPLIT_VAL];
     if (count >= train->rows)
         return kd_error_set(err, KD_ERR_DATA,
-                            "%s:%s: expected more than %lld training rows to split off a validation set, found %lld",
-                            ds->path, train->x_path, (long long)count, (long long)train->rows);
+                            "%s:%s: expected more than %lld training rows to split off a validation set "
+                            "(data.val_from_train = %lld), found %lld",
+                            ds->path, train->x_path, (long long)count, (long long)count, (long long)train->rows);
     *val = *train;
     val->row_begin = train->rows - count;
     val->rows = count;

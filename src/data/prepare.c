@@ -132,7 +132,9 @@ static int write_output(const char *out_path, const char *src_dir, const fm_part
                         const fm_part *test, int n_val, kd_error *err)
 {
     kd_h5_atomic af;
-    int rc = kd_file_mkdir_parent(out_path, err);
+    const char *inputs[4] = {train->images_path, train->labels_path, test->images_path, test->labels_path};
+    int rc = kd_file_check_output("the output", out_path, inputs, 4, true, err); /* never over a source file */
+    if (rc == KD_OK) rc = kd_file_mkdir_parent(out_path, err);
     if (rc == KD_OK) rc = kd_h5_atomic_create(&af, out_path, err);
     if (rc != KD_OK) return rc;
     size_t n_train = train->images.dims[0] - (size_t)n_val;

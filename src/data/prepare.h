@@ -19,7 +19,8 @@ extern "C" {
  * /train, the t10k files /test. Every input is read and checked before the
  * output is created; on any failure no output (and no temporary) is left and
  * an existing out_path is untouched. Missing folders of out_path are created once
- * the inputs have passed their checks. */
+ * the inputs have passed their checks. out_path may replace an existing file (the
+ * caller decides whether that is wanted) but never one of the sources. */
 int kd_prepare_fashion_mnist(const char *src_dir, const char *out_path, int n_val, kd_error *err);
 /* The rows of /train/x, /val/x and /test/x of a prepared file, read back from it. */
 int kd_prepare_count_rows(const char *path, long long rows[3], kd_error *err);

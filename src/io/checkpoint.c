@@ -68,11 +68,7 @@ static int check_calibration(const char *path, const kd_calibration *c, kd_error
 {
     if (!c || !c->present) return KD_OK;
     KD_ASSERT(memchr(c->split, '\0', sizeof c->split), "calibration split is not terminated");
-    if (!(isfinite(c->temperature) && c->temperature > 0))
-        return kd_error_set(err, KD_ERR_DATA,
-                            "%s:/calibration: temperature is %g, expected a finite value > 0", path,
-                            c->temperature);
-    return KD_OK;
+    return kd_ckpt_check_calibration(c, path, err);
 }
 
 /* ---- writing ---- */

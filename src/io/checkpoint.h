@@ -38,9 +38,14 @@ typedef struct kd_train_state {
     double best_val_accuracy, best_val_nll, best_val_ece; /* at best_epoch */
 } kd_train_state;
 
+/* A stored temperature lies in the range kdtrain's fit searches (calib/temperature.h:
+ * 1/KD_BETA_MAX to 1/KD_BETA_MIN); save and load refuse anything else. */
+#define KD_CALIB_T_MIN 1e-3
+#define KD_CALIB_T_MAX 1e3
+
 typedef struct kd_calibration {
     bool present;             /* false: the file has no /calibration group */
-    double temperature;       /* fitted T, finite and > 0 */
+    double temperature;       /* fitted T in [KD_CALIB_T_MIN, KD_CALIB_T_MAX] */
     char split[16];           /* where it was fitted, e.g. "val" */
     double nll_before, nll_after;
 } kd_calibration;

@@ -136,3 +136,17 @@ int kd_ckpt_read_model_config(hid_t file, const char *path, kd_mlp_config *out, 
     *out = c;
     return KD_OK;
 }
+
+int kd_ckpt_check_calibration(const kd_calibration *c, const char *path, kd_error *err)
+{
+    if (!(isfinite(c->temperature) && c->temperature >= KD_CALIB_T_MIN && c->temperature <= KD_CALIB_T_MAX))
+        return kd_error_set(err, KD_ERR_DATA, "%s:/calibration: temperature is %g, expected a finite value in [%g, %g]",
+                            path, c->temperature, KD_CALIB_T_MIN, KD_CALIB_T_MAX);
+    const double nll[2] = {c->nll_before, c->nll_after};
+    const char *names[2] = {"nll_before", "nll_after"};
+    for (int i = 0; i < 2; i++)
+        if (!(isfinite(nll[i]) && nll[i] >= 0))
+            return kd_error_set(err, KD_ERR_DATA, "%s:/calibration: %s is %g, expected a finite value >= 0", path,
+                                names[i], nll[i]);
+    return KD_OK;
+}

@@ -32,6 +32,9 @@ void kd_ckpt_get_part(const kd_mlp *m, const char *prefix, int i, block_part *p)
 int kd_ckpt_h5_error(kd_error *err, int code, const char *path, const char *object, const char *action);
 /* KD_ERR_DATA naming the first NaN or Inf in v[0..n). */
 int kd_ckpt_check_finite(const float *v, size_t n, const char *path, const char *object, kd_error *err);
+/* The values of a calibration, as saved or as read: T in [KD_CALIB_T_MIN,
+ * KD_CALIB_T_MAX], NLLs finite and >= 0; KD_ERR_DATA naming PATH:/calibration. */
+int kd_ckpt_check_calibration(const kd_calibration *c, const char *path, kd_error *err);
 /* The /optimizer attributes that are not hyper-parameters: kind, step, slots. */
 bool kd_ckpt_reserved_optim_attr(const char *name);
 /* Close an object opened by the caller; rc is the caller's status so far. */

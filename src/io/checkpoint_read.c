@@ -241,6 +241,8 @@ static int load_optim(hid_t file, const char *path, const kd_mlp *model, const k
         rc = kd_error_set(err, KD_ERR_DATA, "%s: checkpoint holds %s state, optimizer is %.16s", what,
                           o->kind, want->kind);
     if (!rc) rc = kd_h5_read_attr_int64(g, "step", &o->step, what, err);
+    if (!rc && o->step < 0)
+        rc = kd_error_set(err, KD_ERR_DATA, "%s: attribute step: expected a count >= 0, found %lld", what, (long long)o->step);
     if (!rc) rc = read_slot_names(g, o, what, err);
     if (!rc) rc = read_hypers(g, o, what, err);
     rc = kd_ckpt_close_group(g, rc, path, "/optimizer", err);
@@ -283,6 +285,9 @@ static int load_train(hid_t file, const char *path, bool want_train, bool want_c
     if (want_train) {
         rc = kd_h5_read_attr_int64(g, "epoch", &t->epoch, what, err);
         if (!rc) rc = kd_h5_read_attr_int64(g, "step", &t->step, what, err);
+        if (!rc && (t->epoch < 0 || t->step < 0))
+            rc = kd_error_set(err, KD_ERR_DATA, "%s: attributes epoch and step: expected counts >= 0, found %lld and %lld",
+                              what, (long long)t->epoch, (long long)t->step);
         if (!rc) rc = read_attr_u64(g, "seed", &t->seed, 1, what, err);
         if (!rc) rc = read_attr_u64(g, "rng_state", t->rng.s, 4, what, err);
         if (!rc && kd_h5_attr_exists(g, "commit"))
@@ -309,6 +314,7 @@ static int load_calib(hid_t file, const char *path, kd_calibration *c, kd_error 
     if (!rc) rc = read_string_fit(g, "split", c->split, sizeof c->split, what, err);
     if (!rc) rc = kd_h5_read_attr_double(g, "nll_before", &c->nll_before, what, err);
     if (!rc) rc = kd_h5_read_attr_double(g, "nll_after", &c->nll_after, what, err);
+    if (!rc) rc = kd_ckpt_check_calibration(c, path, err); /* values from a file are data, not invariants */
     c->present = rc == KD_OK;
     return kd_ckpt_close_group(g, rc, path, "/calibration", err);
 }

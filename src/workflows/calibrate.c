@@ -8,6 +8,7 @@
 #include "io/fileutil.h"
 #include "workflows/evaluate.h"
 #include "workflows/model.h"
+#include "workflows/run_dir.h"
 
 #include <libgen.h>
 #include <math.h>
@@ -56,22 +57,25 @@ static void table_row(kd_strbuf *md, const char *label, const kd_reliability *r)
     kd_strbuf_printf(md, " | %.2f | %.2f | %.2f |\n", 100 * r->mce, 100 * r->adaptive_ece, 100 * r->classwise_ece);
 }
 
-static int write_file(const char *dir, const char *name, const kd_strbuf *b, kd_error *err)
+static int stage_file(kd_file_batch *batch, const char *dir, const char *name, const kd_strbuf *b, kd_error *err)
 {
     if (b->failed) return kd_error_set(err, KD_ERR_IO, "%s/%s: out of memory", dir, name);
-    return kd_file_write_atomic_in(dir, name, b->text ? b->text : "", b->length, err);
+    return kd_file_batch_stage(batch, dir, name, b->text ? b->text : "", b->length, err);
 }
 
-static int write_svg(const char *dir, const char *name, const kd_reliability *r, const char *title, kd_error *err)
+static int stage_svg(kd_file_batch *batch, const char *dir, const char *name, const kd_reliability *r, const char *title,
+                     kd_error *err)
 {
     kd_strbuf svg = {0};
     kd_report_reliability_svg(r, title, &svg);
-    int rc = write_file(dir, name, &svg, err);
+    int rc = stage_file(batch, dir, name, &svg, err);
     kd_strbuf_free(&svg);
     return rc;
 }
 
-static int write_reports(const kd_calibrate_options *o, const kd_calibrate_result *res, const char *data, kd_error *err)
+/* Every report file, staged (written whole beside its final name) but not in place. */
+static int stage_reports(kd_file_batch *batch, const kd_calibrate_options *o, const kd_calibrate_result *res,
+                         const char *data, kd_error *err)
 {
     const char *fit_split = kd_split_name(o->split);
     const kd_temperature_fit *f = &res->fit;
@@ -82,7 +86,7 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
     for (int k = 0; k < (res->has_test ? 4 : 2) && !rc; k++) {
         snprintf(name, sizeof name, "reliability-%s-%s.svg", splits[k], k % 2 ? "after" : "before");
         snprintf(title, sizeof title, "%s split, %s temperature scaling", splits[k], k % 2 ? "after" : "before");
-        rc = write_svg(res->report_dir, name, panels[k], title, err);
+        rc = stage_svg(batch, res->report_dir, name, panels[k], title, err);
     }
     kd_json j;
     kd_json_init(&j);
@@ -110,7 +114,7 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
     }
     kd_json_end_object(&j);
     if (!rc) rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory for calibration.json")
-                           : kd_file_write_atomic_in(res->report_dir, "calibration.json", j.out.text, j.out.length, err);
+                           : kd_file_batch_stage(batch, res->report_dir, "calibration.json", j.out.text, j.out.length, err);
     kd_json_free(&j);
 
     kd_strbuf md = {0};
@@ -141,7 +145,7 @@ static int write_reports(const kd_calibrate_options *o, const kd_calibrate_resul
     kd_strbuf_printf(&md, "| before | after |\n|---|---|\n| ![](reliability-%s-before.svg) | ![](reliability-%s-after.svg) |\n",
                      fit_split, fit_split);
     if (res->has_test) kd_strbuf_printf(&md, "| ![](reliability-test-before.svg) | ![](reliability-test-after.svg) |\n");
-    if (!rc) rc = write_file(res->report_dir, "calibration.md", &md, err);
+    if (!rc) rc = stage_file(batch, res->report_dir, "calibration.md", &md, err);
     kd_strbuf_free(&md);
     return rc;
 }
@@ -155,9 +159,20 @@ static int metrics(const kd_calibrate_options *o, const logits_set *s, int class
 int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_error *err)
 {
     memset(res, 0, sizeof *res);
+    /* Storing T rewrites the checkpoint: in a run folder, only while no training
+     * (or other calibrate) writes there. */
+    char path[KD_PATH_MAX], dir[KD_PATH_MAX], config[KD_PATH_MAX];
+    kd_model_checkpoint_path(o->model, path, sizeof path);
+    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(config, sizeof config, "%s/config.ini", dirname(dir));
+    int lock = -1;
+    if (o->store && kd_file_exists(config) && (lock = kd_run_dir_lock(dir, err)) < 0) return err ? err->code : KD_ERR_BUSY;
     kd_model model;
     int rc = kd_model_open(&model, o->model, err);
-    if (rc) return rc;
+    if (rc) {
+        kd_file_unlock(lock);
+        return rc;
+    }
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", model.checkpoint);
     if (o->out_dir)
         snprintf(res->report_dir, sizeof res->report_dir, "%s", o->out_dir);
@@ -190,17 +205,26 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc && (res->fit_before.accuracy != res->fit_after.accuracy ||
                 (res->has_test && res->test_before.accuracy != res->test_after.accuracy)))
         rc = kd_error_set(err, KD_ERR_DATA, "temperature scaling changed the accuracy: a bug, please report it");
+    /* The reports and the checkpoint's /calibration agree, or neither changed: the
+     * reports are staged whole, then the checkpoint replaced, then the reports renamed. */
+    kd_file_batch *batch = rc ? NULL : malloc(sizeof *batch);
+    if (!rc && !batch) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
+    if (batch) kd_file_batch_init(batch);
     if (!rc) rc = kd_file_mkdir_p(res->report_dir, err);
-    if (!rc) rc = write_reports(o, res, data, err);
+    if (!rc) rc = stage_reports(batch, o, res, data, err);
     if (!rc && o->store) {
         kd_calibration c = {.present = true, .temperature = T, .nll_before = res->fit.nll_before,
                             .nll_after = res->fit.nll_after};
         snprintf(c.split, sizeof c.split, "%s", kd_split_name(o->split));
         rc = kd_checkpoint_write_calibration(res->checkpoint, &c, err);
     }
+    if (!rc) rc = kd_file_batch_commit(batch, err);
+    if (rc && batch) kd_file_batch_abort(batch);
+    free(batch);
     free(fit.logits);
     free(test.logits);
     kd_dataset_close(&ds);
     kd_model_close(&model);
+    kd_file_unlock(lock);
     return rc;
 }

@@ -176,8 +176,11 @@ int kd_config_set(kd_config *config, const char *assignment, kd_error *err)
         return kd_error_set(err, KD_ERR_CONFIG, "--set %s: expected section.key=value", assignment);
     char section[64], key[64], value[KD_CONFIG_STR];
     size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
-    if (ls == 0 || ls >= sizeof section || lk == 0 || lk >= sizeof key || strlen(eq + 1) >= sizeof value)
-        return kd_error_set(err, KD_ERR_CONFIG, "--set %s: expected section.key=value", assignment);
+    if (ls == 0 || ls >= sizeof section || lk == 0 || lk >= sizeof key)
+        return kd_error_set(err, KD_ERR_CONFIG, "--set %.200s: expected section.key=value", assignment);
+    if (strlen(eq + 1) >= sizeof value)
+        return kd_error_set(err, KD_ERR_CONFIG, "--set %.*s: expected a value of at most %zu characters, found %zu",
+                            (int)(eq - assignment), assignment, sizeof value - 1, strlen(eq + 1));
     memcpy(section, assignment, ls);
     section[ls] = '\0';
     memcpy(key, dot + 1, lk);
@@ -190,6 +193,11 @@ int kd_config_set(kd_config *config, const char *assignment, kd_error *err)
 
 int kd_config_validate(const kd_config *c, kd_error *err)
 {
+    /* run.name is one folder inside run.dir: ../x or a/b would put the run elsewhere. */
+    if (strchr(c->run.name, '/') || !strcmp(c->run.name, ".") || !strcmp(c->run.name, ".."))
+        return kd_error_set(err, KD_ERR_CONFIG, "run.name: expected a folder name without '/' (the run goes into run.dir), "
+                                                "found '%s'",
+                            c->run.name);
     if (!c->data.path[0])
         return kd_error_set(err, KD_ERR_CONFIG, "data.path: required, e.g. data/fashion-mnist.h5");
     if (c->model.n_layers < 1)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int write_logits(const char *path, const float *logits, const int32_t *labels, int64_t rows, int classes,
                         const char *model, kd_split split, kd_error *err)
@@ -70,6 +71,27 @@ static void report_json(kd_json *j, const kd_eval_request *e, const char *model,
     kd_json_end_object(j);
 }
 
+/* Where the JSON goes, and a refusal of any output that would destroy an input or,
+ * without e->replace, an existing file the user named. */
+static int check_outputs(const kd_eval_request *e, const char *model_path, const char *data_path, kd_eval_result *res,
+                         kd_error *err)
+{
+    char dir[KD_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", model_path);
+    if (e->json_out)
+        snprintf(res->json_path, sizeof res->json_path, "%s", e->json_out);
+    else
+        snprintf(res->json_path, sizeof res->json_path, "%s/eval-%s.json", dirname(dir), kd_split_name(e->split));
+    const char *inputs[2] = {model_path, data_path};
+    int rc = kd_file_check_output(e->json_out ? "--out" : "the report", res->json_path, inputs, 2,
+                                  e->replace || !e->json_out, err);
+    if (!rc && e->logits_out) rc = kd_file_check_output("--logits", e->logits_out, inputs, 2, e->replace, err);
+    if (!rc && e->logits_out && (strcmp(e->logits_out, res->json_path) == 0 || kd_file_same(e->logits_out, res->json_path)))
+        rc = kd_error_set(err, KD_ERR_CONFIG, "--logits %s: is also where the JSON report goes; expected two files",
+                          e->logits_out);
+    return rc;
+}
+
 int kd_eval_run(const kd_eval_request *e, kd_eval_result *res, kd_error *err)
 {
     memset(res, 0, sizeof *res);
@@ -96,6 +118,7 @@ int kd_eval_run(const kd_eval_request *e, kd_eval_result *res, kd_error *err)
         m = malloc(sizeof *m);
         if (!logits || !confusion || !m) rc = kd_error_set(err, KD_ERR_IO, "out of memory for %lld logits", (long long)rows);
     }
+    if (!rc) rc = check_outputs(e, model_path, ds.path, res, err);
     double T = model.calibration.present && !e->no_temperature ? model.calibration.temperature : 1.0;
     if (!rc) {
         kd_eval_options eo = {.batch_size = 256, .temperature = T, .n_bins = e->bins};
@@ -106,17 +129,14 @@ int kd_eval_run(const kd_eval_request *e, kd_eval_result *res, kd_error *err)
         kd_json j;
         kd_json_init(&j);
         report_json(&j, e, model_path, &ds, e->split, T, &s, confusion, classes);
-        char dir[KD_PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", model_path);
-        if (e->json_out)
-            snprintf(res->json_path, sizeof res->json_path, "%s", e->json_out);
-        else
-            snprintf(res->json_path, sizeof res->json_path, "%s/eval-%s.json", dirname(dir), kd_split_name(e->split));
-        rc = j.out.failed ? kd_error_set(err, KD_ERR_IO, "out of memory")
-                          : kd_file_write_atomic(res->json_path, j.out.text, j.out.length, err);
-        kd_json_free(&j);
+        /* The logits first: when the JSON then fails, a logits file this run created goes too. */
+        bool logits_existed = e->logits_out && kd_file_exists(e->logits_out);
+        if (j.out.failed) rc = kd_error_set(err, KD_ERR_IO, "out of memory");
         if (!rc && e->logits_out)
             rc = write_logits(e->logits_out, logits, ds.split[e->split].labels, rows, classes, model_path, e->split, err);
+        if (!rc) rc = kd_file_write_atomic(res->json_path, j.out.text, j.out.length, err);
+        if (rc && e->logits_out && !logits_existed) unlink(e->logits_out);
+        kd_json_free(&j);
         res->temperature = T;
         res->summary = s;
         snprintf(res->data, sizeof res->data, "%s", ds.path);

@@ -3,7 +3,10 @@
  * matrix as JSON (written atomically), and optionally every logit as HDF5 (/logits
  * [N, C] float32 before any temperature, /labels [N] int32: what io/logits.h reads).
  * The stored calibration temperature is applied unless no_temperature (accuracy
- * does not change; NLL, Brier and ECE do). */
+ * does not change; NLL, Brier and ECE do).
+ * Outputs never replace the checkpoint or the data set being read; json_out and
+ * logits_out replace existing files only when replace; the default JSON (kdtrain's
+ * own report beside the checkpoint) is replaced. A failure writes neither file. */
 #ifndef KD_EVAL_H
 #define KD_EVAL_H
 
@@ -26,6 +29,7 @@ typedef struct kd_eval_request {
     bool no_temperature;     /* evaluate at T = 1 even when the model is calibrated */
     const char *json_out;    /* NULL: eval-SPLIT.json beside the checkpoint */
     const char *logits_out;  /* NULL: no logits file */
+    bool replace;            /* json_out and logits_out may replace existing files (--force) */
 } kd_eval_request;
 
 typedef struct kd_eval_result {

@@ -71,6 +71,10 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
 int kd_gaussian_experiment(const kd_gaussian_options *base, const double *sigmas, int n, const char *out, kd_error *err)
 {
     KD_ASSERT(n >= 1 && n <= KD_GAUSSIAN_MAX_SIGMAS, "%d sigmas, expected 1 to %d", n, KD_GAUSSIAN_MAX_SIGMAS);
+    for (int i = 0; i < n; i++)
+        if (!(sigmas[i] >= KD_GAUSSIAN_SIGMA_MIN && sigmas[i] <= KD_GAUSSIAN_SIGMA_MAX))
+            return kd_error_set(err, KD_ERR_CONFIG, "--sigmas: expected values in [%g, %g], found %g", KD_GAUSSIAN_SIGMA_MIN,
+                                KD_GAUSSIAN_SIGMA_MAX, sigmas[i]);
     kd_gaussian_options o = *base;
     kd_gaussian_result results[KD_GAUSSIAN_MAX_SIGMAS];
     int rc = KD_OK;

@@ -28,6 +28,27 @@ static void init_run(kd_run_dir *run)
     run->interactive = isatty(STDERR_FILENO);
 }
 
+static int lock_run(kd_run_dir *run, kd_error *err)
+{
+    run->lock_fd = kd_run_dir_lock(run->path, err);
+    run->locked = run->lock_fd >= 0;
+    return run->locked ? KD_OK : err ? err->code : KD_ERR_IO;
+}
+
+int kd_run_dir_lock(const char *path, kd_error *err)
+{
+    char lock[KD_PATH_MAX];
+    snprintf(lock, sizeof lock, "%s/.lock", path);
+    int fd = kd_file_lock(lock, err);
+    if (fd < 0 && err && err->code == KD_ERR_BUSY) {
+        char why[sizeof err->message];
+        memcpy(why, err->message, sizeof why);
+        kd_error_set(err, KD_ERR_BUSY, "%s: another kdtrain is writing this run folder (%s); one writer at a time", path,
+                     why);
+    }
+    return fd;
+}
+
 static void set_log(kd_run_dir *run)
 {
     snprintf(run->log_path, sizeof run->log_path, "%s/train.log", run->path);
@@ -45,6 +66,7 @@ int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_er
                             : snprintf(run->path, sizeof run->path, "%s/%s-%d", base, name, suffix);
         if (n >= (int)sizeof run->path) return kd_error_set(err, KD_ERR_IO, "%s/%s: path too long", base, name);
         if (mkdir(run->path, 0755) == 0) {
+            if ((rc = lock_run(run, err))) return rc;
             set_log(run);
             return KD_OK;
         }
@@ -93,13 +115,16 @@ int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_e
     init_run(run);
     if (!kd_file_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
     snprintf(run->path, sizeof run->path, "%s", path);
+    int rc = lock_run(run, err);
+    if (rc) return rc;
     set_log(run);
+    int stale = kd_file_remove_stale_temporaries(run->path);
+    if (stale) kd_run_log(run, "removed %d temporary file%s left by a process that was killed", stale, stale == 1 ? "" : "s");
     char csv[KD_PATH_MAX];
     kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
     if (!kd_file_exists(csv)) return KD_OK;
     char *text = kd_file_read_text(csv, 64u << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
-    int rc = KD_OK;
     char *save = NULL;
     bool header = true;
     for (char *line = strtok_r(text, "\n", &save); line && rc == KD_OK; line = strtok_r(NULL, "\n", &save)) {
@@ -123,6 +148,20 @@ void kd_run_dir_close(kd_run_dir *run)
     free(run->rows);
     run->rows = NULL;
     run->n_rows = run->capacity = 0;
+    if (run->locked) kd_file_unlock(run->lock_fd);
+    run->locked = false;
+}
+
+void kd_run_dir_discard(kd_run_dir *run)
+{
+    const char *ours[] = {"config.ini", "train.log", "metrics.csv", ".lock"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+        char path[KD_PATH_MAX];
+        unlink(kd_run_dir_file(run, ours[i], path, sizeof path));
+    }
+    kd_run_dir_close(run);
+    rmdir(run->path); /* fails, and keeps the folder, when anything else is in it */
+    run->path[0] = '\0';
 }
 
 const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, size_t size)

@@ -40,13 +40,26 @@ typedef struct kd_run_dir {
     char pending[8192]; /* lines logged before the folder existed, written to it on creation */
     bool quiet;       /* nothing on stderr (the log still gets everything) */
     bool interactive; /* stderr is a terminal: progress bars */
+    bool locked;      /* lock_fd holds PATH/.lock (a zeroed struct holds nothing) */
+    int lock_fd;
 } kd_run_dir;
 
-/* Creates base/name (or base/name-2, -3, ... when taken). */
+/* Creates base/name (or base/name-2, -3, ... when taken) and locks it. */
 int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err);
-/* Opens an existing run folder and reads its metrics.csv, keeping rows up to keep_epochs. */
+/* Opens an existing run folder, locks it (KD_ERR_BUSY when another process has
+ * it), removes the temporary files of dead processes, and reads its metrics.csv,
+ * keeping rows up to keep_epochs. */
 int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err);
+/* Frees the rows and releases the lock. */
 void kd_run_dir_close(kd_run_dir *run);
+/* Removes a folder kd_run_dir_create made, for a run that failed before its first
+ * checkpoint: the files kdtrain wrote into it, then the folder (kept when anything
+ * else is in it). A new attempt then gets the same name. Closes the run. */
+void kd_run_dir_discard(kd_run_dir *run);
+/* Locks PATH/.lock of a run folder for a writer other than training (calibrate
+ * storing a temperature): returns the descriptor for kd_file_unlock, or -1 with a
+ * KD_ERR_BUSY message naming the folder and the holder. */
+int kd_run_dir_lock(const char *path, kd_error *err);
 /* base/NAME into buf. */
 const char *kd_run_dir_file(const kd_run_dir *run, const char *name, char *buf, size_t size);
 int kd_run_dir_write(const kd_run_dir *run, const char *name, const char *text, kd_error *err);

@@ -38,6 +38,7 @@ typedef struct trainer {
     kd_run_dir run;
     kd_teacher_logits teacher; /* distillation only: .logits NULL otherwise */
     float *batch_teacher;     /* (batch_size, classes) */
+    bool created_run;         /* this call made the run folder (not a resume) */
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
@@ -138,6 +139,17 @@ static int resume_state(trainer *t, kd_error *err)
     if (ts.records_teacher && !ts.teacher[0] && t->request->teacher)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was trained without a teacher: resume it with kdtrain train --resume %s",
                             t->run.path, t->run.path);
+    /* The counts come from a file: they must describe this run, or the run would
+     * number its epochs wrongly, stop early, or schedule the wrong learning rate. */
+    int64_t batches = kd_loader_batches_per_epoch(&t->loader), epochs = t->cfg->train.epochs;
+    if (ts.epoch < 1 || ts.epoch > epochs)
+        return kd_error_set(err, KD_ERR_DATA, "%s:/train: epoch is %lld, expected 1 to %lld (train.epochs)", path,
+                            (long long)ts.epoch, (long long)epochs);
+    if (ts.step != ts.epoch * batches || os.step != ts.step)
+        return kd_error_set(err, KD_ERR_DATA,
+                            "%s: /train step %lld and /optimizer step %lld, expected %lld (%lld epochs of %lld batches)",
+                            path, (long long)ts.step, (long long)os.step, (long long)(ts.epoch * batches),
+                            (long long)ts.epoch, (long long)batches);
     t->optim.step = os.step;
     t->rng = ts.rng;
     t->start_epoch = ts.epoch;
@@ -375,6 +387,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     if (!req->resume) {
         const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
         if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;
+        t->created_run = true;
         if ((rc = kd_run_dir_write(&t->run, "config.ini", t->config_text, err))) return rc;
     }
     t->run.quiet = req->quiet;
@@ -412,6 +425,10 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
                    (long long)t->best_epoch, t->run.path);
     else if (t->run.path[0])
         kd_run_log(&t->run, "failed: %s", err ? err->message : "");
+    /* A new run that failed before its first checkpoint leaves no folder behind. */
+    char first[KD_PATH_MAX];
+    if (rc && t->created_run && !kd_file_exists(kd_run_dir_file(&t->run, "model.h5", first, sizeof first)))
+        kd_run_dir_discard(&t->run);
     kd_loader_close(&t->loader);
     kd_dataset_close(&t->ds);
     kd_mlp_free(&t->model);
