@@ -349,3 +349,415 @@ TEST_CASE("bad data files: each refused with exit 1, the file and dataset named,
     });
     REQUIRE(n == (int)cases.size());
 }
+
+namespace {
+
+// A config beside the good 4-feature, 3-class data set; `train -c @/bad.ini`.
+std::function<void(const std::string &)> config_file(const std::string &text)
+{
+    return [text](const std::string &d) { write_bytes(d + "/bad.ini", text); };
+}
+const std::string kTrainConfig = "train -c @/bad.ini --quiet --set data.path=@/good.h5 --set run.dir=@/runs"
+                                 " --set data.val_from_train=10";
+const std::string kModel = "[model]\nlayers = 4,8,3\n";
+
+void good_small(const std::string &dir) { small_data(dir + "/good.h5", nullptr); }
+
+} // namespace
+
+TEST_CASE("bad configs: each refused with exit 2, naming FILE:LINE and the key, nothing written", "[bad-inputs]")
+{
+    std::vector<Case> cases = {
+        {"unknown key", config_file(kModel + "[train]\nepoch = 3\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: unknown key train.epoch; did you mean train.epochs?"}},
+        {"unknown section", config_file(kModel + "[trian]\nepochs = 3\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: unknown section [trian]; did you mean [train]?"}},
+        {"a word for an integer", config_file(kModel + "[train]\nepochs = three\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.epochs: expected an integer in [1, 1000000], found 'three'"}},
+        {"an integer beyond int64", config_file(kModel + "[train]\nepochs = 99999999999999999999\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.epochs: expected an integer in [1, 1000000], found '99999999999999999999'"}},
+        {"a negative learning rate", config_file(kModel + "[train]\nlr = -1\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.lr: expected a number in (0, 1000], found '-1'"}},
+        {"NaN as a learning rate", config_file(kModel + "[train]\nlr = nan\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.lr: expected a number in (0, 1000], found 'nan'"}},
+        {"an unknown optimizer", config_file(kModel + "[train]\noptimizer = adam\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.optimizer: expected one of adamw|sgd, found 'adam'"}},
+        {"alpha above 1", config_file(kModel + "[distill]\nalpha = 1.5\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: distill.alpha: expected a number in [0, 1], found '1.5'"}},
+        {"batch size 0", config_file(kModel + "[train]\nbatch_size = 0\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: train.batch_size: expected an integer in [1, 1048576], found '0'"}},
+        {"dropout 1", config_file(kModel + "[model]\ndropout = 1\n"), kTrainConfig, 2,
+         {"@/bad.ini:4: model.dropout: expected a number in [0, 0.99], found '1'"}},
+        {"a key set twice", config_file(kModel + "[train]\nepochs = 3\nepochs = 4\n"), kTrainConfig, 2,
+         {"@/bad.ini:5: train.epochs was already set on line 4 (a key may appear once)"}},
+        {"a key set twice in two [train] sections", config_file(kModel + "[train]\nlr = 0.1\n[train]\nlr = 0.2\n"),
+         kTrainConfig, 2, {"@/bad.ini:6: train.lr was already set on line 4"}},
+        {"binary garbage with NUL bytes", config_file(std::string("\x7f" "ELF\x02\x01\x01\0\0junk", 13)), kTrainConfig, 2,
+         {"@/bad.ini: expected a text file, found NUL bytes"}},
+        {"binary garbage without NUL bytes", config_file("\x7f" "ELF\x02\x01\x01junk\x01\x02\n"), kTrainConfig, 2,
+         {"@/bad.ini:1: expected text, found the byte 0x02 at column 5 (a binary file?)"}},
+        {"a line without '='", config_file("[model]\nlayers 4,8,3\n"), kTrainConfig, 2,
+         {"@/bad.ini:2: expected key = value, found 'layers 4,8,3'"}},
+        {"an unterminated section", config_file("[model\nlayers = 4,8,3\n"), kTrainConfig, 2,
+         {"@/bad.ini:1: expected [section], found '[model'"}},
+        {"a key before any section", config_file("layers = 4,8,3\n"), kTrainConfig, 2,
+         {"@/bad.ini:1: key 'layers' before any [section]"}},
+        {"one layer size", config_file("[model]\nlayers = 4\n"), kTrainConfig, 2,
+         {"@/bad.ini:2: model.layers: expected at least an input and an output size"}},
+        {"layers that do not fit the data", config_file("[model]\nlayers = 4,8,5\n"), kTrainConfig, 2,
+         {"model.layers: expected the last size to be 3 (the classes of @/good.h5), found 5"}},
+        {"run.name outside run.dir", config_file(kModel + "[run]\nname = ../x\n"), kTrainConfig, 2,
+         {"run.name: expected a folder name without '/' (the run goes into run.dir), found '../x'"}},
+        {"a line longer than the reader takes", config_file(kModel + "[run]\nname = " + std::string(2000, 'a') + "\n"),
+         kTrainConfig, 2, {"@/bad.ini:4: line longer than"}},
+        {"a missing config", nullptr, kTrainConfig, 1, {"@/bad.ini: cannot open: No such file or directory"}},
+        {"a folder as the config", [](const std::string &d) { fs::create_directory(d + "/bad.ini"); }, kTrainConfig, 1,
+         {"@/bad.ini: is a folder; expected a text file"}},
+        {"a pipeline with a key set twice",
+         config_file("[pipeline]\ndata = @/good.h5\nseeds = 1\nseeds = 2\n"), "run -c @/bad.ini", 2,
+         {"@/bad.ini:4: pipeline.seeds was already set on line 3"}},
+        {"a pipeline whose last run names a missing config",
+         [](const std::string &d) {
+             write_bytes(d + "/bad.ini", "[pipeline]\ndata = " + d + "/good.h5\nruns = " + d + "/runs\nout = " + d +
+                                             "/out\n[regime.a]\nrun.one = train " + kSmoke + "\nrun.two = train " + d +
+                                             "/nowhere.ini\n");
+         },
+         "run -c @/bad.ini", 1, {"regime.a.run.two", "@/nowhere.ini: cannot open"}},
+    };
+    int n = run_cases(cases, good_small);
+    REQUIRE(n == (int)cases.size());
+}
+
+TEST_CASE("a config with a UTF-8 byte-order mark is read as without it", "[bad-inputs]")
+{
+    std::string dir = kdtest::temp_dir();
+    good_small(dir);
+    write_bytes(dir + "/bom.ini", "\xEF\xBB\xBF" + kModel + "[train]\nepochs = 1\n");
+    kdtest::Run run = kdtest::run_binary("train -c " + dir + "/bom.ini --quiet --set data.path=" + dir +
+                                         "/good.h5 --set run.dir=" + dir + "/runs --set data.val_from_train=10");
+    INFO(run.out);
+    REQUIRE(run.exit_code == 0);
+}
+
+TEST_CASE("bad command lines: each refused with exit 2, naming the option and what it expects", "[bad-inputs]")
+{
+    const std::string train = "train -c " + kSmoke + " --quiet --set data.path=@/good.h5 --set run.dir=@/runs";
+    std::vector<Case> cases = {
+        {"an unknown command", nullptr, "trian -c x.ini", 2, {"trian"}},
+        {"no command", nullptr, "", 2, {"usage"}},
+        {"an unknown option", nullptr, train + " --epochs 3", 2, {"--epochs"}},
+        {"-c without its value", nullptr, "train -c", 2, {"-c: expected", "found no value"}},
+        {"-c followed by another option", nullptr, "train -c --quiet", 2,
+         {"-c: expected", "found the option '--quiet' (write -c=VALUE for a value starting with --)"}},
+        {"--set without '='", nullptr, train + " --set train.epochs", 2, {"--set train.epochs: expected section.key=value"}},
+        {"--set of an unknown key", nullptr, train + " --set train.epoch=3", 2, {"train.epoch", "did you mean train.epochs"}},
+        {"--set with a value too long", nullptr, train + " --set run.name=" + std::string(5000, 'x'), 2,
+         {"--set run.name: expected a value of at most"}},
+        {"--threads that is not a number", nullptr, train + " --threads abc", 2, {"--threads", "'abc'"}},
+        {"both -c and --resume", nullptr, train + " --resume @/runs/x", 2, {"expected either -c CONFIG or --resume RUN"}},
+        {"--set with --resume", nullptr, "train --resume @/runs/x --set train.epochs=3", 2,
+         {"--set cannot change a resumed run"}},
+        {"distill without a teacher", nullptr, "distill -c " + kSmoke + " --set data.path=@/good.h5", 2,
+         {"distill.teacher: required (or --teacher RUN_OR_CHECKPOINT)"}},
+        {"eval without --model", nullptr, "eval", 2, {"--model: required"}},
+        {"eval --split of no split", nullptr, "eval --model @/x --split validation", 2,
+         {"--split: expected train, val or test, found 'validation'"}},
+        {"eval --bins 0", nullptr, "eval --model @/x --bins 0", 2, {"--bins: expected a whole number in 1..", "'0'"}},
+        {"calibrate --bootstrap -1", nullptr, "calibrate --model @/x --bootstrap -1", 2, {"--bootstrap", "'-1'"}},
+        {"calibrate without --model", nullptr, "calibrate", 2, {"--model"}},
+        {"prepare of an unknown data set", nullptr, "prepare mnist --out @/x.h5", 2, {"unknown data set 'mnist'"}},
+        {"prepare --val 0", nullptr, "prepare fashion-mnist --val 0 --out @/x.h5", 2, {"--val: expected a whole number"}},
+        {"gaussian --sigmas 1e300", nullptr, "gaussian --sigmas 1e300 --out @/g", 2,
+         {"--sigmas: expected 1 to 16 numbers in [0.001, 1000] separated by commas, found '1e300'"}},
+        {"gaussian --sigmas 0", nullptr, "gaussian --sigmas 0.5,0 --out @/g", 2, {"--sigmas", "'0.5,0'"}},
+        {"info of two files", nullptr, "info @/a.h5 @/b.h5", 2, {"info"}},
+        {"run without -c", nullptr, "run", 2, {"-c"}},
+    };
+    int n = run_cases(cases, good_small);
+    REQUIRE(n == (int)cases.size());
+}
+
+namespace {
+
+// The base of the checkpoint cases: the good data set and a run trained on it for
+// two epochs (@/runs/r: model.h5 and best.h5).
+void trained_run(const std::string &dir)
+{
+    good_small(dir);
+    REQUIRE(kdtest::run_kdtrain("train -c " + kSmoke + " --quiet --set data.path=" + dir + "/good.h5 --set run.dir=" + dir +
+                                "/runs --set run.name=r --set data.val_from_train=10 --set model.layers=4,8,3"
+                                " --set train.epochs=2") == 0);
+}
+
+// A copy of the run's model.h5 as @/bad.h5, spoiled by `spoil(path)`.
+std::function<void(const std::string &)> checkpoint(const std::function<void(const std::string &)> &spoil)
+{
+    return [spoil](const std::string &d) {
+        fs::copy_file(d + "/runs/r/model.h5", d + "/bad.h5");
+        spoil(d + "/bad.h5");
+    };
+}
+
+// Replaces a dataset by one of another type or shape.
+void replace_dataset(const std::string &file, const std::string &name, hid_t type, std::vector<hsize_t> dims)
+{
+    remove_object(file, name);
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t s = H5Screate_simple((int)dims.size(), dims.data(), nullptr);
+    hid_t d = H5Dcreate2(f, name.c_str(), type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    size_t n = 1;
+    for (hsize_t v : dims) n *= v;
+    std::vector<double> zeros(n, 0.0);
+    REQUIRE(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data()) >= 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(f);
+}
+
+// /calibration with the given temperature and NLLs, as h5py would write it.
+void write_calibration(const std::string &file, double T, double nll_before = 0.5, double nll_after = 0.4)
+{
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t g = H5Gcreate2(f, "/calibration", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(g >= 0);
+    H5Gclose(g);
+    H5Fclose(f);
+    set_attr(file, "/calibration", "temperature", H5T_IEEE_F64LE, T);
+    set_attr(file, "/calibration", "nll_before", H5T_IEEE_F64LE, nll_before);
+    set_attr(file, "/calibration", "nll_after", H5T_IEEE_F64LE, nll_after);
+    hid_t f2 = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g2 = H5Gopen2(f2, "/calibration", H5P_DEFAULT);
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    H5Tset_cset(str, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(g2, "split", str, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char *val = "val";
+    REQUIRE(H5Awrite(a, str, &val) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(str);
+    H5Gclose(g2);
+    H5Fclose(f2);
+}
+
+const std::string kEvalBad = "eval --model @/bad.h5 --data @/good.h5 --out @/report.json";
+
+} // namespace
+
+TEST_CASE("damaged checkpoints: each refused with exit 1, naming FILE:/object and what was expected", "[bad-inputs]")
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    std::vector<Case> cases = {
+        {"a missing checkpoint", nullptr, kEvalBad, 1, {"@/bad.h5: cannot open: No such file or directory"}},
+        {"an empty checkpoint", [](const std::string &d) { write_bytes(d + "/bad.h5", ""); }, kEvalBad, 1,
+         {"@/bad.h5", "expected an HDF5 file"}},
+        {"a text file as a checkpoint", [](const std::string &d) { write_bytes(d + "/bad.h5", "weights\n"); }, kEvalBad, 1,
+         {"@/bad.h5: expected an HDF5 file, found no HDF5 signature"}},
+        {"a truncated checkpoint",
+         [](const std::string &d) {
+             std::string bytes = read_bytes(d + "/runs/r/model.h5");
+             write_bytes(d + "/bad.h5", bytes.substr(0, bytes.size() / 3));
+         },
+         kEvalBad, 1, {"@/bad.h5", "damaged or truncated"}},
+        {"a data set given as the model", [](const std::string &d) { fs::copy_file(d + "/good.h5", d + "/bad.h5"); },
+         kEvalBad, 1, {"@/bad.h5: expected group /model, found none"}},
+        {"a weight of the wrong shape",
+         checkpoint([](const std::string &f) { replace_dataset(f, "/model/layer2/W", H5T_IEEE_F32LE, {8, 5}); }), kEvalBad,
+         1, {"@/bad.h5:/model/layer2/W: expected shape [8, 3], found [8, 5]"}},
+        {"integer weights",
+         checkpoint([](const std::string &f) { replace_dataset(f, "/model/layer1/b", H5T_STD_I32LE, {8}); }), kEvalBad, 1,
+         {"@/bad.h5:/model/layer1/b: expected float32 values, found integers"}},
+        {"a missing bias", checkpoint([](const std::string &f) { remove_object(f, "/model/layer2/b"); }), kEvalBad, 1,
+         {"@/bad.h5:/model/layer2/b: expected a dataset, found none"}},
+        {"a NaN weight", checkpoint([nan](const std::string &f) { set_element(f, "/model/layer1/W", 5, nan); }), kEvalBad, 1,
+         {"@/bad.h5:/model/layer1/W: element 5 is NaN; a checkpoint holds finite values only"}},
+        {"a newer format version",
+         checkpoint([](const std::string &f) { set_attr(f, "/model", "format_version", H5T_STD_I64LE, 2); }), kEvalBad, 1,
+         {"@/bad.h5:/model: format_version is 2, this kdtrain reads version 1"}},
+        {"temperature 0", checkpoint([](const std::string &f) { write_calibration(f, 0); }), kEvalBad, 1,
+         {"@/bad.h5:/calibration: temperature is 0, expected a finite value in [0.001, 1000]"}},
+        {"temperature -2", checkpoint([](const std::string &f) { write_calibration(f, -2); }), kEvalBad, 1,
+         {"@/bad.h5:/calibration: temperature is -2, expected a finite value in [0.001, 1000]"}},
+        {"temperature NaN", checkpoint([nan](const std::string &f) { write_calibration(f, nan); }), kEvalBad, 1,
+         {"@/bad.h5:/calibration: temperature is nan, expected a finite value in [0.001, 1000]"}},
+        {"temperature Inf", checkpoint([inf](const std::string &f) { write_calibration(f, inf); }), kEvalBad, 1,
+         {"@/bad.h5:/calibration: temperature is inf, expected a finite value in [0.001, 1000]"}},
+        {"temperature 1e-300", checkpoint([](const std::string &f) { write_calibration(f, 1e-300); }), kEvalBad, 1,
+         {"@/bad.h5:/calibration: temperature is 1e-300, expected a finite value in [0.001, 1000]"}},
+        {"a NaN NLL in /calibration", checkpoint([nan](const std::string &f) { write_calibration(f, 1.5, nan); }), kEvalBad,
+         1, {"@/bad.h5:/calibration: nll_before is nan, expected a finite value >= 0"}},
+        {"/calibration without its temperature",
+         checkpoint([](const std::string &f) {
+             write_calibration(f, 1.5);
+             hid_t h = H5Fopen(f.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+             H5Adelete_by_name(h, "/calibration", "temperature", H5P_DEFAULT);
+             H5Fclose(h);
+         }),
+         kEvalBad, 1, {"@/bad.h5:/calibration", "temperature"}},
+        {"a checkpoint of another architecture for the data",
+         [](const std::string &d) {
+             kdtest::write_cluster_dataset(d + "/other.h5", 40, 10, 6, 3, 1);
+             REQUIRE(kdtest::run_kdtrain("train -c " + kSmoke + " --quiet --set data.path=" + d + "/other.h5 --set run.dir=" +
+                                         d + "/o --set run.name=o --set data.val_from_train=10 --set model.layers=6,3"
+                                         " --set train.epochs=1") == 0);
+             fs::copy_file(d + "/o/o/model.h5", d + "/bad.h5");
+         },
+         kEvalBad, 1, {"expected 6 features and 3 classes for the 6-3 model, found 4 and 3"}},
+    };
+    int n = run_cases(cases, trained_run);
+    REQUIRE(n == (int)cases.size());
+}
+
+TEST_CASE("damaged training state: a resume refuses counts that do not describe the run", "[bad-inputs]")
+{
+    auto spoil = [](const std::string &object, const std::string &attr, double v) {
+        return [object, attr, v](const std::string &d) { set_attr(d + "/runs/r/model.h5", object, attr, H5T_STD_I64LE, v); };
+    };
+    const std::string resume = "train --quiet --resume @/runs/r";
+    std::vector<Case> cases = {
+        {"epoch -5", spoil("/train", "epoch", -5), resume, 1,
+         {"@/runs/r/model.h5:/train: attributes epoch and step: expected counts >= 0, found -5 and"}},
+        {"an epoch beyond train.epochs", spoil("/train", "epoch", 99), resume, 1,
+         {"@/runs/r/model.h5:/train: epoch is 99, expected 1 to 2 (train.epochs)"}},
+        {"epoch 0", spoil("/train", "epoch", 0), resume, 1, {"epoch is 0, expected 1 to 2 (train.epochs)"}},
+        {"step -1", spoil("/optimizer", "step", -1), resume, 1,
+         {"@/runs/r/model.h5:/optimizer: attribute step: expected a count >= 0, found -1"}},
+        {"steps that do not match the epochs", spoil("/train", "step", 7), resume, 1,
+         {"@/runs/r/model.h5: /train step 7 and /optimizer step", "(2 epochs of 1 batches)"}},
+    };
+    int n = run_cases(cases, trained_run);
+    REQUIRE(n == (int)cases.size());
+}
+
+namespace {
+
+// Big-endian 32-bit words, as IDX headers hold them.
+std::string be32(uint32_t v)
+{
+    return std::string{(char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v};
+}
+
+// An IDX file: magic, dims, then the payload (here zeros, or labels 0, 1, ...).
+std::string idx(uint32_t magic, std::vector<uint32_t> dims)
+{
+    std::string out = be32(magic);
+    size_t n = 1;
+    for (uint32_t d : dims) out += be32(d), n *= d;
+    std::string payload(n, '\0');
+    if (dims.size() == 1)
+        for (size_t i = 0; i < n; i++) payload[i] = (char)(i % 10);
+    return out + payload;
+}
+
+// @/src: Fashion-MNIST's four files, plain IDX under their .gz names (prepare reads
+// both), 3 training and 2 test images.
+void write_idx_sources(const std::string &d)
+{
+    fs::create_directories(d + "/src");
+    write_bytes(d + "/src/train-images-idx3-ubyte.gz", idx(0x803, {3, 28, 28}));
+    write_bytes(d + "/src/train-labels-idx1-ubyte.gz", idx(0x801, {3}));
+    write_bytes(d + "/src/t10k-images-idx3-ubyte.gz", idx(0x803, {2, 28, 28}));
+    write_bytes(d + "/src/t10k-labels-idx1-ubyte.gz", idx(0x801, {2}));
+}
+
+} // namespace
+
+TEST_CASE("unsafe outputs: no output replaces an input, nor an existing file without --force", "[bad-inputs]")
+{
+    std::vector<Case> cases = {
+        {"eval --out over the model", nullptr, "eval --model @/runs/r --out @/runs/r/model.h5", 2,
+         {"--out @/runs/r/model.h5: is @/runs/r/model.h5, which this command reads; choose another path"}},
+        {"eval --logits over the model", nullptr, "eval --model @/runs/r/best.h5 --logits @/runs/r/best.h5", 2,
+         {"--logits @/runs/r/best.h5: is @/runs/r/best.h5, which this command reads"}},
+        {"eval --out over the data set", nullptr, "eval --model @/runs/r --out @/good.h5 --force", 2,
+         {"--out @/good.h5: is", "which this command reads"}},
+        {"eval --out over the model, spelled another way", nullptr, "eval --model @/runs/r --out @/runs/./r/model.h5 --force",
+         2, {"which this command reads"}},
+        {"eval --out over an existing file",
+         [](const std::string &d) { write_bytes(d + "/mine.json", "{}"); }, "eval --model @/runs/r --out @/mine.json", 2,
+         {"--out @/mine.json: exists; pass --force to replace it"}},
+        {"eval --logits over an existing file", [](const std::string &d) { write_bytes(d + "/z.h5", "x"); },
+         "eval --model @/runs/r --logits @/z.h5 --out @/e.json", 2, {"--logits @/z.h5: exists; pass --force to replace it"}},
+        {"eval --out a folder", nullptr, "eval --model @/runs/r --out @/runs", 2, {"--out @/runs: is a folder"}},
+        {"eval --out and --logits the same file", nullptr, "eval --model @/runs/r --out @/x --logits @/x", 2,
+         {"--logits @/x: is also where the JSON report goes"}},
+        {"prepare --out over an existing checkpoint", nullptr, "prepare fashion-mnist --src @ --out @/runs/r/model.h5", 2,
+         {"--out @/runs/r/model.h5: exists; pass --force to replace it"}},
+        {"prepare --out over one of its sources, even with --force", write_idx_sources,
+         "prepare fashion-mnist --src @/src --val 1 --out @/src/train-labels-idx1-ubyte.gz --force", 2,
+         {"the output @/src/train-labels-idx1-ubyte.gz: is @/src/train-labels-idx1-ubyte.gz, which this command reads"}},
+        {"eval with a checkpoint as the data set", nullptr, "eval --model @/runs/r --data @/runs/r/model.h5 --out @/e.json", 1,
+         {"@/runs/r/model.h5:/train/x: expected a dataset, found none"}},
+    };
+    int n = run_cases(cases, trained_run);
+    REQUIRE(n == (int)cases.size());
+}
+
+TEST_CASE("bad IDX sources: prepare refuses each with exit 1, naming the file, and writes nothing", "[bad-inputs]")
+{
+    const std::string prepare = "prepare fashion-mnist --src @/src --val 1 --out @/out/fm.h5";
+    auto spoil = [](const std::string &name, const std::string &bytes) {
+        return [name, bytes](const std::string &d) { write_bytes(d + "/src/" + name, bytes); };
+    };
+    std::vector<Case> cases = {
+        {"a missing source folder", [](const std::string &d) { fs::remove_all(d + "/src"); }, prepare, 1,
+         {"@/src/train-images-idx3-ubyte.gz: cannot open: No such file or directory"}},
+        {"a missing labels file", [](const std::string &d) { fs::remove(d + "/src/t10k-labels-idx1-ubyte.gz"); }, prepare, 1,
+         {"@/src/t10k-labels-idx1-ubyte.gz: cannot open"}},
+        {"labels given as images", spoil("train-images-idx3-ubyte.gz", idx(0x801, {3})), prepare, 1,
+         {"@/src/train-images-idx3-ubyte.gz", "expected magic 0x00000803 (uint8 images), found 0x00000801"}},
+        {"a truncated images file", spoil("train-images-idx3-ubyte.gz", idx(0x803, {3, 28, 28}).substr(0, 1000)), prepare, 1,
+         {"@/src/train-images-idx3-ubyte.gz"}},
+        {"images of 27x28", spoil("train-images-idx3-ubyte.gz", idx(0x803, {3, 27, 28})), prepare, 1,
+         {"@/src/train-images-idx3-ubyte.gz", "28"}},
+        {"a label out of 0..9", spoil("t10k-labels-idx1-ubyte.gz", be32(0x801) + be32(2) + std::string("\x01\x0c", 2)),
+         prepare, 1, {"@/src/t10k-labels-idx1-ubyte.gz", "12"}},
+        {"image and label counts that differ", spoil("t10k-labels-idx1-ubyte.gz", idx(0x801, {3})), prepare, 1,
+         {"@/src/t10k-labels-idx1-ubyte.gz", "3"}},
+        {"a gzip stream cut short", spoil("train-labels-idx1-ubyte.gz", std::string("\x1f\x8b\x08\x00\x00\x00", 6)),
+         prepare, 1, {"@/src/train-labels-idx1-ubyte.gz"}},
+        {"--val as large as the training images", nullptr, "prepare fashion-mnist --src @/src --val 3 --out @/out/fm.h5", 2,
+         {"--val", "3"}},
+    };
+    int n = run_cases(cases, write_idx_sources);
+    REQUIRE(n == (int)cases.size());
+}
+
+TEST_CASE("bad logits files: info refuses each with exit 1, naming FILE:/dataset and what was expected", "[bad-inputs]")
+{
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto logits_file = [](hid_t z_type, std::vector<hsize_t> z_dims, std::vector<double> z, hid_t y_type,
+                          std::vector<hsize_t> y_dims, std::vector<double> y) {
+        return [=](const std::string &d) {
+            H5Writer w(d + "/bad.h5");
+            w.dataset("/logits", z_type, z_dims, z);
+            if (!y.empty()) w.dataset("/labels", y_type, y_dims, y);
+        };
+    };
+    std::vector<double> z = {2, 0, 0, 0, 3, 1, -1, 0, 1, 0.5, 0.4, 0.1}, y = {0, 1, 2, 2};
+    std::vector<double> z_nan = z;
+    z_nan[7] = nan;
+    const std::string info = "info @/bad.h5";
+    std::vector<Case> cases = {
+        {"integer logits", logits_file(H5T_STD_I32LE, {4, 3}, z, H5T_STD_U8LE, {4}, y), info, 1,
+         {"@/bad.h5:/logits: expected float32 or float64 logits, found integers"}},
+        {"logits of rank 1", logits_file(H5T_IEEE_F32LE, {12}, z, H5T_STD_U8LE, {4}, y), info, 1,
+         {"@/bad.h5:/logits: expected logits of rank 2 [N, C], found rank 1"}},
+        {"one class", logits_file(H5T_IEEE_F32LE, {12, 1}, z, H5T_STD_U8LE, {12}, std::vector<double>(12, 0)), info, 1,
+         {"@/bad.h5:/logits: expected at least 1 row and 2 to 1000000 classes, found [12, 1]"}},
+        {"a NaN logit", logits_file(H5T_IEEE_F64LE, {4, 3}, z_nan, H5T_STD_U8LE, {4}, y), info, 1,
+         {"@/bad.h5:/logits: expected finite logits, found NaN at row 2, column 1"}},
+        {"float labels", logits_file(H5T_IEEE_F32LE, {4, 3}, z, H5T_IEEE_F32LE, {4}, y), info, 1,
+         {"@/bad.h5:/labels: expected integer class labels, found floats"}},
+        {"fewer labels than rows", logits_file(H5T_IEEE_F32LE, {4, 3}, z, H5T_STD_U8LE, {3}, {0, 1, 2}), info, 1,
+         {"@/bad.h5:/labels"}},
+        {"a label out of range", logits_file(H5T_IEEE_F32LE, {4, 3}, z, H5T_STD_U8LE, {4}, {0, 1, 3, 2}), info, 1,
+         {"@/bad.h5:/labels", "3"}},
+    };
+    int n = run_cases(cases, nullptr);
+    REQUIRE(n == (int)cases.size());
+}

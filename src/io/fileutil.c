@@ -224,24 +224,35 @@ int kd_file_append(const char *path, const char *text, kd_error *err)
 
 char *kd_file_read_text(const char *path, size_t max_bytes, kd_error *err)
 {
+    if (kd_file_is_directory(path)) {
+        kd_error_set(err, KD_ERR_IO, "%s: is a folder; expected a text file", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         kd_error_set(err, KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc(max_bytes + 1);
-    size_t n = buf ? fread(buf, 1, max_bytes + 1, f) : 0;
-    bool failed = !buf || ferror(f);
+    if (!buf) {
+        fclose(f);
+        kd_error_set(err, KD_ERR_IO, "%s: out of memory for %zu bytes", path, max_bytes + 1);
+        return NULL;
+    }
+    size_t n = fread(buf, 1, max_bytes + 1, f);
+    int read_errno = ferror(f) ? errno : 0;
+    bool failed = ferror(f) != 0;
     fclose(f);
     if (failed || n > max_bytes) {
         free(buf);
-        kd_error_set(err, KD_ERR_IO, "%s: %s", path, failed ? "cannot read" : "file too large");
+        if (failed) kd_error_set(err, KD_ERR_IO, "%s: cannot read: %s", path, strerror(read_errno));
+        else kd_error_set(err, KD_ERR_IO, "%s: expected at most %zu bytes, found more", path, max_bytes);
         return NULL;
     }
     buf[n] = '\0';
     if (strlen(buf) != n) {
         free(buf);
-        kd_error_set(err, KD_ERR_CONFIG, "%s: expected a text file, found NUL bytes", path);
+        kd_error_set(err, KD_ERR_CONFIG, "%s: expected a text file, found NUL bytes (a binary file?)", path);
         return NULL;
     }
     return buf;

@@ -1,6 +1,8 @@
 /* ini.h - a small INI reader: `[section]`, `key = value`, comments starting with
  * '#' or ';' (whole lines, or after whitespace at the end of a value). Every entry
- * keeps its line number so errors can point at it. (libinih's Debian build gives
+ * keeps its line number so errors can point at it. A key may appear once in a
+ * section; a leading UTF-8 byte-order mark is skipped; control characters (a binary
+ * file) are an error, and messages quote text with non-printable bytes escaped. (libinih's Debian build gives
  * its handler no line numbers and cuts lines at 200 characters; this is simpler.) */
 #ifndef KD_INI_H
 #define KD_INI_H

@@ -377,7 +377,7 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
     kd_run_dir run;
     memset(&run, 0, sizeof run);
     run.quiet = true;
-    if (!rc && kd_run_dir_open(&run, r->path, INT64_MAX, err) == KD_OK && run.n_rows) {
+    if (!rc && kd_run_dir_read(&run, r->path, err) == KD_OK && run.n_rows) {
         double total = 0;
         for (int64_t i = 0; i < run.n_rows; i++) total += run.rows[i].epoch_seconds;
         r->epoch_seconds = total / (double)run.n_rows;

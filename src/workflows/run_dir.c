@@ -110,21 +110,15 @@ static int parse_row(const char *line, kd_epoch_row *row)
     return 0;
 }
 
-int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err)
+/* metrics.csv's rows up to keep_epochs into run->rows. */
+static int read_rows(kd_run_dir *run, int64_t keep_epochs, kd_error *err)
 {
-    init_run(run);
-    if (!kd_file_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
-    snprintf(run->path, sizeof run->path, "%s", path);
-    int rc = lock_run(run, err);
-    if (rc) return rc;
-    set_log(run);
-    int stale = kd_file_remove_stale_temporaries(run->path);
-    if (stale) kd_run_log(run, "removed %d temporary file%s left by a process that was killed", stale, stale == 1 ? "" : "s");
     char csv[KD_PATH_MAX];
     kd_run_dir_file(run, "metrics.csv", csv, sizeof csv);
     if (!kd_file_exists(csv)) return KD_OK;
     char *text = kd_file_read_text(csv, 64u << 20, err);
     if (!text) return err ? err->code : KD_ERR_IO;
+    int rc = KD_OK;
     char *save = NULL;
     bool header = true;
     for (char *line = strtok_r(text, "\n", &save); line && rc == KD_OK; line = strtok_r(NULL, "\n", &save)) {
@@ -142,6 +136,28 @@ int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_e
     free(text);
     return rc; /* reading never rewrites the file; the next kd_run_dir_add_epoch does */
 }
+
+int kd_run_dir_read(kd_run_dir *run, const char *path, kd_error *err)
+{
+    init_run(run);
+    if (!kd_file_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
+    snprintf(run->path, sizeof run->path, "%s", path);
+    return read_rows(run, INT64_MAX, err);
+}
+
+int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err)
+{
+    init_run(run);
+    if (!kd_file_is_directory(path)) return kd_error_set(err, KD_ERR_IO, "%s: expected a run folder, found none", path);
+    snprintf(run->path, sizeof run->path, "%s", path);
+    int rc = lock_run(run, err);
+    if (rc) return rc;
+    int stale = kd_file_remove_stale_temporaries(run->path);
+    if (stale) kd_run_log(run, "removed %d temporary file%s left by a process that was killed", stale, stale == 1 ? "" : "s");
+    return read_rows(run, keep_epochs, err);
+}
+
+void kd_run_dir_start_log(kd_run_dir *run) { set_log(run); }
 
 void kd_run_dir_close(kd_run_dir *run)
 {

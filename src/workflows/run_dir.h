@@ -46,10 +46,15 @@ typedef struct kd_run_dir {
 
 /* Creates base/name (or base/name-2, -3, ... when taken) and locks it. */
 int kd_run_dir_create(kd_run_dir *run, const char *base, const char *name, kd_error *err);
-/* Opens an existing run folder, locks it (KD_ERR_BUSY when another process has
- * it), removes the temporary files of dead processes, and reads its metrics.csv,
- * keeping rows up to keep_epochs. */
+/* Opens an existing run folder to write it: locks it (KD_ERR_BUSY when another
+ * process has it), removes the temporary files of dead processes, and reads its
+ * metrics.csv, keeping rows up to keep_epochs. Lines logged stay pending (the
+ * run's train.log unchanged) until kd_run_dir_start_log. */
 int kd_run_dir_open(kd_run_dir *run, const char *path, int64_t keep_epochs, kd_error *err);
+/* Appends the pending lines to train.log, and every line from then on. */
+void kd_run_dir_start_log(kd_run_dir *run);
+/* Reads a run folder's metrics.csv without opening it for writing (no lock, no log). */
+int kd_run_dir_read(kd_run_dir *run, const char *path, kd_error *err);
 /* Frees the rows and releases the lock. */
 void kd_run_dir_close(kd_run_dir *run);
 /* Removes a folder kd_run_dir_create made, for a run that failed before its first

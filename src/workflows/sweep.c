@@ -40,7 +40,7 @@ static int read_curve(const char *run_path, const char *name, curve *c, kd_error
     kd_run_dir run;
     memset(&run, 0, sizeof run);
     run.quiet = true;
-    int rc = kd_run_dir_open(&run, run_path, INT64_MAX, err);
+    int rc = kd_run_dir_read(&run, run_path, err);
     if (rc) return rc;
     snprintf(c->name, sizeof c->name, "%s", name);
     size_t n = (size_t)(run.n_rows ? run.n_rows : 1);

@@ -392,7 +392,10 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     }
     t->run.quiet = req->quiet;
     snprintf(run_dir, run_dir_size, "%s", t->run.path);
-    if (req->resume) kd_run_log(&t->run, "resuming %s after epoch %lld", t->run.path, (long long)t->start_epoch);
+    if (req->resume) {
+        kd_run_dir_start_log(&t->run); /* every check passed: from here the attempt is the run's */
+        kd_run_log(&t->run, "resuming %s after epoch %lld", t->run.path, (long long)t->start_epoch);
+    }
     return KD_OK;
 }
 
@@ -406,6 +409,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     kd_loader_init(&t->loader);
     double t0 = kd_now_seconds();
     int rc = setup(t, run_dir, run_dir_size, err);
+    bool started = rc == KD_OK;
     if (!rc) {
         char arch[256];
         kd_run_log(&t->run, "%s %s (%zu parameters) on %s: %lld training rows, %lld epochs of %lld batches, %d threads -> %s",
@@ -423,7 +427,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     if (!rc)
         kd_run_log(&t->run, "done: best val accuracy %.2f%% at epoch %lld; model %s/model.h5", 100 * t->best_val_acc,
                    (long long)t->best_epoch, t->run.path);
-    else if (t->run.path[0])
+    else if (started) /* a refused resume leaves the run's log as it was */
         kd_run_log(&t->run, "failed: %s", err ? err->message : "");
     /* A new run that failed before its first checkpoint leaves no folder behind. */
     char first[KD_PATH_MAX];
