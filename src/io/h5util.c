@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/h5util.h"
 
+#include "io/fileutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -66,6 +68,10 @@ hid_t kd_h5_open_read(const char *path, kd_error *err)
     return file;
 }
 
+/* The file is built in memory (the core driver, no backing store) and written out
+ * whole by kd_file_write_atomic at commit: HDF5 never writes to disk itself, so a full
+ * disk or a failing device is one clean write error, and no half-closed HDF5 file is
+ * left for the library's exit handler to trip over. */
 int kd_h5_atomic_create(kd_h5_atomic *af, const char *path, kd_error *err)
 {
     kd_h5_quiet();
@@ -74,47 +80,43 @@ int kd_h5_atomic_create(kd_h5_atomic *af, const char *path, kd_error *err)
         return kd_error_set(err, KD_ERR_IO, "%s: path too long", path);
     snprintf(af->final_path, sizeof af->final_path, "%s", path);
     snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-%ld", path, (long)getpid());
-    af->file = H5Fcreate(af->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (af->file < 0) {
-        char msg[256];
-        return kd_error_set(err, KD_ERR_IO, "%s: cannot create (%s)", af->tmp_path,
+    char msg[256];
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0) {
+        if (fapl >= 0) H5Pclose(fapl);
+        return kd_error_set(err, KD_ERR_LIBRARY, "%s: cannot set up an in-memory HDF5 file (%s)", path,
                             kd_h5_last_message(msg, sizeof msg));
     }
+    af->file = H5Fcreate(af->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (af->file < 0)
+        return kd_error_set(err, KD_ERR_IO, "%s: cannot create (%s)", af->tmp_path, kd_h5_last_message(msg, sizeof msg));
     return KD_OK;
 }
 
 int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err)
 {
     char msg[256];
-    if (H5Fclose(af->file) < 0) {
-        af->file = H5I_INVALID_HID;
-        kd_error_set(err, KD_ERR_IO, "%s: closing failed (%s)", af->tmp_path,
-                     kd_h5_last_message(msg, sizeof msg));
-        remove(af->tmp_path);
-        return KD_ERR_IO;
-    }
+    int rc = KD_OK;
+    void *image = NULL;
+    ssize_t size = H5Fflush(af->file, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(af->file, NULL, 0);
+    if (size > 0 && !(image = malloc((size_t)size)))
+        rc = kd_error_set(err, KD_ERR_IO, "%s: out of memory for a %lld-byte file", af->final_path, (long long)size);
+    else if (size <= 0 || H5Fget_file_image(af->file, image, (size_t)size) != size)
+        rc = kd_error_set(err, KD_ERR_LIBRARY, "%s: cannot take the file's image (%s)", af->final_path,
+                          kd_h5_last_message(msg, sizeof msg));
+    if (H5Fclose(af->file) < 0 && !rc)
+        rc = kd_error_set(err, KD_ERR_LIBRARY, "%s: closing failed (%s)", af->final_path, kd_h5_last_message(msg, sizeof msg));
     af->file = H5I_INVALID_HID;
-    int fd = open(af->tmp_path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        kd_error_set(err, KD_ERR_IO, "%s: cannot sync: %s", af->tmp_path, strerror(errno));
-        if (fd >= 0) close(fd);
-        remove(af->tmp_path);
-        return KD_ERR_IO;
-    }
-    close(fd);
-    if (rename(af->tmp_path, af->final_path) != 0) {
-        kd_error_set(err, KD_ERR_IO, "%s: cannot rename into place: %s", af->final_path, strerror(errno));
-        remove(af->tmp_path);
-        return KD_ERR_IO;
-    }
-    return KD_OK;
+    if (!rc) rc = kd_file_write_atomic(af->final_path, image, (size_t)size, err);
+    free(image);
+    return rc;
 }
 
 void kd_h5_atomic_abort(kd_h5_atomic *af)
 {
-    if (af->file >= 0) H5Fclose(af->file);
+    if (af->file >= 0) H5Fclose(af->file); /* in memory: nothing on disk to remove */
     af->file = H5I_INVALID_HID;
-    remove(af->tmp_path);
 }
 
 int kd_h5_write_dataset(hid_t loc, const char *name, hid_t mem_type, hid_t file_type, int rank,

@@ -36,12 +36,13 @@ typedef struct kd_h5_atomic {
     hid_t file;
 } kd_h5_atomic;
 
-/* Creates PATH.tmp-PID beside PATH. Its contents become PATH only on commit. */
+/* Creates an HDF5 file in memory, to become PATH on commit (written whole to
+ * PATH.tmp-PID, synced and renamed: kd_file_write_atomic). */
 int kd_h5_atomic_create(kd_h5_atomic *af, const char *path, kd_error *err);
-/* Flushes, closes, fsyncs and renames over the final path. On failure the
- * temporary file is removed and the final path is untouched. */
+/* Closes the in-memory file and writes it over the final path. On failure no
+ * temporary file is left and the final path is untouched. */
 int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err);
-/* Closes and removes the temporary file; the final path is untouched. */
+/* Discards the in-memory file; the final path is untouched. */
 void kd_h5_atomic_abort(kd_h5_atomic *af);
 
 /* Writes a dataset (intermediate groups created). chunk NULL: contiguous;

@@ -58,7 +58,7 @@ int kd_run_dir_read(kd_run_dir *run, const char *path, kd_error *err);
 /* Frees the rows and releases the lock. */
 void kd_run_dir_close(kd_run_dir *run);
 /* Removes a folder kd_run_dir_create made, for a run that failed before its first
- * checkpoint: the files kdtrain wrote into it, then the folder (kept when anything
+ * epoch ended: the files kdtrain wrote into it, then the folder (kept when anything
  * else is in it). A new attempt then gets the same name. Closes the run. */
 void kd_run_dir_discard(kd_run_dir *run);
 /* Locks PATH/.lock of a run folder for a writer other than training (calibrate

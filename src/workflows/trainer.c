@@ -429,10 +429,8 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
                    (long long)t->best_epoch, t->run.path);
     else if (started) /* a refused resume leaves the run's log as it was */
         kd_run_log(&t->run, "failed: %s", err ? err->message : "");
-    /* A new run that failed before its first checkpoint leaves no folder behind. */
-    char first[KD_PATH_MAX];
-    if (rc && t->created_run && !kd_file_exists(kd_run_dir_file(&t->run, "model.h5", first, sizeof first)))
-        kd_run_dir_discard(&t->run);
+    /* A new run that failed before any epoch ended leaves no folder behind. */
+    if (rc && t->created_run && t->run.n_rows == 0) kd_run_dir_discard(&t->run);
     kd_loader_close(&t->loader);
     kd_dataset_close(&t->ds);
     kd_mlp_free(&t->model);
