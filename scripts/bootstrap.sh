@@ -5,6 +5,7 @@
 #   scripts/bootstrap.sh               build and test dependencies
 #   scripts/bootstrap.sh --data        also the Fashion-MNIST data set package
 #   scripts/bootstrap.sh --reference   also PyTorch and h5py (scripts/make_reference.py)
+#   scripts/bootstrap.sh --fuzz        also clang and its OpenMP runtime (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(g++ make cmake pkg-config libdnnl-dev libhdf5-dev zlib1g-dev catch2)
@@ -12,7 +13,8 @@ for arg in "$@"; do
   case "$arg" in
     --data) packages+=(dataset-fashion-mnist hdf5-tools) ;;
     --reference) packages+=(python3-torch python3-h5py python3-numpy) ;;
-    *) echo "bootstrap.sh: unknown option '$arg' (expected --data or --reference)" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libomp-dev) ;;
+    *) echo "bootstrap.sh: unknown option '$arg' (expected --data, --reference or --fuzz)" >&2; exit 2 ;;
   esac
 done
 

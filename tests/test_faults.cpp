@@ -190,11 +190,14 @@ TEST_CASE("kill -9 at 20 random points of a training: each resumed run ends bit-
     REQUIRE(kdtest::run_kdtrain(train_args(data, dir + "/runs", "whole") + epochs) == 0);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::mt19937_64 gen(2026);
-    std::uniform_real_distribution<double> when(0.0, seconds);
+    std::uniform_real_distribution<double> fraction(0.0, 1.0);
+    // 20 kills at random moments: a run that finished first still has its result
+    // checked, and narrows the window (the machine may be faster than at the start).
+    double window = seconds;
     int killed = 0;
-    for (int k = 0; k < 20; k++) {
+    for (int k = 0; killed < 20 && k < 80; k++) {
         std::string name = "k" + std::to_string(k), run = dir + "/runs/" + name;
-        double at = when(gen);
+        double at = fraction(gen) * window;
         pid_t pid = fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
@@ -208,8 +211,10 @@ TEST_CASE("kill -9 at 20 random points of a training: each resumed run ends bit-
         if (waitpid(pid, &status, WNOHANG) == 0) {
             kill(pid, SIGKILL);
             killed++;
+            waitpid(pid, &status, 0);
+        } else {
+            window *= 0.8;
         }
-        waitpid(pid, &status, 0);
         // Retry as a user would: resume the folder if it holds a config, else start
         // again (a kill between mkdir and config.ini leaves a folder with no run in it).
         bool resumable = kdtest::file_exists(run + "/config.ini");
@@ -221,8 +226,7 @@ TEST_CASE("kill -9 at 20 random points of a training: each resumed run ends bit-
         REQUIRE(same_model(dir + "/runs/whole/model.h5", run + "/model.h5"));
         REQUIRE(temporaries(run).empty());
     }
-    INFO(killed << " of 20 runs were killed (the others had finished)");
-    REQUIRE(killed >= 10);
+    REQUIRE(killed == 20);
 }
 
 TEST_CASE("kill -9 at 20 random points of a calibration: the checkpoint and reports agree, and a retry matches", "[faults]")
@@ -240,12 +244,13 @@ TEST_CASE("kill -9 at 20 random points of a calibration: the checkpoint and repo
     std::string calibrated = read_bytes(dir + "/reference/model.h5");
     std::string original = read_bytes(dir + "/runs/r/model.h5");
     std::mt19937_64 gen(7);
-    std::uniform_real_distribution<double> when(0.0, seconds);
+    std::uniform_real_distribution<double> fraction(0.0, 1.0);
+    double window = seconds;
     int killed = 0;
-    for (int k = 0; k < 20; k++) {
+    for (int k = 0; killed < 20 && k < 80; k++) {
         std::string run = dir + "/c" + std::to_string(k);
         fs::copy(dir + "/runs/r", run);
-        double at = when(gen);
+        double at = fraction(gen) * window;
         pid_t pid = fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
@@ -258,8 +263,10 @@ TEST_CASE("kill -9 at 20 random points of a calibration: the checkpoint and repo
         if (waitpid(pid, &status, WNOHANG) == 0) {
             kill(pid, SIGKILL);
             killed++;
+            waitpid(pid, &status, 0);
+        } else {
+            window *= 0.8;
         }
-        waitpid(pid, &status, 0);
         INFO("kill " << k << " after " << at << " s of " << seconds << " s");
         // Whatever the moment, the checkpoint is the old one or the calibrated one.
         std::string now = read_bytes(run + "/model.h5");
@@ -269,8 +276,7 @@ TEST_CASE("kill -9 at 20 random points of a calibration: the checkpoint and repo
         REQUIRE(read_bytes(run + "/model.h5") == calibrated);
         REQUIRE(read_bytes(run + "/calibration.json").find("\"temperature\"") != std::string::npos);
     }
-    INFO(killed << " of 20 calibrations were killed");
-    REQUIRE(killed >= 10);
+    REQUIRE(killed == 20);
 }
 
 TEST_CASE("one writer per run folder: a second train --resume or a calibrate is refused while a training runs",

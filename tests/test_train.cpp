@@ -64,63 +64,70 @@ TEST_CASE("a distillation step is the gradient of alpha T^2 KL + (1 - alpha) CE,
 {
     // A linear teacher and a linear student (16-4), plain SGD, one batch of all 400
     // training rows: epoch 2 takes exactly one step from epoch-001.h5's weights, which
-    // this test recomputes from the data file and the teacher's weights.
+    // this test recomputes from the data file and the teacher's weights. With
+    // data.labelled = 150, rows 150.. are a transfer set: their alpha is 1.
     Fixture fx;
     const double T = 4, alpha = 0.7, lr = 0.5;
     const std::string linear = " --set model.layers=16,4 --set model.dropout=0";
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("t") + linear + " --set train.epochs=2") == 0);
-    char opts[256];
-    std::snprintf(opts, sizeof opts,
-                  " --set train.optimizer=sgd --set train.momentum=0 --set train.lr=%g --set train.schedule=constant"
-                  " --set train.batch_size=400 --set train.epochs=2 --set train.checkpoints=every"
-                  " --set distill.temperature=%g --set distill.alpha=%g",
-                  lr, T, alpha);
-    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("s") + linear + opts + " --teacher " + fx.runs + "/t") == 0);
+    for (int labelled : {0, 150}) {
+        char opts[320];
+        std::snprintf(opts, sizeof opts,
+                      " --set train.optimizer=sgd --set train.momentum=0 --set train.lr=%g --set train.schedule=constant"
+                      " --set train.batch_size=400 --set train.epochs=2 --set train.checkpoints=every"
+                      " --set distill.temperature=%g --set distill.alpha=%g --set data.labelled=%d",
+                      lr, T, alpha, labelled);
+        std::string name = "s" + std::to_string(labelled);
+        REQUIRE(kdtest::run_kdtrain("distill " + fx.base(name) + linear + opts + " --teacher " + fx.runs + "/t") == 0);
 
-    std::vector<size_t> dims;
-    std::vector<double> x = kdtest::h5_read_doubles(fx.data, "/train/x", dims);
-    std::vector<int32_t> y = kdtest::h5_read_ints(fx.data, "/train/y");
-    const int n = 400, D = 16, C = 4; // the last 100 of the 500 rows are validation
-    REQUIRE(dims[1] == (size_t)D);
-    std::string e1 = fx.runs + "/s/epoch-001.h5", e2 = fx.runs + "/s/epoch-002.h5", tm = fx.runs + "/t/model.h5";
-    std::vector<double> W = read_param(e1, "/model/layer1/W"), b = read_param(e1, "/model/layer1/b");
-    std::vector<double> Wt = read_param(tm, "/model/layer1/W"), bt = read_param(tm, "/model/layer1/b");
-    std::vector<double> W2 = read_param(e2, "/model/layer1/W"), b2 = read_param(e2, "/model/layer1/b");
-    auto softmax = [&](const double *z, double temp, double *p) {
-        double m = *std::max_element(z, z + C), sum = 0;
-        for (int c = 0; c < C; c++) sum += (p[c] = std::exp((z[c] - m) / temp));
-        for (int c = 0; c < C; c++) p[c] /= sum;
-    };
-    // dL/dz = alpha T (softmax(z/T) - softmax(t/T)) + (1 - alpha)(softmax(z) - onehot(y)), over n
-    std::vector<double> gW((size_t)D * C, 0.0), gb(C, 0.0);
-    for (int i = 0; i < n; i++) {
-        double z[C], t[C], ps[C], pt[C], p1[C];
-        for (int c = 0; c < C; c++) {
-            z[c] = b[c];
-            t[c] = bt[c];
-            for (int j = 0; j < D; j++) {
-                z[c] += x[(size_t)i * D + j] * W[(size_t)j * C + c];
-                t[c] += x[(size_t)i * D + j] * Wt[(size_t)j * C + c];
+        std::vector<size_t> dims;
+        std::vector<double> x = kdtest::h5_read_doubles(fx.data, "/train/x", dims);
+        std::vector<int32_t> y = kdtest::h5_read_ints(fx.data, "/train/y");
+        const int n = 400, D = 16, C = 4; // the last 100 of the 500 rows are validation
+        REQUIRE(dims[1] == (size_t)D);
+        std::string e1 = fx.runs + "/" + name + "/epoch-001.h5", e2 = fx.runs + "/" + name + "/epoch-002.h5",
+                    tm = fx.runs + "/t/model.h5";
+        std::vector<double> W = read_param(e1, "/model/layer1/W"), b = read_param(e1, "/model/layer1/b");
+        std::vector<double> Wt = read_param(tm, "/model/layer1/W"), bt = read_param(tm, "/model/layer1/b");
+        std::vector<double> W2 = read_param(e2, "/model/layer1/W"), b2 = read_param(e2, "/model/layer1/b");
+        auto softmax = [&](const double *z, double temp, double *p) {
+            double m = *std::max_element(z, z + C), sum = 0;
+            for (int c = 0; c < C; c++) sum += (p[c] = std::exp((z[c] - m) / temp));
+            for (int c = 0; c < C; c++) p[c] /= sum;
+        };
+        // dL/dz = a T (softmax(z/T) - softmax(t/T)) + (1 - a)(softmax(z) - onehot(y)), over n,
+        // a = alpha for a labelled row and 1 for a transfer row
+        std::vector<double> gW((size_t)D * C, 0.0), gb(C, 0.0);
+        for (int i = 0; i < n; i++) {
+            double a = labelled && i >= labelled ? 1.0 : alpha;
+            double z[C], t[C], ps[C], pt[C], p1[C];
+            for (int c = 0; c < C; c++) {
+                z[c] = b[c];
+                t[c] = bt[c];
+                for (int j = 0; j < D; j++) {
+                    z[c] += x[(size_t)i * D + j] * W[(size_t)j * C + c];
+                    t[c] += x[(size_t)i * D + j] * Wt[(size_t)j * C + c];
+                }
+            }
+            softmax(z, T, ps);
+            softmax(t, T, pt);
+            softmax(z, 1.0, p1);
+            for (int c = 0; c < C; c++) {
+                double g = (a * T * (ps[c] - pt[c]) + (1 - a) * (p1[c] - (c == y[i]))) / n;
+                gb[c] += g;
+                for (int j = 0; j < D; j++) gW[(size_t)j * C + c] += x[(size_t)i * D + j] * g;
             }
         }
-        softmax(z, T, ps);
-        softmax(t, T, pt);
-        softmax(z, 1.0, p1);
-        for (int c = 0; c < C; c++) {
-            double g = (alpha * T * (ps[c] - pt[c]) + (1 - alpha) * (p1[c] - (c == y[i]))) / n;
-            gb[c] += g;
-            for (int j = 0; j < D; j++) gW[(size_t)j * C + c] += x[(size_t)i * D + j] * g;
+        double worst = 0, step = 0;
+        for (size_t k = 0; k < gW.size(); k++) {
+            worst = std::max(worst, std::fabs((W2[k] - W[k]) + lr * gW[k]));
+            step = std::max(step, std::fabs(lr * gW[k]));
         }
+        for (int c = 0; c < C; c++) worst = std::max(worst, std::fabs((b2[c] - b[c]) + lr * gb[c]));
+        INFO("data.labelled = " << labelled << ": largest step " << step << ", largest |kdtrain - double| " << worst);
+        REQUIRE(step > 1e-3);
+        REQUIRE(worst <= 1e-4 * step);
     }
-    double worst = 0, step = 0;
-    for (size_t k = 0; k < gW.size(); k++) {
-        worst = std::max(worst, std::fabs((W2[k] - W[k]) + lr * gW[k]));
-        step = std::max(step, std::fabs(lr * gW[k]));
-    }
-    for (int c = 0; c < C; c++) worst = std::max(worst, std::fabs((b2[c] - b[c]) + lr * gb[c]));
-    INFO("largest step " << step << ", largest |kdtrain - double| " << worst);
-    REQUIRE(step > 1e-3);
-    REQUIRE(worst <= 1e-4 * step);
 }
 
 TEST_CASE("train, distill and eval run end to end and fill the run folder", "[train][smoke]")
