@@ -309,3 +309,28 @@ TEST_CASE("one writer per run folder: a second train --resume or a calibrate is 
     // The kill released the lock: the folder resumes again.
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + dir + "/runs/long --stop-after 3") == 0);
 }
+
+TEST_CASE("a model too large for the memory there is: exit 1 with a message, no abort and no run folder", "[faults]")
+{
+#if defined(__SANITIZE_ADDRESS__)
+    WARN("skipped: AddressSanitizer reserves more address space than the ulimit this test sets");
+    return;
+#endif
+    std::string dir = kdtest::temp_dir(), data = dir + "/data.h5";
+    kdtest::write_cluster_dataset(data, 40, 10, 4, 3, 1);
+    // 8 million hidden units: the parameters fit in 2 GB of address space, a step does not.
+    std::string cmd = "sh -c 'ulimit -v 2000000; exec " + std::string(KDTRAIN_BINARY) + " train -c " + kSmoke +
+                      " --quiet --set data.path=" + data + " --set run.dir=" + dir + "/runs --set data.val_from_train=10"
+                      " --set model.layers=4,8000000,3 --set train.epochs=1' 2>&1";
+    FILE *pipe = popen(cmd.c_str(), "r");
+    REQUIRE(pipe);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+    int status = pclose(pipe);
+    INFO(out);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 1);
+    REQUIRE(out.find("out of memory") != std::string::npos);
+    REQUIRE_FALSE(kdtest::file_exists(dir + "/runs/smoke"));
+}

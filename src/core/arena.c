@@ -16,17 +16,39 @@ struct kd_arena_block {
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-static kd_arena_block *block_create(size_t capacity)
+/* NULL when out of memory. */
+static kd_arena_block *block_try_create(size_t capacity)
 {
     kd_arena_block *block = malloc(sizeof *block);
     capacity = round_up(capacity, KD_ARENA_ALIGN);
-    void *data = aligned_alloc(KD_ARENA_ALIGN, capacity);
-    KD_ASSERT(block && data, "out of memory allocating an arena block of %zu bytes", capacity);
+    void *data = block ? aligned_alloc(KD_ARENA_ALIGN, capacity) : NULL;
+    if (!block || !data) {
+        free(block);
+        free(data);
+        return NULL;
+    }
     block->next = NULL;
     block->capacity = capacity;
     block->offset = 0;
     block->data = data;
     return block;
+}
+
+static kd_arena_block *block_create(size_t capacity)
+{
+    kd_arena_block *block = block_try_create(capacity);
+    KD_ASSERT(block, "out of memory allocating an arena block of %zu bytes", capacity);
+    return block;
+}
+
+bool kd_arena_reserve(kd_arena *arena, size_t bytes)
+{
+    if (arena->first) return true;
+    arena->first = block_try_create(bytes > arena->block_bytes ? bytes : arena->block_bytes);
+    if (!arena->first) return false;
+    arena->reserved += arena->first->capacity;
+    arena->system_allocs++;
+    return true;
 }
 
 void kd_arena_init(kd_arena *arena, size_t block_bytes)

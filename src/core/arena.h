@@ -5,6 +5,7 @@
 #ifndef KD_ARENA_H
 #define KD_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -26,8 +27,12 @@ typedef struct kd_arena {
 } kd_arena;
 
 void kd_arena_init(kd_arena *arena, size_t block_bytes);
-/* Never returns NULL: running out of system memory is fatal. */
+/* Never returns NULL: running out of system memory here is fatal (an op has no way
+ * to fail), so a caller that knows how much a step needs reserves it first. */
 void *kd_arena_alloc(kd_arena *arena, size_t bytes);
+/* Makes the arena's first block at least `bytes` (before any allocation; a no-op
+ * after one). false when the memory is not there: an error the caller can report. */
+bool kd_arena_reserve(kd_arena *arena, size_t bytes);
 void *kd_arena_calloc(kd_arena *arena, size_t bytes);
 /* Forgets every allocation; keeps the blocks for reuse. */
 void kd_arena_reset(kd_arena *arena);
