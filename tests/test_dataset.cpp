@@ -12,6 +12,7 @@ extern "C" {
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -472,6 +473,38 @@ TEST_CASE("the in-memory loader visits every sample once per epoch in a seeded o
         batches++;
     }
     REQUIRE(batches == 10);
+    kd_loader_close(&l);
+    kd_dataset_close(&ds);
+}
+
+TEST_CASE("a file cut short while it is streamed is an error at the next read, not rows of zeros", "[loader]")
+{
+    std::string dir = kdtest::temp_dir();
+    std::string path = write_schema_file(dir, 4000, 16, 256); // 16 chunks of 256 rows
+    kd_dataset_options o;
+    kd_dataset_options_default(&o);
+    kd_dataset ds;
+    kd_error err;
+    REQUIRE(kd_dataset_open(&ds, path.c_str(), &o, &err) == KD_OK);
+    kd_loader_options lo;
+    kd_loader_options_default(&lo);
+    lo.streaming = true;
+    lo.batch_size = 100;
+    lo.buffer_rows = 512;
+    kd_loader l;
+    REQUIRE(kd_loader_open(&l, &ds, KD_SPLIT_TRAIN, &lo, &err) == KD_OK);
+    kd_batch b;
+    REQUIRE(kd_loader_next(&l, &b, &err) == KD_OK); // the first fill is read whole
+    REQUIRE(b.rows == 100);
+    auto size = std::filesystem::file_size(path);
+    std::filesystem::resize_file(path, size / 2);
+    int rc = KD_OK;
+    for (int i = 0; i < 40 && rc == KD_OK; i++) rc = kd_loader_next(&l, &b, &err); // on to the next fill
+    REQUIRE(rc == KD_ERR_DATA);
+    INFO(err.message);
+    REQUIRE(std::string(err.message).find(path + ": the file is " + std::to_string(size / 2) + " bytes") !=
+            std::string::npos);
+    REQUIRE(std::string(err.message).find("it was cut short while being read") != std::string::npos);
     kd_loader_close(&l);
     kd_dataset_close(&ds);
 }

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void kd_loader_options_default(kd_loader_options *options)
 {
@@ -48,6 +49,8 @@ struct kd_loader_stream {
     int64_t *buffer_order;   /* (buffer_rows) */
     int64_t buffer_rows, buffer_fill, buffer_pos;
     kd_row_reader reader;    /* block reads, chunks inflated on all threads */
+    int fd;                  /* the file's descriptor (HDF5's sec2 driver), -1 unknown */
+    haddr_t eoa;             /* where the file's allocated space ends, per its superblock */
     kd_row_range *ranges;    /* (buffer_rows / block_rows + 2) the blocks of one fill */
 };
 
@@ -59,6 +62,13 @@ static int open_stream(kd_loader *l, kd_error *err)
     kd_row_reader_init(&l->stream->reader);
     l->stream->file = kd_h5_open_read(l->ds->path, err);
     if (l->stream->file < 0) return err ? err->code : KD_ERR_IO;
+    /* Reading past the end of a file, HDF5 gives zeros: a file cut short while it is
+     * streamed is caught before each read instead (see read_blocks). */
+    int *fd = NULL;
+    l->stream->fd = -1;
+    if (H5Fget_vfd_handle(l->stream->file, H5P_DEFAULT, (void **)&fd) >= 0 && fd &&
+        H5Fget_eoa(l->stream->file, &l->stream->eoa) >= 0)
+        l->stream->fd = *fd;
     l->stream->block_rows = info->chunk_rows > 0 ? info->chunk_rows : 1024;
     int64_t buffer_rows = l->options.buffer_rows > 0 ? l->options.buffer_rows : 16384;
     if (buffer_rows < l->stream->block_rows) buffer_rows = l->stream->block_rows;
@@ -96,6 +106,11 @@ static int read_blocks(kd_loader *l, const kd_row_range *ranges, size_t n, kd_er
     const kd_split_info *info = &l->ds->split[l->split];
     char why[320];
     hid_t mem_type = stored_size(l) == 1 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
+    struct stat st;
+    if (l->stream->fd >= 0 && fstat(l->stream->fd, &st) == 0 && (haddr_t)st.st_size < l->stream->eoa)
+        return kd_error_set(err, KD_ERR_DATA, "%s: the file is %lld bytes, its data end at byte %llu: it was cut short "
+                                              "while being read (truncated or being rewritten?)",
+                            l->ds->path, (long long)st.st_size, (unsigned long long)l->stream->eoa);
     if (kd_read_row_ranges(&l->stream->reader, l->stream->dset, ranges, n, mem_type, why, sizeof why) < 0)
         return kd_error_set(err, KD_ERR_DATA, "%s:%s: cannot read rows %lld..%lld and %zu other blocks: %s",
                             l->ds->path, info->x_path, (long long)ranges[0].begin,
