@@ -720,6 +720,12 @@ TEST_CASE("bad IDX sources: prepare refuses each with exit 1, naming the file, a
          {"@/src/t10k-labels-idx1-ubyte.gz", "3"}},
         {"a gzip stream cut short", spoil("train-labels-idx1-ubyte.gz", std::string("\x1f\x8b\x08\x00\x00\x00", 6)),
          prepare, 1, {"@/src/train-labels-idx1-ubyte.gz"}},
+        {"one training image",
+         [](const std::string &d) {
+             write_bytes(d + "/src/train-images-idx3-ubyte.gz", idx(0x803, {1, 28, 28}));
+             write_bytes(d + "/src/train-labels-idx1-ubyte.gz", idx(0x801, {1}));
+         },
+         prepare, 1, {"@/src/train-images-idx3-ubyte.gz: expected at least 2 training images", "found 1"}},
         {"--val as large as the training images", nullptr, "prepare fashion-mnist --src @/src --val 3 --out @/out/fm.h5", 2,
          {"--val", "3"}},
     };

@@ -76,6 +76,10 @@ static int read_part(const char *dir, const char *images_name, const char *label
 
 static int check_n_val(const fm_part *train, int n_val, kd_error *err)
 {
+    if (train->images.dims[0] < 2)
+        return kd_error_set(err, KD_ERR_DATA, "%s: expected at least 2 training images (some to train on, some for --val), "
+                                              "found %u",
+                            train->images_path, (unsigned)train->images.dims[0]);
     if (n_val <= 0 || (uint32_t)n_val >= train->images.dims[0])
         return kd_error_set(err, KD_ERR_CONFIG,
                             "%s: expected a validation split (--val) of 1 to %u rows (fewer than the training images), found %d",
