@@ -49,6 +49,20 @@ bool same_parameters(const std::string &a, const std::string &b)
     return true;
 }
 
+// An attribute of a checkpoint's /train group, as a double.
+double train_attr(const std::string &file, const char *name)
+{
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t a = H5Aopen_by_name(f, "/train", name, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(a >= 0);
+    double v = 0;
+    REQUIRE(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return v;
+}
+
 // The double value after `"key": ` in a JSON text.
 double json_number(const std::string &json, const std::string &key)
 {
@@ -187,6 +201,10 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     std::string out;
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts", &out) == 0);
     REQUIRE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
+    // The best epoch is carried across the resume exactly (not from metrics.csv's 9 digits).
+    REQUIRE(same_parameters(fx.runs + "/whole/best.h5", fx.runs + "/parts/best.h5"));
+    for (const char *attr : {"best_epoch", "best_val_accuracy", "best_val_nll", "best_val_ece"})
+        REQUIRE(train_attr(fx.runs + "/whole/model.h5", attr) == train_attr(fx.runs + "/parts/model.h5", attr));
     REQUIRE(kdtest::file_exists(fx.runs + "/parts/summary.json"));
     std::string csv = read_text(fx.runs + "/parts/metrics.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5);

@@ -40,6 +40,7 @@ typedef struct trainer {
     kd_teacher_logits teacher; /* distillation only: .logits NULL otherwise */
     float *batch_teacher;     /* (batch_size, classes) */
     bool created_run;         /* this call made the run folder (not a resume) */
+    bool best_from_checkpoint; /* a resume took the best epoch from the checkpoint's /train */
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
@@ -176,6 +177,15 @@ static int resume_state(trainer *t, kd_error *err)
     t->optim.step = os.step;
     t->rng = ts.rng;
     t->start_epoch = ts.epoch;
+    /* The best epoch so far, exactly as the uninterrupted run holds it (metrics.csv
+     * keeps 9 digits, too few to compare the next epochs' accuracies against). */
+    t->best_from_checkpoint = ts.has_metrics;
+    if (t->best_from_checkpoint) {
+        t->best_epoch = ts.best_epoch;
+        t->best_val_acc = ts.best_val_accuracy;
+        t->best_val_nll = ts.best_val_nll;
+        t->best_val_ece = ts.best_val_ece;
+    }
     return KD_OK;
 }
 
@@ -404,7 +414,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         if ((rc = resume_state(t, err))) return rc;
         kd_run_dir_close(&t->run);
         if ((rc = kd_run_dir_open(&t->run, req->resume, t->start_epoch, err))) return rc;
-        for (int64_t i = 0; i < t->run.n_rows; i++)
+        for (int64_t i = 0; i < t->run.n_rows && !t->best_from_checkpoint; i++) /* older checkpoints */
             if (t->run.rows[i].val_acc > t->best_val_acc) note_best(t, &t->run.rows[i]);
     }
     if (req->teacher && req->resume && (rc = load_teacher(t, err))) return rc;
