@@ -13,7 +13,7 @@ for arg in "$@"; do
   case "$arg" in
     --data) packages+=(dataset-fashion-mnist hdf5-tools) ;;
     --reference) packages+=(python3-torch python3-h5py python3-numpy) ;;
-    --fuzz) packages+=(clang libomp-dev) ;;
+    --fuzz) packages+=(clang libomp-dev time) ;;
     *) echo "bootstrap.sh: unknown option '$arg' (expected --data, --reference or --fuzz)" >&2; exit 2 ;;
   esac
 done

@@ -7,7 +7,8 @@
 # Each starts from its committed seed corpus (fuzz/corpus/TARGET) and grows a working
 # corpus in build-fuzz/corpus/TARGET, kept between runs.
 #   scripts/fuzz.sh SECONDS [TARGET...]   each target for SECONDS (CI: a short run)
-# Prints the inputs run and the coverage of each target, and the crashes found, each
+# Prints the inputs run, the CPU time and the coverage of each target (and the totals of
+# every run on the working corpus), and the crashes found, each
 # rerun alone and sorted by where it happened; exits 1 when any input crashed
 # kdtrain's own code (the inputs are kept in build-fuzz/crashes/TARGET/, to become
 # tests). Crashes inside libhdf5 1.10.8 (Debian 12) on damaged files are counted and
@@ -46,16 +47,14 @@ if ! cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1; then
 fi
 mkdir -p "$build/crashes"
 
-# Where a crash happened: "libhdf5" when every frame above the sanitizer's own is in
-# libhdf5 (or the C library it called) up to the first kdtrain frame, which is then an
-# HDF5 call; "kdtrain" otherwise.
+# Where a crash happened: "libhdf5" when, going down the stack from the fault, a
+# libhdf5 frame comes before any frame of kdtrain's own sources (src/, fuzz/), which is
+# then the HDF5 call that led there; "kdtrain" otherwise.
 classify() {
-  local log=$1
   local first
-  first=$(grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'sanitizer|interceptor|fuzzer::|libc\.so|/libc-|libstdc| in (malloc|calloc|realloc|free|memcpy|memmove|memset) ' | head -1)
+  first=$( (grep -E '^ +#[0-9]+ ' "$1" || true) | grep -E 'libhdf5|/src/[a-z]+/[a-z_]+\.c:|/fuzz/fuzz_[a-z]+\.c:' | head -1)
   case "$first" in
     *libhdf5*) echo libhdf5 ;;
-    "") echo unknown ;;
     *) echo kdtrain ;;
   esac
 }
@@ -72,12 +71,19 @@ for t in "${targets[@]}"; do
   # -fork=1 -ignore_crashes=1: a crash inside libhdf5 (a library bug on a damaged file,
   # see below) is kept and the run goes on instead of stopping at the first.
   set +e
-  ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=$leaks" "$build/fuzz/fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -timeout=20 \
+  ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=$leaks" /usr/bin/time -f "%U %S" -o "$build/cpu-$t.last" \
+    "$build/fuzz/fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -timeout=20 \
     -max_total_time="$seconds" -print_final_stats=1 -detect_leaks=$leaks \
     -malloc_limit_mb=1024 -rss_limit_mb=2048 -artifact_prefix="$build/crashes/$t/" \
     "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
   set -e
   total=$( (grep -oE '^#[0-9]+' "$log" || true) | tail -1 | tr -d '#')
+  # CPU seconds of this run (user + system, the forked workers included) and of every
+  # run so far on this working corpus.
+  cpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {printf "%.0f", $1 + $2}' "$build/cpu-$t.last")
+  echo "${cpu:-0} ${total:-0}" >>"$build/cpu-$t.history"
+  cpu_all=$(awk '{s += $1} END {printf "%.0f", s}' "$build/cpu-$t.history")
+  runs_all=$(awk '{s += $2} END {printf "%.0f", s}' "$build/cpu-$t.history")
   cov=$( (grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" || true) | tail -1)
   # Triage every input that crashed: rerun it alone and read the stack.
   ooms=$( (ls "$build"/crashes/"$t"/ 2>/dev/null || true) | grep -c '^oom-' || true)
@@ -100,7 +106,8 @@ for t in "${targets[@]}"; do
     fi
   done
   [ "$ours" -gt 0 ] && status=1
-  summary+=("$(printf '  %-16s %10s inputs run  %-22s kdtrain crashes %d, libhdf5 crashes %d, not reproduced alone %d, out-of-memory inputs %d' "fuzz_$t" "${total:-?}" "${cov:-}" "$ours" "$lib" "$flaky" "$ooms")")
+  summary+=("$(printf '  %-16s %9s inputs in %4s CPU s (all runs: %s in %s CPU s)  %s\n%18s kdtrain crashes %d, libhdf5 crashes %d, not reproduced alone %d, out-of-memory inputs %d' \
+    "fuzz_$t" "${total:-?}" "${cpu:-?}" "$runs_all" "$cpu_all" "${cov:-}" "" "$ours" "$lib" "$flaky" "$ooms")")
 done
 echo "== fuzz.sh: ${seconds} s per target"
 printf '%s\n' "${summary[@]}"
