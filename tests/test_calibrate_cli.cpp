@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace {
@@ -96,10 +97,9 @@ TEST_CASE("calibrate fits T on the validation split: the NLL minimum worked out 
     std::vector<size_t> dims;
     std::vector<double> W = kdtest::h5_read_doubles(dir + "/m/model.h5", "/model/layer1/W", dims);
     std::vector<double> b = kdtest::h5_read_doubles(dir + "/m/model.h5", "/model/layer1/b", dims);
-    const int D = 16, C = 4;
-    // The NLL-minimising T of rows [first, first + n) of a split, by golden section on
-    // beta = 1/T (the NLL is convex in beta), in double.
-    auto best_T = [&](const std::string &split, int first, int n) {
+    static constexpr int D = 16, C = 4;
+    // The NLL at beta = 1/T of rows [first, first + n) of a split, in double.
+    auto nll_of = [&](const std::string &split, int first, int n) {
         std::vector<double> x = kdtest::h5_read_doubles(data, "/" + split + "/x", dims);
         std::vector<int32_t> y = kdtest::h5_read_ints(data, "/" + split + "/y");
         std::vector<double> z((size_t)n * C);
@@ -109,7 +109,7 @@ TEST_CASE("calibrate fits T on the validation split: the NLL minimum worked out 
                 for (int j = 0; j < D; j++) v += x[(size_t)(first + i) * D + j] * W[(size_t)j * C + c];
                 z[(size_t)i * C + c] = v;
             }
-        auto nll = [&](double beta) {
+        return [z, y, first, n](double beta) {
             double total = 0;
             for (int i = 0; i < n; i++) {
                 const double *r = &z[(size_t)i * C];
@@ -119,18 +119,33 @@ TEST_CASE("calibrate fits T on the validation split: the NLL minimum worked out 
             }
             return total / n;
         };
-        double lo = 1e-3, hi = 50, g = (std::sqrt(5.0) - 1) / 2;
-        for (int it = 0; it < 200; it++) {
+    };
+    // Its minimum over the fit's range T in [1e-3, 1e3], by golden section on beta (the
+    // NLL is convex in beta).
+    auto best_T = [&](const std::function<double(double)> &nll) {
+        double lo = 1e-3, hi = 1e3, g = (std::sqrt(5.0) - 1) / 2;
+        for (int it = 0; it < 300; it++) {
             double a = hi - g * (hi - lo), c = lo + g * (hi - lo);
             (nll(a) < nll(c) ? hi : lo) = nll(a) < nll(c) ? c : a;
         }
         return 2 / (lo + hi);
     };
-    double on_val = best_T("train", 500, 100); // smoke.ini: the last 100 training rows are validation
-    double on_test = best_T("test", 0, 300);
+    auto val_nll = nll_of("train", 500, 100); // smoke.ini: the last 100 training rows are validation
+    auto test_nll = nll_of("test", 0, 300);
+    double on_val = best_T(val_nll), on_test = best_T(test_nll);
     INFO("calibrate: T = " << fitted << "; in double: on val " << on_val << ", on test " << on_test);
     REQUIRE(std::fabs(on_val - on_test) > 1e-2 * on_val); // the split makes a difference here
     REQUIRE(fitted == Approx(on_val).epsilon(1e-4));
+    // The report's test rows: NLL at T = 1 before, at the fitted T after.
+    auto report_nll = [&](const std::string &key) {
+        size_t at = json.find("\"" + key + "\"");
+        REQUIRE(at != std::string::npos);
+        size_t n = json.find("\"nll\": ", at);
+        return std::stod(json.substr(n + 7));
+    };
+    REQUIRE(report_nll("test_before") == Approx(test_nll(1.0)).epsilon(1e-6));
+    REQUIRE(report_nll("test_after") == Approx(test_nll(1.0 / fitted)).epsilon(1e-6));
+    REQUIRE(report_nll("fit_split_after") == Approx(val_nll(1.0 / fitted)).epsilon(1e-6));
 }
 
 TEST_CASE("a checkpoint with only /model (written by hand, as docs/CHECKPOINT.md allows) is evaluated given --data",

@@ -145,11 +145,16 @@ TEST_CASE("bin edges: (m-1)/M < c <= m/M, with 0 in the first bin and 1 in the l
     REQUIRE(kd_ece_bin(0.2, 5) == 0);  // exactly on an edge: the lower bin
     REQUIRE(kd_ece_bin(std::nextafter(0.2, 1.0), 5) == 1);
     REQUIRE(kd_ece_bin(0.6, 5) == 2);  // 0.6 = 3/5 in double rounds below 3/5? either way <= 3/5 in double
-    for (int m = 1; m <= 15; m++) {    // every edge m/15 (as a double) lands in bin m
-        double edge = (double)m / 15;
-        REQUIRE(kd_ece_bin(edge, 15) == m - 1);
-        if (m < 15) REQUIRE(kd_ece_bin(std::nextafter(edge, 2.0), 15) == m);
-    }
+    // Every edge m/M (as a double) lands in bin m (0-based m - 1), for every M up to 100:
+    // for some, such as 7/25, c * M rounds above m (7.000000000000001), which a plain
+    // ceil(c M) - 1 would put in the bin above.
+    for (int bins = 1; bins <= 100; bins++)
+        for (int m = 1; m <= bins; m++) {
+            double edge = (double)m / bins;
+            INFO(m << "/" << bins);
+            REQUIRE(kd_ece_bin(edge, bins) == m - 1);
+            if (m < bins) REQUIRE(kd_ece_bin(std::nextafter(edge, 2.0), bins) == m);
+        }
     // Confidences 0 and 1 counted in the first and last bins of the report.
     std::vector<float> z = {0, 0, 100, -100};   // p = (0.5, 0.5) and (1, 0)
     std::vector<int32_t> y = {0, 0};
