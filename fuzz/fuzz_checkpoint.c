@@ -1,5 +1,6 @@
 /* fuzz_checkpoint.c - the checkpoint reader on mutated HDF5 files: the architecture,
  * then the whole load (model, optimiser state, training state, calibration). */
+#define KD_FUZZ_HDF5
 #include "fuzz_common.h"
 
 #include "io/checkpoint.h"
@@ -11,15 +12,6 @@
 #define FUZZ_CONFIG_MAX 16384 /* KD_CONFIG_TEXT_MAX */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    kd_fuzz_hdf5_init();
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

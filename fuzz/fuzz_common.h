@@ -11,13 +11,20 @@
 
 #include <hdf5.h>
 
-/* HDF5 keeps freed blocks on its own free lists, which leak detection would report as
- * leaks of each input; with the lists' limits at 0 it frees them at once. */
-static inline void kd_fuzz_hdf5_init(void)
+/* The HDF5 targets define KD_FUZZ_HDF5 before including this: libFuzzer then calls
+ * this once. HDF5 keeps freed blocks on its own free lists, which leak detection would
+ * report as leaks of each input; with the lists' limits at 0 it frees them at once. */
+#ifdef KD_FUZZ_HDF5
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     H5set_free_list_limits(0, 0, 0, 0, 0, 0);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return 0;
 }
+#endif
 
 /* Writes data to /dev/shm (or /tmp) as kdfuzz-PID.SUFFIX; returns its path (static). */
 static inline const char *kd_fuzz_file(const uint8_t *data, size_t size, const char *suffix)

@@ -1,20 +1,12 @@
 /* fuzz_dataset.c - the data-set validator on mutated HDF5 files: open, then load
  * every split (the label and finite-value checks run there). */
+#define KD_FUZZ_HDF5
 #include "fuzz_common.h"
 
 #include "data/dataset.h"
 #include "io/h5util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    kd_fuzz_hdf5_init();
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -95,6 +95,25 @@ std::string train_args(const std::string &data, const std::string &runs, const s
            " --set data.val_from_train=200 --set model.layers=16,256,4 --set train.checkpoints=every";
 }
 
+// Starts `kdtrain ARGS` and sends it SIGKILL after `seconds`; true when it was killed,
+// false when it had already finished.
+bool kill_after(const std::string &args, double seconds)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::string cmd = "exec " + std::string(KDTRAIN_BINARY) + " " + args + " >/dev/null 2>&1";
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), (char *)nullptr);
+        _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    int status = 0;
+    bool running = waitpid(pid, &status, WNOHANG) == 0;
+    if (running) kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return running;
+}
+
 } // namespace
 
 TEST_CASE("a full disk during training: exit 1 with the reason, checkpoints whole, and a resume ends as if nothing happened",
@@ -198,23 +217,10 @@ TEST_CASE("kill -9 at 20 random points of a training: each resumed run ends bit-
     for (int k = 0; killed < 20 && k < 80; k++) {
         std::string name = "k" + std::to_string(k), run = dir + "/runs/" + name;
         double at = fraction(gen) * window;
-        pid_t pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            std::string cmd = std::string(KDTRAIN_BINARY) + " " + train_args(data, dir + "/runs", name) + epochs +
-                              " >/dev/null 2>&1";
-            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
-            _exit(127);
-        }
-        std::this_thread::sleep_for(std::chrono::duration<double>(at));
-        int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == 0) {
-            kill(pid, SIGKILL);
+        if (kill_after(train_args(data, dir + "/runs", name) + epochs, at))
             killed++;
-            waitpid(pid, &status, 0);
-        } else {
+        else
             window *= 0.8;
-        }
         // Retry as a user would: resume the folder if it holds a config, else start
         // again (a kill between mkdir and config.ini leaves a folder with no run in it).
         bool resumable = kdtest::file_exists(run + "/config.ini");
@@ -251,22 +257,10 @@ TEST_CASE("kill -9 at 20 random points of a calibration: the checkpoint and repo
         std::string run = dir + "/c" + std::to_string(k);
         fs::copy(dir + "/runs/r", run);
         double at = fraction(gen) * window;
-        pid_t pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            std::string cmd = std::string(KDTRAIN_BINARY) + " " + calibrate + run + " >/dev/null 2>&1";
-            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
-            _exit(127);
-        }
-        std::this_thread::sleep_for(std::chrono::duration<double>(at));
-        int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == 0) {
-            kill(pid, SIGKILL);
+        if (kill_after(calibrate + run, at))
             killed++;
-            waitpid(pid, &status, 0);
-        } else {
+        else
             window *= 0.8;
-        }
         INFO("kill " << k << " after " << at << " s of " << seconds << " s");
         // Whatever the moment, the checkpoint is the old one or the calibrated one.
         std::string now = read_bytes(run + "/model.h5");
