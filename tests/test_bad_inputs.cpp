@@ -277,10 +277,26 @@ TEST_CASE("bad data files: each refused with exit 1, the file and dataset named,
          kTrainBad, 1, {"@/bad.h5:/train/x: expected finite features, found Inf at row 3, column 1"}},
         {"num_classes = 0",
          [](const std::string &d) { small_data(d + "/bad.h5", [](H5Writer &w) { w.attr("num_classes", H5T_STD_I64LE, 0); }); },
-         kTrainBad, 1, {"@/bad.h5: attribute num_classes: expected 2 or more, found 0"}},
+         kTrainBad, 1, {"@/bad.h5: attribute num_classes: expected 2 to 1000000, found 0"}},
         {"num_classes = 1",
          [](const std::string &d) { small_data(d + "/bad.h5", [](H5Writer &w) { w.attr("num_classes", H5T_STD_I64LE, 1); }); },
-         kTrainBad, 1, {"@/bad.h5: attribute num_classes: expected 2 or more, found 1"}},
+         kTrainBad, 1, {"@/bad.h5: attribute num_classes: expected 2 to 1000000, found 1"}},
+        {"num_classes beyond int64 (found by fuzzing: UB in the conversion)",
+         [](const std::string &d) { small_data(d + "/bad.h5", [](H5Writer &w) { w.attr("num_classes", H5T_IEEE_F64LE, 5.4e117); }); },
+         kTrainBad, 1, {"@/bad.h5: attribute num_classes: expected an integer, found 5.4e+117"}},
+        {"features of 2^40 x 2^40 per row", data_file([](H5Writer &w) {
+             w.dataset("/train/y", H5T_STD_U8LE, {4}, labels(4, 3));
+             hid_t space = H5Screate_simple(3, std::vector<hsize_t>{4, 1ull << 40, 1ull << 40}.data(), nullptr);
+             hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+             hsize_t chunk[3] = {1, 1, 1};
+             H5Pset_chunk(dcpl, 3, chunk);
+             hid_t x = H5Dcreate2(w.id, "/train/x", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+             REQUIRE(x >= 0);
+             H5Dclose(x);
+             H5Pclose(dcpl);
+             H5Sclose(space);
+         }),
+         kTrainBad, 1, {"@/bad.h5:/train/x: expected 1 to 2^28 features per row, found 1208925819614629174706176"}},
         {"x_scale = NaN",
          [nan](const std::string &d) { small_data(d + "/bad.h5", [nan](H5Writer &w) { w.attr("x_scale", H5T_IEEE_F64LE, nan); }); },
          kTrainBad, 1, {"@/bad.h5: attribute x_scale: expected a finite non-zero number, found nan"}},

@@ -116,12 +116,12 @@ static int check_features(const kd_dataset *ds, const char *name, const dataset_
         return kd_error_set(err, KD_ERR_DATA, "%s:%s: expected uint8, float32 or float64 features, found %s",
                             ds->path, name, type_text(s, t, sizeof t));
     *type = u8 ? KD_FEATURE_UINT8 : KD_FEATURE_FLOAT32;
-    int64_t d = 1;
-    for (int i = 1; i < s->rank; i++) d *= (int64_t)s->dims[i];
+    double d = 1; /* in double: the dimensions come from the file and may overflow int64 */
+    for (int i = 1; i < s->rank; i++) d *= (double)s->dims[i];
     if (d < 1 || d > (1 << 28))
-        return kd_error_set(err, KD_ERR_DATA, "%s:%s: expected 1 to 2^28 features per row, found %lld",
-                            ds->path, name, (long long)d);
-    *dim = d;
+        return kd_error_set(err, KD_ERR_DATA, "%s:%s: expected 1 to 2^28 features per row, found %.0f",
+                            ds->path, name, d);
+    *dim = (int64_t)d;
     return KD_OK;
 }
 
@@ -214,7 +214,7 @@ static int read_root_attributes(hid_t file, kd_dataset *ds, kd_error *err)
         int64_t c;
         if ((rc = kd_h5_read_attr_int64(file, "num_classes", &c, ds->path, err))) return rc;
         if (c < 2 || c > 1000000)
-            return kd_error_set(err, KD_ERR_DATA, "%s: attribute num_classes: expected 2 or more, found %lld",
+            return kd_error_set(err, KD_ERR_DATA, "%s: attribute num_classes: expected 2 to 1000000, found %lld",
                                 ds->path, (long long)c);
         ds->num_classes = (int)c;
     }
@@ -228,7 +228,7 @@ static int read_root_attributes(hid_t file, kd_dataset *ds, kd_error *err)
         int64_t shape[2];
         int count = 0;
         if ((rc = kd_h5_read_attr_int64_array(file, "image_shape", shape, 2, &count, ds->path, err))) return rc;
-        if (count != 2 || shape[0] < 1 || shape[1] < 1)
+        if (count != 2 || shape[0] < 1 || shape[1] < 1 || shape[0] > (1 << 28) || shape[1] > (1 << 28))
             return kd_error_set(err, KD_ERR_DATA, "%s: attribute image_shape: expected [height, width]", ds->path);
         ds->image_shape[0] = (int)shape[0];
         ds->image_shape[1] = (int)shape[1];

@@ -297,7 +297,8 @@ int kd_h5_read_attr_int64(hid_t obj, const char *name, int64_t *value, const cha
         return kd_error_set(err, KD_ERR_DATA, "%s: attribute %s: expected one value, found %lld", what,
                             name, (long long)points);
     if (status < 0) return kd_error_set(err, KD_ERR_DATA, "%s: cannot read attribute %s", what, name);
-    if (d != (double)(int64_t)d)
+    /* Range first: converting a double outside int64's range is undefined behaviour. */
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != (double)(int64_t)d)
         return kd_error_set(err, KD_ERR_DATA, "%s: attribute %s: expected an integer, found %g", what,
                             name, d);
     *value = (int64_t)d;
