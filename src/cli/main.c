@@ -39,6 +39,7 @@ static const kd_command commands[] = {
  * variable-length string attribute) ends the process with a message and exit status
  * 1, not a core dump. Outputs are written to temporary files and renamed, so no file
  * the user had is replaced. Not under the sanitizers, whose reports are the point. */
+#ifndef KD_SANITIZED
 static void on_fault(int sig)
 {
     static const char message[] = "kdtrain: a fatal memory fault while reading the input (most likely a damaged "
@@ -48,6 +49,8 @@ static void on_fault(int sig)
     (void)written;
     _exit(1);
 }
+
+#endif
 
 static void catch_faults(void)
 {
