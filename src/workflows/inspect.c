@@ -1,4 +1,4 @@
-/* inspect.c - `kdtrain info FILE` for checkpoints and logits files, and the
+/* inspect.c - `kdtrain info FILE` for checkpoints, logits files and .npy arrays, and the
  * dispatch on what a file is (see inspect.h; data sets are in inspect_data.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "workflows/inspect.h"
@@ -8,6 +8,7 @@
 #include "io/fileutil.h"
 #include "io/h5util.h"
 #include "io/logits.h"
+#include "io/npy.h"
 #include "io/provenance.h"
 #include "workflows/config.h"
 #include "workflows/model.h"
@@ -142,51 +143,109 @@ int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
 
 /* ---- logits files --------------------------------------------------------------------- */
 
+/* Rows, classes, accuracy and calibration at T = 1 of logits with labels. */
+static int print_logits(const kd_logits *l, FILE *out, kd_error *err)
+{
+    kd_metrics *m = malloc(sizeof *m);
+    int64_t *counts = calloc((size_t)l->classes, sizeof *counts);
+    if (!m || !counts) {
+        free(m);
+        free(counts);
+        return kd_error_set(err, KD_ERR_IO, "out of memory");
+    }
+    kd_metrics_init(m, 15);
+    double confidence = 0;
+    for (int64_t i = 0; i < l->rows; i++) {
+        const float *z = l->logits + (size_t)i * (size_t)l->classes;
+        counts[l->labels[i]]++;
+        if (i % 4096 == 0) {
+            int64_t n = l->rows - i < 4096 ? l->rows - i : 4096;
+            kd_metrics_add(m, z, l->labels + i, (int)n, l->classes, 1.0);
+        }
+        double top = z[0], sum = 0;
+        for (int c = 1; c < l->classes; c++) top = z[c] > top ? z[c] : top;
+        for (int c = 0; c < l->classes; c++) sum += exp((double)z[c] - top);
+        confidence += 1.0 / sum;
+    }
+    kd_metrics_summary s = kd_metrics_summarize(m);
+    bool npy = l->source == KD_LOGITS_NPY;
+    fprintf(out, "  logits       %s [%lld, %d] %s, labels %s [%lld]\n", npy ? l->file : l->dataset, (long long)l->rows,
+            l->classes, l->stored_double ? "float64" : "float32",
+            l->labels_source == KD_LOGITS_NPY || strcmp(l->labels_file, l->file) != 0 ? l->labels_file : l->labels_dataset,
+            (long long)l->rows);
+    if (l->model[0] || l->split[0])
+        fprintf(out, "  written by   kdtrain eval of %s on its %s split\n", l->model[0] ? l->model : "?",
+                l->split[0] ? l->split : "?");
+    fprintf(out, "  at T = 1     accuracy %.2f%%, mean confidence %.2f%%, NLL %.4f, Brier %.4f, ECE %.2f%% (15 bins)\n",
+            100 * s.accuracy, 100 * confidence / (double)l->rows, s.nll, s.brier, 100 * s.ece);
+    fprintf(out, "  labels       ");
+    for (int c = 0; c < l->classes; c++) fprintf(out, "%s%d: %lld", c ? ", " : "", c, (long long)counts[c]);
+    fprintf(out, "\n");
+    free(m);
+    free(counts);
+    return KD_OK;
+}
+
+static void print_probability_warning(const kd_logits *l, FILE *out)
+{
+    if (kd_logits_look_like_probabilities(l))
+        fprintf(out, "  warning      every row lies in [0, 1] and sums to 1: these look like probabilities, not logits\n");
+}
+
 int kd_inspect_logits(const char *path, FILE *out, kd_error *err)
 {
     kd_logits l;
     int rc = kd_logits_read(&l, path, NULL, NULL, err);
     if (rc) return rc;
-    kd_metrics *m = malloc(sizeof *m);
-    int64_t *counts = calloc((size_t)l.classes, sizeof *counts);
-    if (!m || !counts) {
-        free(m);
-        free(counts);
-        kd_logits_free(&l);
-        return kd_error_set(err, KD_ERR_IO, "out of memory");
-    }
-    kd_metrics_init(m, 15);
-    double confidence = 0;
-    for (int64_t i = 0; i < l.rows; i++) {
-        const float *z = l.logits + (size_t)i * (size_t)l.classes;
-        counts[l.labels[i]]++;
-        if (i % 4096 == 0) {
-            int64_t n = l.rows - i < 4096 ? l.rows - i : 4096;
-            kd_metrics_add(m, z, l.labels + i, (int)n, l.classes, 1.0);
-        }
-        double top = z[0], sum = 0;
-        for (int c = 1; c < l.classes; c++) top = z[c] > top ? z[c] : top;
-        for (int c = 0; c < l.classes; c++) sum += exp((double)z[c] - top);
-        confidence += 1.0 / sum;
-    }
-    kd_metrics_summary s = kd_metrics_summarize(m);
     fprintf(out, "%s: a logits file\n", path);
-    fprintf(out, "  logits       %s [%lld, %d] %s, labels %s [%lld]\n", KD_LOGITS_DEFAULT_PATH, (long long)l.rows,
-            l.classes, l.stored_double ? "float64" : "float32", KD_LABELS_DEFAULT_PATH, (long long)l.rows);
-    if (l.model[0] || l.split[0])
-        fprintf(out, "  written by   kdtrain eval of %s on its %s split\n", l.model[0] ? l.model : "?",
-                l.split[0] ? l.split : "?");
-    fprintf(out, "  at T = 1     accuracy %.2f%%, mean confidence %.2f%%, NLL %.4f, Brier %.4f, ECE %.2f%% (15 bins)\n",
-            100 * s.accuracy, 100 * confidence / (double)l.rows, s.nll, s.brier, 100 * s.ece);
-    fprintf(out, "  labels       ");
-    for (int c = 0; c < l.classes; c++) fprintf(out, "%s%d: %lld", c ? ", " : "", c, (long long)counts[c]);
-    fprintf(out, "\n");
-    if (kd_logits_look_like_probabilities(&l))
-        fprintf(out, "  warning      every row lies in [0, 1] and sums to 1: these look like probabilities, not logits\n");
-    free(m);
-    free(counts);
+    rc = print_logits(&l, out, err);
+    if (!rc) print_probability_warning(&l, out);
     kd_logits_free(&l);
-    return KD_OK;
+    return rc;
+}
+
+/* ---- .npy arrays ------------------------------------------------------------------------ */
+
+int kd_inspect_npy(const char *path, FILE *out, kd_error *err)
+{
+    kd_npy_header h;
+    int rc = kd_npy_read_header(path, &h, err);
+    if (rc) return rc;
+    char shape[64];
+    if (h.rank == 1) snprintf(shape, sizeof shape, "(%lld,)", (long long)h.dims[0]);
+    else snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)h.dims[0], (long long)h.dims[1]);
+    fprintf(out, "%s: a .npy array (format %d.0)\n", path, h.version);
+    fprintf(out, "  array        shape %s, %s ('%s'), %s, %s order\n", shape, h.type_name, h.descr,
+            h.item_size == 1 ? "bytes" : h.big_endian ? "big-endian" : "little-endian",
+            h.fortran_order ? "Fortran (column-major)" : "C (row-major)");
+    if (h.kind == 'f' && h.rank == 2) {
+        /* As logits: through the reader calibrate uses, with its checks; labels if the rule finds them. */
+        kd_logits l;
+        const kd_logits_read_options o = {.allow_probability_rows = true, .labels_optional = true};
+        rc = kd_logits_read_spec(&l, path, NULL, &o, err);
+        if (rc) return rc;
+        if (l.labels) {
+            rc = print_logits(&l, out, err);
+        } else {
+            fprintf(out, "  as logits    %lld rows, %d classes; no labels found (a name with \"logits\" finds the "
+                         "file with \"labels\" in its place)\n",
+                    (long long)l.rows, l.classes);
+        }
+        print_probability_warning(&l, out);
+        kd_logits_free(&l);
+    } else if (h.kind != 'f' && (h.rank == 1 || h.dims[1] == 1)) {
+        int64_t *y = NULL;
+        rc = kd_npy_read_int64(path, &y, &h, err);
+        if (rc) return rc;
+        int64_t lo = h.dims[0] ? y[0] : 0, hi = lo;
+        for (int64_t i = 1; i < h.dims[0]; i++) {
+            lo = y[i] < lo ? y[i] : lo;
+            hi = y[i] > hi ? y[i] : hi;
+        }
+        fprintf(out, "  as labels    %lld values from %lld to %lld\n", (long long)h.dims[0], (long long)lo, (long long)hi);
+        free(y);
+    }
+    return rc;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -195,6 +254,7 @@ int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, k
 {
     char resolved[KD_PATH_MAX];
     bool run_folder = kd_file_is_directory(path);
+    if (!run_folder && kd_npy_is_npy(path)) return kd_inspect_npy(path, out, err);
     kd_model_checkpoint_path(path, resolved, sizeof resolved);
     if (run_folder && !kd_file_exists(resolved))
         return kd_error_set(err, KD_ERR_IO, "%s: a folder without model.h5 (info takes a data set, a checkpoint, a logits file or a run folder)",

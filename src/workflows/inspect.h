@@ -4,7 +4,8 @@
  * layout, every dataset in it and the data.* keys that would open it (tried before
  * they are suggested). A checkpoint (or a run folder): architecture, parameters,
  * epochs trained, validation metrics, stored temperature, the commit that trained
- * it. A logits file: rows, classes, accuracy, NLL and ECE at T = 1.
+ * it. A logits file: rows, classes, accuracy, NLL and ECE at T = 1. A .npy array: its
+ * shape and type, and what it would be as logits or labels.
  *
  * Files are opened with the same readers training uses, so a bad file gets the
  * same error here as there. The report goes to `out`; errors are returned. */
@@ -33,8 +34,13 @@ int kd_inspect_classify(const char *path, kd_inspect_target *kind, kd_error *err
 int kd_inspect_dataset(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err);
 int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err);
 int kd_inspect_logits(const char *path, FILE *out, kd_error *err);
+/* A .npy array: shape, type, byte and memory order; a 2-D float array as logits (rows,
+ * classes, the report above when the labels beside it are found, a probabilities
+ * warning); an integer vector's range, as labels. */
+int kd_inspect_npy(const char *path, FILE *out, kd_error *err);
 
-/* Any of the three, by kd_inspect_classify; a directory is a run folder (its model.h5). */
+/* Any of the three, by kd_inspect_classify, or a .npy array (kd_npy_is_npy); a
+ * directory is a run folder (its model.h5). */
 int kd_inspect(const char *path, const kd_dataset_options *options, FILE *out, kd_error *err);
 
 #ifdef __cplusplus
