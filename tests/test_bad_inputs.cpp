@@ -784,6 +784,40 @@ TEST_CASE("bad logits files: info refuses each with exit 1, naming FILE:/dataset
     REQUIRE(n == (int)cases.size());
 }
 
+TEST_CASE("bad npy files: info refuses each with exit 1, naming the file and what was expected", "[bad-inputs]")
+{
+    // The fixtures of scripts/make_npy_fixtures.py (numpy's own output, spoiled).
+    auto npy = [](const std::string &fixture, const std::string &as = "bad.npy") {
+        return [=](const std::string &d) {
+            fs::copy_file(std::string(KD_TEST_DATA_DIR) + "/npy/" + fixture, d + "/" + as);
+        };
+    };
+    const std::string info = "info @/bad.npy";
+    std::vector<Case> cases = {
+        {"npy: not a .npy file", npy("bad_magic.npy"), info, 1, {"@/bad.npy: expected a .npy file (starting with \\x93NUMPY)"}},
+        {"npy: an HDF5 file named .npy", [](const std::string &d) { H5Writer w(d + "/bad.npy"); }, info, 1,
+         {"@/bad.npy: expected a .npy file (starting with \\x93NUMPY), found an HDF5 file"}},
+        {"npy: header cut short", npy("bad_truncated_header.npy"), info, 1, {"@/bad.npy: expected a .npy header of 118 bytes"}},
+        {"npy: data cut short", npy("bad_truncated_data.npy"), info, 1,
+         {"@/bad.npy: expected 60 bytes of data for shape (5, 3) of float32, found 56"}},
+        {"npy: two arrays in one file", npy("bad_two_arrays.npy"), info, 1, {"@/bad.npy", "more than one array"}},
+        {"npy: pickled objects", npy("bad_object.npy"), info, 1, {"@/bad.npy: expected float32, float64 or integer values, found Python objects"}},
+        {"npy: complex", npy("bad_complex.npy"), info, 1, {"@/bad.npy", "found complex numbers ('<c8')"}},
+        {"npy: rank 3", npy("bad_rank3.npy"), info, 1, {"@/bad.npy: expected an array of rank 1 or 2, found rank 3"}},
+        {"npy: a shape that overflows", npy("bad_shape_overflow.npy"), info, 1, {"@/bad.npy: expected a shape whose size fits 64 bits"}},
+        {"npy: a shape far beyond the file", npy("bad_shape_absurd.npy"), info, 1, {"@/bad.npy: expected 40000000000000 bytes of data"}},
+        {"npy: a NaN logit", npy("bad_nan.npy"), info, 1, {"@/bad.npy: expected finite logits, found NaN at row 1, column 2"}},
+        {"npy: labels beside logits out of range",
+         [npy](const std::string &d) {
+             npy("z_f4.npy", "val_logits.npy")(d);
+             npy("int_u1.npy", "val_labels.npy")(d);
+         },
+         "info @/val_logits.npy", 1, {"@/val_labels.npy: expected labels in 0..2 (@/val_logits.npy has 3 classes), found 128 at row 3"}},
+    };
+    int n = run_cases(cases, nullptr);
+    REQUIRE(n == (int)cases.size());
+}
+
 TEST_CASE("a checkpoint that crashes libhdf5 (found by fuzzing) ends with a message and exit 1, not a core dump",
           "[bad-inputs]")
 {
