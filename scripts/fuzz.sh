@@ -4,6 +4,7 @@
 #   fuzz_idx         the IDX reader, plain and gzipped
 #   fuzz_dataset     the data-set validator, on mutated copies of small HDF5 data sets
 #   fuzz_checkpoint  the checkpoint reader, on mutated copies of small checkpoints
+#   fuzz_npy         the .npy reader and .npy logits (seeds: tests/data/npy's fixtures)
 # Each starts from its committed seed corpus (fuzz/corpus/TARGET) and grows a working
 # corpus in build-fuzz/corpus/TARGET, kept between runs.
 #   scripts/fuzz.sh SECONDS [TARGET...]   each target for SECONDS (CI: a short run)
@@ -23,14 +24,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ]; then
-  echo "usage: scripts/fuzz.sh SECONDS [config|idx|dataset|checkpoint ...]" >&2
+  echo "usage: scripts/fuzz.sh SECONDS [config|idx|dataset|checkpoint|npy ...]" >&2
   exit 2
 fi
 seconds=$1; shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(config idx dataset checkpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(config idx dataset checkpoint npy)
 for t in "${targets[@]}"; do
-  case "$t" in config|idx|dataset|checkpoint) ;; *) echo "fuzz.sh: unknown target '$t'" >&2; exit 2 ;; esac
+  case "$t" in config|idx|dataset|checkpoint|npy) ;; *) echo "fuzz.sh: unknown target '$t'" >&2; exit 2 ;; esac
 done
 
 scripts/bootstrap.sh --fuzz
