@@ -77,6 +77,42 @@ TEST_CASE("the fitted temperature agrees with a brute-force grid search and is a
     }
 }
 
+TEST_CASE("a fitted T above 1 reads as overconfident: mean confidence above accuracy, and below 1 the reverse",
+          "[calibration]")
+{
+    // Labels drawn from softmax(z / 2.5) make softmax(z) too sharp for them, from
+    // softmax(z / 0.5) too flat; confidence and accuracy are measured here in double.
+    for (double true_T : {2.5, 0.5}) {
+        const int n = 4000, C = 6;
+        Sample s = draw(n, C, 3.0, true_T, 5);
+        double confidence = 0, correct = 0;
+        for (int i = 0; i < n; i++) {
+            const float *z = &s.logits[(size_t)i * C];
+            int top = (int)(std::max_element(z, z + C) - z);
+            double sum = 0;
+            for (int c = 0; c < C; c++) sum += std::exp((double)z[c] - z[top]);
+            confidence += 1 / sum;
+            correct += top == s.labels[i];
+        }
+        confidence /= n, correct /= n;
+        kd_temperature_fit fit;
+        kd_error err;
+        REQUIRE(kd_temperature_solve(s.logits.data(), s.labels.data(), n, C, &fit, &err) == KD_OK);
+        INFO("true T " << true_T << ": fitted " << fit.temperature << ", confidence " << confidence << ", accuracy " << correct);
+        if (true_T > 1) {
+            REQUIRE(fit.temperature > 1);
+            REQUIRE(confidence > correct + 0.05);
+            REQUIRE(std::string(kd_temperature_describe(fit.temperature)) == "overconfident");
+        } else {
+            REQUIRE(fit.temperature < 1);
+            REQUIRE(confidence < correct - 0.05);
+            REQUIRE(std::string(kd_temperature_describe(fit.temperature)) == "underconfident");
+        }
+    }
+    REQUIRE(std::string(kd_temperature_describe(1.0)) == "calibrated");
+    REQUIRE(std::string(kd_temperature_describe(NAN)) == "not fitted");
+}
+
 TEST_CASE("separable data stop at the documented bound and say so", "[calibration]")
 {
     const int n = 200, C = 3;

@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "kd_build_commit.h"
+#include "workflows/pipeline_internal.h"
 #include "workflows/stats.h"
 }
 
@@ -13,6 +14,8 @@ extern "C" {
 
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -36,6 +39,46 @@ TEST_CASE("statistics over seeds: mean, sample sd and paired differences, by han
     REQUIRE(d.mean == 0.75);
     REQUIRE(d.sd == Approx(std::sqrt((0.0625 + 0.5625 + 1.5625 + 0.5625) / 3)).epsilon(1e-12));
     REQUIRE(kd_stat_of(a, 1).sd == 0.0);
+}
+
+TEST_CASE("a paired difference is beyond seed noise only when its t exceeds the 95 percent critical value", "[stats]")
+{
+    // 3 seeds: 2 degrees of freedom, t_0.975 = 4.303 (scipy.stats.t.ppf(0.975, 2) = 4.3027).
+    REQUIRE(kd_stat_t_critical(2) == 4.303);
+    double t = 0;
+    kd_stat beyond = {3, 1.0, 0.4}; // t = 1 / (0.4 / sqrt 3) = 4.330
+    REQUIRE(std::string(kd_stat_verdict(beyond, &t)) == "beyond seed noise");
+    REQUIRE(t == Approx(std::sqrt(3.0) / 0.4).epsilon(1e-12));
+    REQUIRE(kd_stat_beyond_noise(beyond));
+    kd_stat within = {3, -1.0, 0.41}; // t = -4.225
+    REQUIRE(std::string(kd_stat_verdict(within, &t)) == "within seed noise");
+    REQUIRE(t == Approx(-std::sqrt(3.0) / 0.41).epsilon(1e-12));
+    REQUIRE_FALSE(kd_stat_beyond_noise(within));
+    kd_stat one = {1, 5.0, 0.0};
+    REQUIRE(std::string(kd_stat_verdict(one, &t)) == "not tested (needs 2 to 16 seeds)");
+    REQUIRE(std::isnan(t));
+    REQUIRE_FALSE(kd_stat_beyond_noise(one));
+}
+
+TEST_CASE("the answer to distillation or one temperature follows the sign and the t-test of each measure", "[pipeline]")
+{
+    // Differences are the distilled student minus the student alone at its T: positive
+    // means the student alone at T has the lower value.
+    char answer[512];
+    kd_stat lower = {3, 0.03, 0.002}, higher = {3, -1.0, 0.1}, noise = {3, 0.05, 0.2};
+    kd_pipeline_answer(lower, lower, answer, sizeof answer);
+    REQUIRE(std::string(answer) == "against the distilled student without a temperature, the student alone with one temperature fitted "
+                                   "on validation has lower test NLL and lower test ECE. By both measures one temperature did better "
+                                   "than distillation here.");
+    kd_pipeline_answer(higher, higher, answer, sizeof answer);
+    REQUIRE(std::string(answer).find("has higher test NLL and higher test ECE. By both measures distillation did better") !=
+            std::string::npos);
+    kd_pipeline_answer(lower, higher, answer, sizeof answer);
+    REQUIRE(std::string(answer).find("has lower test NLL and higher test ECE.") != std::string::npos);
+    REQUIRE(std::string(answer).find("did better") == std::string::npos);
+    kd_pipeline_answer(noise, lower, answer, sizeof answer);
+    REQUIRE(std::string(answer).find("has equal (within seed noise) test NLL and lower test ECE.") != std::string::npos);
+    REQUIRE(std::string(answer).find("did better") == std::string::npos);
 }
 
 TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reuses finished runs",
@@ -62,8 +105,28 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(md.find("| kd − alone |") != std::string::npos);
     REQUIRE(md.find("### Distillation or one temperature?") != std::string::npos);
     REQUIRE(md.find("| alone + one temperature |") != std::string::npos);
-    REQUIRE(md.find("**Answer:** ") != std::string::npos);
+    REQUIRE(md.find("**Answer:** against the distilled student without a temperature") != std::string::npos);
+    REQUIRE(md.find("Verdicts: a two-sided paired t-test of the mean difference at 95 %, beyond seed noise when |t| > 12.706 "
+                    "(1 degree of freedom)") != std::string::npos);
     std::string csv = read_text(dir + "/out/summary.csv");
+    // The word for each run follows the sign of T - 1 of its seeds, as summary.csv has them.
+    for (std::string run : {"alone", "kd", "kd4"}) {
+        int over = 0, under = 0;
+        std::istringstream rows(csv);
+        for (std::string row; std::getline(rows, row);) {
+            if (row.rfind("tiny," + run + ",", 0) != 0) continue;
+            std::vector<std::string> cell;
+            std::istringstream cells(row);
+            for (std::string c; std::getline(cells, c, ',');) cell.push_back(c);
+            double temperature = std::stod(cell.at(13)); // the temperature column
+            over += temperature > 1;
+            under += temperature < 1;
+        }
+        REQUIRE(over + under == 2);
+        std::string word = over == 2 ? "overconfident" : under == 2 ? "underconfident" : "mixed";
+        INFO(run);
+        REQUIRE(md.find(" " + run + " " + word + " (T > 1 for " + std::to_string(over) + " of 2 seeds)") != std::string::npos);
+    }
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 8); // header, teacher, 3 runs x 2 seeds
     for (const char *plot : {"tiny-val-accuracy.svg", "tiny-test-accuracy.svg", "tiny-test-nll.svg", "tiny-test-ece.svg"})
         REQUIRE(read_text(dir + "/out/" + plot).find("distill.alpha = 0.5") != std::string::npos);

@@ -196,3 +196,11 @@ done:
     fit->gradient = g;
     return KD_OK;
 }
+
+const char *kd_temperature_describe(double temperature)
+{
+    if (temperature > 1) return "overconfident";
+    if (temperature < 1) return "underconfident";
+    if (temperature == 1) return "calibrated";
+    return "not fitted"; /* NaN */
+}

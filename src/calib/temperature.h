@@ -42,6 +42,13 @@ int kd_temperature_solve(const float *logits, const int32_t *labels, int64_t n, 
 /* NLL at beta = 1/T, and its first and second derivatives in beta (either may be NULL). */
 double kd_temperature_nll(const float *logits, const int32_t *labels, int64_t n, int classes, double beta, double *d1,
                    double *d2);
+/* What a fitted T says, as one word for reports. T > 1: "overconfident" - the logits
+ * had to be divided by T > 1, softening every softmax, for the labels to be most likely,
+ * so the model's probabilities were sharper than its accuracy supports. T < 1:
+ * "underconfident" (they had to be sharpened). T = 1 exactly: "calibrated"; NaN: "not
+ * fitted". The reading of one global temperature in the NLL sense: ECE and a reliability
+ * diagram compare confidence with accuracy bin by bin and may disagree in some bins. */
+const char *kd_temperature_describe(double temperature);
 
 #ifdef __cplusplus
 }

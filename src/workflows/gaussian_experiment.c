@@ -47,8 +47,8 @@ static int report(const char *out, const kd_gaussian_options *o, const double *s
                           "mu_k -> c + a (mu_k - c), and tau -> tau / a. K centres in general position have such a point whenever "
                           "K <= d + 1, so tau can only be learned with more clusters than d + 1 (here K = %d, d = %d). The same "
                           "training with K = %d clusters in d = %d at sigma = %.3g ends at tau = %.4f against 1/(2 sigma^2) = %.4f "
-                          "(%+.1f%%), while its test accuracy (%.2f%%) matches the Bayes classifier's (%.2f%%) and its test NLL is "
-                          "%.4f against %.4f: a different tau with scaled centres fits equally well.\n",
+                          "(%+.1f%%), with test accuracy %.2f%% against the Bayes classifier's %.2f%% and test NLL %.4f against "
+                          "%.4f.\n",
                      o->classes, o->dim, co->classes, co->dim, co->sigma, counter->tau_learned, counter->tau_true,
                      100 * counter->relative_error, 100 * counter->test_accuracy, 100 * counter->test_accuracy_bayes,
                      counter->test_nll, counter->test_nll_bayes);

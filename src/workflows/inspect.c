@@ -4,6 +4,7 @@
 #include "workflows/inspect.h"
 
 #include "calib/metrics.h"
+#include "calib/temperature.h"
 #include "io/checkpoint.h"
 #include "io/fileutil.h"
 #include "io/h5util.h"
@@ -117,7 +118,7 @@ int kd_inspect_checkpoint(const char *path, FILE *out, kd_error *err)
     if (c->present)
         fprintf(out, "  temperature  T = %.4f, fitted on %s: NLL %.4f -> %.4f (T %s 1: the model was %s)\n", c->temperature,
                 c->split, c->nll_before, c->nll_after, c->temperature > 1 ? ">" : c->temperature < 1 ? "<" : "=",
-                c->temperature > 1 ? "overconfident" : c->temperature < 1 ? "underconfident" : "calibrated");
+                kd_temperature_describe(c->temperature));
     else
         fprintf(out, "  temperature  none stored (kdtrain calibrate --model %s fits one)\n", m.checkpoint);
     char commit[64] = "";

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "io/provenance.h"
 #include "workflows/pipeline.h"
+#include "workflows/stats.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -49,6 +50,13 @@ static inline int kd_pipeline_find_run(const kd_pipeline_regime *r, const char *
         if (!strcmp(r->runs[i].name, name)) return i;
     return -1;
 }
+/* The answer of "distillation or one temperature?" in words derived from two paired
+ * differences, each the distilled student without a temperature minus the student
+ * alone at its fitted T, of the test NLL (nll) and of the test ECE (ece): for each, the
+ * student alone at T has a "lower" value (difference > 0 beyond seed noise), a "higher"
+ * one (< 0 beyond seed noise) or an "equal (within seed noise)" one; a verdict over both
+ * only when they agree. */
+void kd_pipeline_answer(kd_stat nll, kd_stat ece, char *out, size_t size);
 /* summary.md, summary.csv and the reliability diagrams in the output folder. */
 int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error *err);
 

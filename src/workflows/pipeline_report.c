@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "workflows/pipeline_internal.h"
 
+#include "calib/temperature.h"
 #include "io/fileutil.h"
 #include "io/provenance.h"
 #include "io/strbuf.h"
@@ -14,10 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Two-sided 95 % critical values of Student's t for 1..15 degrees of freedom. */
-static const double t_critical[16] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365,
-                                      2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131};
 
 static const char *header =
     "| run | architecture | parameters | val accuracy % | test accuracy % | per seed | NLL | ECE % | T (fitted on val) | NLL at T | ECE % at T | s/epoch |\n"
@@ -58,19 +55,34 @@ static kd_stat paired(const pipe_state *s, int ri, int b, int a, field_fn f)
     return kd_stat_paired(va, vb, s->p->n_seeds);
 }
 
-/* "beyond seed noise" or "within seed noise", by a paired t-test at 95 %. */
-static const char *verdict(kd_stat d, double *t_out)
+/* "alone overconfident (T > 1 for 3 of 3 seeds)": when every seed's fitted T is on the
+ * same side of 1, that side's word (kd_temperature_describe); seeds on both sides "mixed". */
+static void direction_of_run(kd_strbuf *t, const pipe_state *s, int ri, int k)
 {
-    int dof = d.n - 1;
-    if (dof < 1 || dof > 15) {
-        *t_out = NAN;
-        return "not tested (needs 2 to 16 seeds)";
+    int n = s->p->n_seeds, over = 0;
+    const char *word = kd_temperature_describe(s->results[ri][k][0].temperature);
+    for (int i = 0; i < n; i++) {
+        double temperature = s->results[ri][k][i].temperature;
+        over += temperature > 1;
+        if (strcmp(kd_temperature_describe(temperature), word) != 0) word = "mixed";
     }
-    double se = d.sd / sqrt((double)d.n);
-    double t = se > 0 ? d.mean / se : (d.mean == 0 ? 0 : INFINITY * d.mean);
-    *t_out = t;
-    if (fabs(t) <= t_critical[dof]) return "within seed noise";
-    return "beyond seed noise";
+    kd_strbuf_printf(t, "%s %s (T > 1 for %d of %d seeds)", s->p->regimes[ri].runs[k].name, word, over, n);
+}
+
+/* What the sign of T - 1 says, for the runs of a regime (and its own teacher). */
+static void regime_directions(kd_strbuf *t, const pipe_state *s, int ri)
+{
+    const kd_pipeline_regime *r = &s->p->regimes[ri];
+    kd_strbuf_printf(t, "\nFitted T against 1 (T > 1: the logits had to be divided by T to soften them, so the model was "
+                        "overconfident on validation; T < 1: underconfident): ");
+    if (r->teacher.config[0])
+        kd_strbuf_printf(t, "teacher of this regime %s (T = %.3f); ", kd_temperature_describe(s->regime_teacher[ri].temperature),
+                         s->regime_teacher[ri].temperature);
+    for (int k = 0; k < r->n_runs; k++) {
+        if (k) kd_strbuf_printf(t, "; ");
+        direction_of_run(t, s, ri, k);
+    }
+    kd_strbuf_printf(t, ".\n");
 }
 
 static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
@@ -93,6 +105,7 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
         kd_strbuf_printf(t, " | %.4f ± %.4f | %.2f ± %.2f | %.3f ± %.3f | %.4f ± %.4f | %.2f ± %.2f | %.2f |\n", l.mean, l.sd,
                          e.mean, e.sd, tt.mean, tt.sd, lt.mean, lt.sd, et.mean, et.sd, over_seeds(s, ri, k, f_sec).mean);
     }
+    regime_directions(t, s, ri);
     if (r->n_compare) {
         kd_strbuf_printf(t, "\nPaired by seed (the same initial weights and batch order), B − A, mean ± sd over %d seeds:\n\n"
                             "| B − A | Δ accuracy, points | per seed | Δ NLL | Δ ECE, points | Δ NLL at T | Δ ECE at T, points |\n"
@@ -108,16 +121,24 @@ static void regime_report(kd_strbuf *t, const pipe_state *s, int ri)
             kd_strbuf_printf(t, " | %+.4f ± %.4f | %+.2f ± %.2f | %+.4f ± %.4f | %+.2f ± %.2f |\n", dl.mean, dl.sd, de.mean,
                              de.sd, dlt.mean, dlt.sd, det.mean, det.sd);
         }
+        double critical = kd_stat_t_critical(n - 1);
+        if (critical == critical) /* not NaN: 2 to 16 seeds */
+            kd_strbuf_printf(t, "\nVerdicts: a two-sided paired t-test of the mean difference at 95 %%, beyond seed noise when "
+                                "|t| > %.3f (%d degree%s of freedom), within seed noise otherwise.\n",
+                             critical, n - 1, n == 2 ? "" : "s");
         kd_strbuf_printf(t, "\n");
         for (int k = 0; k < r->n_compare; k++) {
             int b = kd_pipeline_find_run(r, r->compare[k][0]), a = kd_pipeline_find_run(r, r->compare[k][1]);
             kd_stat d = paired(s, ri, b, a, f_acc), de = paired(s, ri, b, a, f_ece), dl = paired(s, ri, b, a, f_nll);
-            double tv, tl;
-            const char *v = verdict(d, &tv), *vl = verdict(dl, &tl);
+            kd_stat dlt = paired(s, ri, b, a, f_nll_t), det = paired(s, ri, b, a, f_ece_t);
+            double tv, tl, te, tlt, tet;
+            const char *v = kd_stat_verdict(d, &tv), *vl = kd_stat_verdict(dl, &tl), *ve = kd_stat_verdict(de, &te);
+            const char *vlt = kd_stat_verdict(dlt, &tlt), *vet = kd_stat_verdict(det, &tet);
             kd_strbuf_printf(t, "* **%s − %s**: accuracy %+.2f ± %.2f points (paired t = %.2f over %d seeds): %s. "
-                                "NLL %+.4f (%s), ECE %+.2f points; after one temperature each, NLL differs by %+.4f and ECE by %+.2f points.\n",
-                             r->compare[k][0], r->compare[k][1], d.mean, d.sd, tv, n, v, dl.mean, vl, de.mean,
-                             paired(s, ri, b, a, f_nll_t).mean, paired(s, ri, b, a, f_ece_t).mean);
+                                "NLL %+.4f (%s), ECE %+.2f points (%s); after one temperature each, NLL differs by %+.4f (%s) "
+                                "and ECE by %+.2f points (%s).\n",
+                             r->compare[k][0], r->compare[k][1], d.mean, d.sd, tv, n, v, dl.mean, vl, de.mean, ve, dlt.mean, vlt,
+                             det.mean, vet);
         }
     }
     kd_strbuf_printf(t, "\nReliability on the test split, seed %llu, before and after temperature scaling:\n\n| run | before | after |\n|---|---|---|\n",
@@ -224,17 +245,32 @@ static void vs_temperature(kd_strbuf *t, const pipe_state *s, int ri)
     }
     kd_stat dn = kd_stat_paired(xa, xb, n), de = kd_stat_paired(ea, eb, n);
     double tn, te;
-    const char *vn = verdict(dn, &tn), *ve = verdict(de, &te);
-    bool temperature_wins = dn.mean > 0 && strcmp(vn, "beyond seed noise") == 0;
-    bool distill_wins = dn.mean < 0 && strcmp(vn, "beyond seed noise") == 0;
+    const char *vn = kd_stat_verdict(dn, &tn), *ve = kd_stat_verdict(de, &te);
+    char answer[512];
+    kd_pipeline_answer(dn, de, answer, sizeof answer);
     kd_strbuf_printf(t, "\n**Answer:** %s The distilled student's NLL minus that of the student alone after one temperature is "
                         "%+.4f ± %.4f (paired t = %.2f: %s); its ECE minus theirs is %+.2f ± %.2f points (t = %.2f: %s). "
                         "The distilled student with its own temperature reaches NLL %.4f and ECE %.2f %%; its accuracy differs "
                         "from the student alone by %+.2f points.\n",
-                     temperature_wins ? "one temperature fitted on validation calibrates better than distillation does."
-                     : distill_wins   ? "distillation calibrates better than one fitted temperature."
-                                      : "distillation and one fitted temperature calibrate equally well, within seed noise.",
-                     dn.mean, dn.sd, tn, vn, de.mean, de.sd, te, ve, nll_dt.mean, ece_dt.mean, acc_d.mean - acc_a.mean);
+                     answer, dn.mean, dn.sd, tn, vn, de.mean, de.sd, te, ve, nll_dt.mean, ece_dt.mean, acc_d.mean - acc_a.mean);
+}
+
+/* A measure's word: how the student alone at its T compares, from d = distilled - alone at T. */
+static const char *alone_at_t_is(kd_stat d)
+{
+    if (!kd_stat_beyond_noise(d)) return "equal (within seed noise)";
+    return d.mean > 0 ? "lower" : "higher";
+}
+
+void kd_pipeline_answer(kd_stat nll, kd_stat ece, char *out, size_t size)
+{
+    const char *wn = alone_at_t_is(nll), *we = alone_at_t_is(ece);
+    const char *overall = "";
+    if (!strcmp(wn, "lower") && !strcmp(we, "lower")) overall = " By both measures one temperature did better than distillation here.";
+    if (!strcmp(wn, "higher") && !strcmp(we, "higher")) overall = " By both measures distillation did better than one temperature here.";
+    snprintf(out, size, "against the distilled student without a temperature, the student alone with one temperature fitted on "
+                        "validation has %s test NLL and %s test ECE.%s",
+             wn, we, overall);
 }
 
 static int regime_plots(kd_strbuf *md, const pipe_state *s, int ri, kd_error *err)
@@ -293,6 +329,10 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
                           "epoch on the machine that ran this. Run folders: `%s/`.\n\n## Teacher\n\n%s",
                      (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir, header);
     model_row(&md, "teacher", &s->teacher);
+    kd_strbuf_printf(&md, "\nFitted T = %.3f %s 1: the teacher was %s on validation (T > 1: its logits had to be divided by T to "
+                          "soften them; T < 1: to sharpen them).\n",
+                     s->teacher.temperature, s->teacher.temperature > 1 ? ">" : s->teacher.temperature < 1 ? "<" : "=",
+                     kd_temperature_describe(s->teacher.temperature));
     kd_strbuf_printf(&md, "\n| before | after |\n|---|---|\n| ![](diagrams/teacher-before.svg) | ![](diagrams/teacher-after.svg) |\n");
     kd_strbuf_printf(&csv, "regime,run,kind,seed,architecture,parameters,val_accuracy,val_nll,val_ece,test_accuracy,test_nll,test_ece,test_brier,"
                            "temperature,test_nll_at_T,test_ece_at_T,epoch_seconds,run_folder\n");

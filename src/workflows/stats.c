@@ -20,6 +20,34 @@ kd_stat kd_stat_of(const double *values, int n)
     return s;
 }
 
+/* Two-sided 95 % critical values of Student's t for 1..15 degrees of freedom. */
+static const double t_critical[16] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365,
+                                      2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131};
+
+double kd_stat_t_critical(int dof) { return dof >= 1 && dof <= 15 ? t_critical[dof] : NAN; }
+
+const char *kd_stat_verdict(kd_stat d, double *t_out)
+{
+    int dof = d.n - 1;
+    if (dof < 1 || dof > 15) {
+        *t_out = NAN;
+        return "not tested (needs 2 to 16 seeds)";
+    }
+    double se = d.sd / sqrt((double)d.n);
+    double t = se > 0 ? d.mean / se : (d.mean == 0 ? 0 : INFINITY * d.mean);
+    *t_out = t;
+    if (fabs(t) <= t_critical[dof]) return "within seed noise";
+    return "beyond seed noise";
+}
+
+bool kd_stat_beyond_noise(kd_stat d)
+{
+    double t;
+    int dof = d.n - 1;
+    kd_stat_verdict(d, &t);
+    return dof >= 1 && dof <= 15 && fabs(t) > t_critical[dof];
+}
+
 kd_stat kd_stat_paired(const double *a, const double *b, int n)
 {
     double diff[256];
