@@ -15,6 +15,7 @@
  * neither: the library is built with -ffp-contract=off) but not on the thread count. */
 #include "calib/scaling_internal.h"
 
+#include "core/parallel.h"
 #include "core/vexp.h"
 
 #include <math.h>
@@ -217,21 +218,22 @@ static double evaluate(work *w, const double *theta, double *grad, double *nll)
     if (pb->kind != KD_SCALING_VECTOR)
         for (int k = 0; k < C; k++)
             for (int j = 0; j < D; j++) w->wt[(size_t)j * C + k] = theta[k * D + j];
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < KD_CHUNKS; c++)
-        w->loss[c] = range_run(w, theta, n * c / KD_CHUNKS, n * (c + 1) / KD_CHUNKS, w->part + (size_t)c * P,
-                               w->scratch + (size_t)c * ROW_BLOCK * C);
+    /* threads only where they pay for their region (a few microseconds a barrier,
+     * far more on a loaded machine): the same chunks either way */
+    const bool par = (double)n * P >= 2e5;
+    KD_PARALLEL_FOR(par, int, c, KD_CHUNKS,
+                    w->loss[c] = range_run(w, theta, n * c / KD_CHUNKS, n * (c + 1) / KD_CHUNKS,
+                                           w->part + (size_t)c * P, w->scratch + (size_t)c * ROW_BLOCK * C));
     double loss = 0.0;
     for (int c = 0; c < KD_CHUNKS; c++) loss += w->loss[c];
     const double inv = 1.0 / (double)n;
     bool vec = pb->kind == KD_SCALING_VECTOR;
-#pragma omp parallel for schedule(static)
-    for (int q = 0; q < P; q++) {
+    KD_PARALLEL_FOR(par, int, q, P, {
         int src = vec ? q : (q % D) * C + q / D; /* theta (k, j) <- part (j, k) */
         double s = 0.0;
         for (int c = 0; c < KD_CHUNKS; c++) s += w->part[(size_t)c * P + src];
         grad[q] = s * inv;
-    }
+    });
     *nll = loss * inv;
     return *nll + penalty(w, theta, grad);
 }
@@ -353,8 +355,7 @@ static void hessian_tile(const work *w, int64_t i0, int nb, const double *v, int
 static void hessian_tiles(const work *w, int64_t i0, int nb, const double *v, int Pp, double *H)
 {
     const int tiles = (w->P + 3) / 4;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int t = 0; t < tiles; t++) hessian_tile(w, i0, nb, v, Pp, H, 4 * t);
+    KD_PARALLEL_FOR((double)nb * w->P * w->P >= 2e5, int, t, tiles, hessian_tile(w, i0, nb, v, Pp, H, 4 * t));
 }
 
 /* The Hessian of the objective (P, P), full. The null directions of an unpenalised
