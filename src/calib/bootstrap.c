@@ -2,10 +2,10 @@
  * (ce_estimators.h): bootstrap resamples as multinomial counts, labels drawn from
  * the model's own probabilities.
  *
- * Resample r draws its n rows with a kd_rng seeded from kd_rng_at(key, r), label
- * draw d with one seeded from kd_rng_at(key', d): each is computed whole by one
- * thread in a fixed order, so the values do not depend on the thread count or on
- * which thread ran what. Resamples go in groups of GROUP, so that the dense pass of
+ * Resample r draws its n rows with a kd_rng seeded from kd_rng_at(key, r); label
+ * draw d takes row i's uniform from kd_rng_at(kd_rng_at(key', d), i). Each resample
+ * and draw is computed whole by one thread in a fixed order, so the values do not
+ * depend on the thread count or on which thread ran what. Resamples go in groups of GROUP, so that the dense pass of
  * the classwise ECE (kd_ce_low_mass) reads each row of probabilities once a group. */
 #include "calib/ce_estimators.h"
 
@@ -20,12 +20,24 @@
 /* Stream keys: the bootstrap's and the noise floor's generators never coincide. */
 static uint64_t stream_key(uint64_t seed, uint64_t stream) { return kd_rng_at(seed, stream); }
 
+/* n draws uniform in [0, n), counted into w (n). Below 2^32 rows by Lemire's
+ * multiply-shift with rejection (2019: exactly uniform, no division a draw). */
 static void draw_counts(int32_t *w, int64_t n, uint64_t key, int r)
 {
     kd_rng rng;
     kd_rng_seed(&rng, kd_rng_at(key, (uint64_t)r));
     memset(w, 0, (size_t)n * sizeof *w);
-    for (int64_t j = 0; j < n; j++) w[kd_rng_below(&rng, (uint64_t)n)]++;
+    if (n > (int64_t)UINT32_MAX) {
+        for (int64_t j = 0; j < n; j++) w[kd_rng_below(&rng, (uint64_t)n)]++;
+        return;
+    }
+    uint32_t range = (uint32_t)n, threshold = (uint32_t)(-range) % range; /* 2^32 mod n */
+    for (int64_t j = 0; j < n; j++) {
+        uint64_t m;
+        do m = (kd_rng_next(&rng) >> 32) * range;
+        while ((uint32_t)m < threshold);
+        w[m >> 32]++;
+    }
 }
 
 int kd_ce_bootstrap(const kd_ce_sample *a, const kd_ce_outcome *ya, const kd_ce_sample *b, const kd_ce_outcome *yb,
@@ -93,37 +105,47 @@ int kd_ce_noise_floor(const kd_ce_sample *s, int draws, uint64_t seed, double *v
         for (int k = 0; k < C; k++) cum[(size_t)i * (size_t)C + (size_t)k] = (run += s->probs[(size_t)i * (size_t)C + (size_t)k]);
     }
     uint64_t key = stream_key(seed, 1);
-    int failed = 0;
+    int groups = (draws + GROUP - 1) / GROUP, failed = 0;
 #pragma omp parallel
     {
         kd_ce_scratch sc = {0};
-        kd_ce_outcome y = {0};
-        y.correct = malloc((size_t)n);
-        y.label = malloc((size_t)n * sizeof *y.label);
-        y.label_bin = malloc((size_t)n * sizeof *y.label_bin);
-        bool ok = y.correct && y.label && y.label_bin && kd_ce_scratch_init(&sc, s) == 0;
+        kd_ce_outcome y[GROUP];
+        memset(y, 0, sizeof y);
+        bool ok = kd_ce_scratch_init(&sc, s) == 0;
+        for (int j = 0; j < GROUP; j++) {
+            y[j].correct = malloc((size_t)n);
+            y[j].label = malloc((size_t)n * sizeof *y[j].label);
+            y[j].label_bin = malloc((size_t)n * sizeof *y[j].label_bin);
+            ok = ok && y[j].correct && y[j].label && y[j].label_bin;
+        }
         if (!ok) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(dynamic)
-        for (int d = 0; d < draws; d++) {
+        for (int grp = 0; grp < groups; grp++) {
             if (!ok) continue;
-            kd_rng rng;
-            kd_rng_seed(&rng, kd_rng_at(key, (uint64_t)d));
+            int first = grp * GROUP, g = draws - first < GROUP ? draws - first : GROUP;
+            uint64_t keys[GROUP];
+            for (int j = 0; j < g; j++) keys[j] = kd_rng_at(key, (uint64_t)(first + j));
+            /* draw d's label of row i from the counter-based stream kd_rng_at(key_d, i):
+             * a group draws row by row, each row's running sums read once */
             for (int64_t i = 0; i < n; i++) {
                 const double *row = cum + (size_t)i * (size_t)C;
-                double u = (double)(kd_rng_next(&rng) >> 11) * 0x1.0p-53 * row[C - 1]; /* [0, row total) */
-                if (!(u < row[C - 1])) u = nextafter(row[C - 1], 0.0); /* the product rounded up */
-                int32_t k = search(row, C, u);
-                y.label[i] = k;
-                y.correct[i] = k == s->top[i];
-                y.label_bin[i] = kd_ece_bin(s->probs[(size_t)i * (size_t)C + (size_t)k], s->bins);
+                for (int j = 0; j < g; j++) {
+                    double u = (double)(kd_rng_at(keys[j], (uint64_t)i) >> 11) * 0x1.0p-53 * row[C - 1];
+                    if (!(u < row[C - 1])) u = nextafter(row[C - 1], 0.0); /* the product rounded up */
+                    int32_t k = search(row, C, u);
+                    y[j].label[i] = k;
+                    y[j].correct[i] = k == s->top[i];
+                    y[j].label_bin[i] = kd_ece_bin(s->probs[(size_t)i * (size_t)C + (size_t)k], s->bins);
+                }
             }
-            kd_ce_evaluate(s, &y, NULL, s->low_sum, &sc, values + (size_t)d * KD_METRIC_COUNT);
+            for (int j = 0; j < g; j++)
+                kd_ce_evaluate(s, &y[j], NULL, s->low_sum, &sc, values + (size_t)(first + j) * KD_METRIC_COUNT);
         }
         kd_ce_scratch_free(&sc);
-        kd_ce_outcome_free(&y);
+        for (int j = 0; j < GROUP; j++) kd_ce_outcome_free(&y[j]);
     }
     free(cum);
     return failed ? -1 : 0;

@@ -1,6 +1,8 @@
 /* ce_estimators.c - see ce_estimators.h; the definitions are in reliability.h. */
 #include "calib/ce_estimators.h"
 
+#include "core/simd.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +166,9 @@ int kd_ce_scratch_init(kd_ce_scratch *sc, const kd_ce_sample *s)
     return 0;
 }
 
-void kd_ce_low_mass(const kd_ce_sample *s, const int32_t *const *w, int g, double *mass)
+/* The weighted column sums of low, one row read once for all g weight vectors; each
+ * class is its own lane, so the AVX-512 and generic variants give the same bits. */
+KD_INLINE_BODY void low_mass_body(const kd_ce_sample *s, const int32_t *const *w, int g, double *mass)
 {
     size_t C = (size_t)s->classes;
     memset(mass, 0, (size_t)g * C * sizeof *mass);
@@ -177,6 +181,29 @@ void kd_ce_low_mass(const kd_ce_sample *s, const int32_t *const *w, int g, doubl
             for (size_t k = 0; k < C; k++) m[k] += f * row[k];
         }
     }
+}
+
+#if KD_HAVE_AVX512_VARIANTS
+KD_TARGET_AVX512 static void low_mass_avx512(const kd_ce_sample *s, const int32_t *const *w, int g, double *mass)
+{
+    low_mass_body(s, w, g, mass);
+}
+#endif
+
+static void low_mass_generic(const kd_ce_sample *s, const int32_t *const *w, int g, double *mass)
+{
+    low_mass_body(s, w, g, mass);
+}
+
+void kd_ce_low_mass(const kd_ce_sample *s, const int32_t *const *w, int g, double *mass)
+{
+#if KD_HAVE_AVX512_VARIANTS
+    if (kd_cpu_has_avx512()) {
+        low_mass_avx512(s, w, g, mass);
+        return;
+    }
+#endif
+    low_mass_generic(s, w, g, mass);
 }
 
 /* Equal-width ECE and MCE from the bins of sc->width. */
