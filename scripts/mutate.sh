@@ -117,12 +117,20 @@ mutation src/calib/metrics.c 'double p = exp(((double)z[c] - max) / temperature 
     'Brier: probabilities without the temperature'
 mutation src/calib/metrics.c 'brier += (p - target) * (p - target);' 'brier += fabs(p - target);' \
     'Brier without its square'
-mutation src/calib/reliability.c 'sum += (p[c] = exp(((double)z[c] - z[top]) / temperature));' \
-    'sum += (p[c] = exp((double)z[c] - z[top]));' \
-    'adaptive and classwise ECE at T = 1'
+mutation src/calib/reliability.c 'sum += (p[k] = exp(((double)z[k] - z[top]) / temperature));' \
+    'sum += (p[k] = exp((double)z[k] - z[top]));' \
+    'reliability metrics at T = 1'
+mutation src/calib/ce_estimators.c 'debiased += nb / (double)n * ((gap / nb) * (gap / nb) - acc * (1.0 - acc) / (nb - 1.0));' \
+    'debiased += nb / (double)n * ((gap / nb) * (gap / nb) - acc * (1.0 - acc) / nb);' \
+    'debiased CE: variance over n_b, not n_b - 1'
+mutation src/calib/ce_estimators.c 'while (pos == edge && b < M - 1) edge = (int64_t)(b + 2) * n / M, b++;' \
+    'while (pos == edge && b < M - 1) edge = (int64_t)(b + 2) * n / M + 1, b++;' \
+    'equal-mass bins one rank too wide'
+mutation src/calib/bootstrap.c 'kd_rng_seed(&rng, kd_rng_at(key, (uint64_t)r));' 'kd_rng_seed(&rng, key);' \
+    'every bootstrap resample the same'
 mutation src/calib/reliability.c 'if (count[b]) ece += fabs(right[b] - conf[b]) / (double)n;' \
     'if (count[b]) ece += fabs(right[b] - conf[b]) / (double)count[b] / n_bins;' \
-    'kd_ece (classwise, bootstrap): bins not weighted'
+    'kd_ece: bins not weighted'
 mutation src/calib/temperature.c 'mean - zy, m2 - mean * mean' 'zy - mean, m2 - mean * mean' \
     'temperature fit: NLL derivative with the wrong sign'
 mutation src/calib/temperature.c 'while (fabs(g) > fit->tolerance &&' 'while (g > fit->tolerance &&' \

@@ -50,7 +50,16 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
                           "reliability-test-before.svg", "reliability-test-after.svg"})
         REQUIRE(kdtest::file_exists(run + "/" + f));
     REQUIRE(read_text(run + "/reliability-test-after.svg").rfind("<svg", 0) == 0);
+    // every metric a row, with its interval and its resample count, calibration errors with their noise floor
+    std::string md = read_text(run + "/calibration.md");
+    for (const char *row : {"| accuracy %", "| NLL |", "| ECE, equal-width bins %", "| ECE, equal-mass bins %",
+                            "| debiased L2 calibration error, equal-mass bins %", "| KS calibration error %",
+                            "95 % CI, 100 resamples", "over 200 draws of the labels", " (floor "})
+        REQUIRE(md.find(row) != std::string::npos);
+    REQUIRE(md.find("adaptive") == std::string::npos);
     std::string json = read_text(run + "/calibration.json");
+    for (const char *key : {"\"ece_equal_mass\": ", "\"rms_ce_ci_low\": ", "\"ks_ce_floor_p95\": ", "\"noise_draws\": 200"})
+        REQUIRE(json.find(key) != std::string::npos);
     size_t at = json.find("\"temperature\": ");
     REQUIRE(at != std::string::npos);
     double T = std::stod(json.substr(at + 15));

@@ -40,6 +40,14 @@ Sample draw(int n, int C, double scale, double true_T, uint64_t seed)
     return s;
 }
 
+// Options: bins, bootstrap resamples, seed; no noise draws.
+const kd_reliability_options *opts(int bins, int bootstrap, uint64_t seed)
+{
+    static thread_local kd_reliability_options o;
+    o = kd_reliability_options{bins, bootstrap, 0, seed};
+    return &o;
+}
+
 double nll_at_T(const Sample &s, int C, double T)
 {
     return kd_temperature_nll(s.logits.data(), s.labels.data(), (int64_t)s.labels.size(), C, 1.0 / T, nullptr, nullptr);
@@ -196,18 +204,18 @@ TEST_CASE("bin edges: (m-1)/M < c <= m/M, with 0 in the first bin and 1 in the l
     std::vector<int32_t> y = {0, 0};
     kd_reliability r;
     kd_error err;
-    REQUIRE(kd_reliability_compute(z.data(), y.data(), 2, 2, 1.0, 15, 0, 0, &r, &err) == KD_OK);
+    REQUIRE(kd_reliability_compute(z.data(), y.data(), 2, 2, 1.0, opts(15, 0, 0), &r, &err) == KD_OK);
     REQUIRE(r.bins[14].count == 1);
     REQUIRE(r.bins[7].count == 1); // 0.5 = 7.5/15: bin 8
 }
 
-TEST_CASE("adaptive and classwise ECE on constructed sets", "[calibration]")
+TEST_CASE("ECE on equal-mass bins and classwise ECE on constructed sets", "[calibration]")
 {
     // Equal mass, 2 bins: {0.2 wrong, 0.4 right} and {0.6 right, 0.8 wrong}:
     // (|1 - 0.6| + |1 - 1.4|) / 4 = 0.2.
     std::vector<double> conf = {0.8, 0.2, 0.6, 0.4};
     std::vector<unsigned char> right = {0, 0, 1, 1};
-    REQUIRE(kd_adaptive_ece(conf.data(), right.data(), 4, 2) == Approx(0.2).epsilon(1e-12));
+    REQUIRE(kd_ece_equal_mass(conf.data(), right.data(), 4, 2) == Approx(0.2).epsilon(1e-12));
     // Classwise: p = (0.75, 0.25) with y = 0 and p = (0.5, 0.5) with y = 1, 2 bins.
     // class 0: 0.5 -> bin 1 (y != 0): |0 - 0.5|; 0.75 -> bin 2 (y = 0): |1 - 0.75| -> 0.75 / 2
     // class 1: 0.25 and 0.5 -> bin 1, one y = 1: |1 - 0.75| -> 0.25 / 2; mean 0.25.
@@ -215,11 +223,11 @@ TEST_CASE("adaptive and classwise ECE on constructed sets", "[calibration]")
     std::vector<int32_t> y = {0, 1};
     kd_reliability r;
     kd_error err;
-    REQUIRE(kd_reliability_compute(z.data(), y.data(), 2, 2, 1.0, 2, 0, 0, &r, &err) == KD_OK);
-    REQUIRE(r.classwise_ece == Approx(0.25).epsilon(1e-6));
-    REQUIRE(r.accuracy == 0.5); // a tie predicts the first class
-    REQUIRE(r.nll == Approx(-(std::log(0.75) + std::log(0.5)) / 2).epsilon(1e-6));
-    REQUIRE(r.brier == Approx((0.0625 * 2 + 0.5) / 2).epsilon(1e-6)); // (0.25^2 + 0.25^2 + 0.5^2 + 0.5^2) / 2
+    REQUIRE(kd_reliability_compute(z.data(), y.data(), 2, 2, 1.0, opts(2, 0, 0), &r, &err) == KD_OK);
+    REQUIRE(r.value[KD_METRIC_CLASSWISE_ECE] == Approx(0.25).epsilon(1e-6));
+    REQUIRE(r.value[KD_METRIC_ACCURACY] == 0.5); // a tie predicts the first class
+    REQUIRE(r.value[KD_METRIC_NLL] == Approx(-(std::log(0.75) + std::log(0.5)) / 2).epsilon(1e-6));
+    REQUIRE(r.value[KD_METRIC_BRIER] == Approx((0.0625 * 2 + 0.5) / 2).epsilon(1e-6)); // (0.25^2 + 0.25^2 + 0.5^2 + 0.5^2) / 2
 }
 
 TEST_CASE("temperature scaling never changes accuracy, and T = 1 is the identity", "[calibration]")
@@ -228,12 +236,12 @@ TEST_CASE("temperature scaling never changes accuracy, and T = 1 is the identity
     Sample s = draw(n, C, 2.0, 1.5, 21);
     kd_reliability a, b, c;
     kd_error err;
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, 15, 0, 0, &a, &err) == KD_OK);
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 0.3, 15, 0, 0, &b, &err) == KD_OK);
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 3.0, 15, 0, 0, &c, &err) == KD_OK);
-    REQUIRE(a.accuracy == b.accuracy);
-    REQUIRE(a.accuracy == c.accuracy);
-    REQUIRE(a.nll == Approx(nll_at_T(s, C, 1.0)).epsilon(1e-12)); // T = 1: plain softmax NLL
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, opts(15, 0, 0), &a, &err) == KD_OK);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 0.3, opts(15, 0, 0), &b, &err) == KD_OK);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 3.0, opts(15, 0, 0), &c, &err) == KD_OK);
+    REQUIRE(a.value[KD_METRIC_ACCURACY] == b.value[KD_METRIC_ACCURACY]);
+    REQUIRE(a.value[KD_METRIC_ACCURACY] == c.value[KD_METRIC_ACCURACY]);
+    REQUIRE(a.value[KD_METRIC_NLL] == Approx(nll_at_T(s, C, 1.0)).epsilon(1e-12)); // T = 1: plain softmax NLL
 }
 
 TEST_CASE("every metric is taken at the temperature given: T = 2.5 against softmax(z / 2.5) in double", "[calibration]")
@@ -270,11 +278,11 @@ TEST_CASE("every metric is taken at the temperature given: T = 2.5 against softm
     std::vector<int> order(n);
     for (int i = 0; i < n; i++) order[i] = i;
     std::sort(order.begin(), order.end(), [&](int a, int b) { return conf[a] < conf[b]; });
-    double adaptive = 0;
+    double equal_mass = 0;
     for (int b = 0; b < M; b++) {
         double g = 0;
         for (int k = b * (n / M); k < (b + 1) * (n / M); k++) g += hit[order[k]] - conf[order[k]];
-        adaptive += std::fabs(g) / n;
+        equal_mass += std::fabs(g) / n;
     }
     double classwise = 0;
     for (int k = 0; k < C; k++) {
@@ -285,19 +293,19 @@ TEST_CASE("every metric is taken at the temperature given: T = 2.5 against softm
     }
     kd_reliability r;
     kd_error err;
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, T, M, 0, 0, &r, &err) == KD_OK);
-    REQUIRE(r.accuracy == Approx(acc / n).epsilon(1e-12));
-    REQUIRE(r.nll == Approx(nll / n).epsilon(1e-9));
-    REQUIRE(r.brier == Approx(brier / n).epsilon(1e-9));
-    REQUIRE(r.ece == Approx(ece).epsilon(1e-9));
-    REQUIRE(r.adaptive_ece == Approx(adaptive).epsilon(1e-9));
-    REQUIRE(r.classwise_ece == Approx(classwise).epsilon(1e-9));
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, T, opts(M, 0, 0), &r, &err) == KD_OK);
+    REQUIRE(r.value[KD_METRIC_ACCURACY] == Approx(acc / n).epsilon(1e-12));
+    REQUIRE(r.value[KD_METRIC_NLL] == Approx(nll / n).epsilon(1e-9));
+    REQUIRE(r.value[KD_METRIC_BRIER] == Approx(brier / n).epsilon(1e-9));
+    REQUIRE(r.value[KD_METRIC_ECE] == Approx(ece).epsilon(1e-9));
+    REQUIRE(r.value[KD_METRIC_ECE_EQUAL_MASS] == Approx(equal_mass).epsilon(1e-9));
+    REQUIRE(r.value[KD_METRIC_CLASSWISE_ECE] == Approx(classwise).epsilon(1e-9));
     // and the same set at T = 1 is measurably different (the temperature matters here)
     kd_reliability one;
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, M, 0, 0, &one, &err) == KD_OK);
-    REQUIRE(std::fabs(one.ece - ece) > 0.01);
-    REQUIRE(std::fabs(one.adaptive_ece - adaptive) > 0.01);
-    REQUIRE(std::fabs(one.classwise_ece - classwise) > 0.01);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, opts(M, 0, 0), &one, &err) == KD_OK);
+    REQUIRE(std::fabs(one.value[KD_METRIC_ECE] - ece) > 0.01);
+    REQUIRE(std::fabs(one.value[KD_METRIC_ECE_EQUAL_MASS] - equal_mass) > 0.01);
+    REQUIRE(std::fabs(one.value[KD_METRIC_CLASSWISE_ECE] - classwise) > 0.01);
 }
 
 TEST_CASE("the bootstrap interval is seeded and brackets the ECE", "[calibration]")
@@ -306,14 +314,14 @@ TEST_CASE("the bootstrap interval is seeded and brackets the ECE", "[calibration
     Sample s = draw(n, C, 3.0, 2.0, 31);
     kd_reliability a, b, c;
     kd_error err;
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, 15, 200, 7, &a, &err) == KD_OK);
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, 15, 200, 7, &b, &err) == KD_OK);
-    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, 15, 200, 8, &c, &err) == KD_OK);
-    REQUIRE(a.ece_low == b.ece_low);
-    REQUIRE(a.ece_high == b.ece_high);
-    REQUIRE(a.ece_low != c.ece_low);
-    REQUIRE(a.ece_low < a.ece);
-    REQUIRE(a.ece < a.ece_high);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, opts(15, 200, 7), &a, &err) == KD_OK);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, opts(15, 200, 7), &b, &err) == KD_OK);
+    REQUIRE(kd_reliability_compute(s.logits.data(), s.labels.data(), n, C, 1.0, opts(15, 200, 8), &c, &err) == KD_OK);
+    REQUIRE(a.low[KD_METRIC_ECE] == b.low[KD_METRIC_ECE]);
+    REQUIRE(a.high[KD_METRIC_ECE] == b.high[KD_METRIC_ECE]);
+    REQUIRE(a.low[KD_METRIC_ECE] != c.low[KD_METRIC_ECE]);
+    REQUIRE(a.low[KD_METRIC_ECE] < a.value[KD_METRIC_ECE]);
+    REQUIRE(a.value[KD_METRIC_ECE] < a.high[KD_METRIC_ECE]);
 }
 
 extern "C" {

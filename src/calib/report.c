@@ -2,6 +2,7 @@
 #include "calib/report.h"
 
 #include <math.h>
+#include <stdio.h>
 
 /* Plot geometry in SVG user units. */
 #define W 440
@@ -25,11 +26,15 @@ void kd_report_reliability_svg(const kd_reliability *r, const char *title, kd_st
                      "<text x=\"%d\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">%s</text>\n",
                      W, H, W, H, (LEFT + RIGHT) / 2, title);
     kd_strbuf_printf(s, "<text x=\"%d\" y=\"39\" text-anchor=\"middle\" fill=\"#444\">ECE %.2f%%", (LEFT + RIGHT) / 2,
-                     100 * r->ece);
-    if (r->bootstrap) kd_strbuf_printf(s, " (95%% CI %.2f–%.2f)", 100 * r->ece_low, 100 * r->ece_high);
-    kd_strbuf_printf(s, "</text>\n<text x=\"%d\" y=\"54\" text-anchor=\"middle\" fill=\"#444\">NLL %.4f · accuracy "
-                        "%.2f%% · T = %.4g · %lld samples</text>\n",
-                     (LEFT + RIGHT) / 2, r->nll, 100 * r->accuracy, r->temperature, (long long)r->count);
+                     100 * r->value[KD_METRIC_ECE]);
+    if (r->bootstrap)
+        kd_strbuf_printf(s, " (95%% CI %.2f–%.2f, %d resamples)", 100 * r->low[KD_METRIC_ECE], 100 * r->high[KD_METRIC_ECE],
+                         r->bootstrap);
+    if (r->noise_draws) kd_strbuf_printf(s, " · noise floor %.2f%%", 100 * r->floor_mean[KD_METRIC_ECE]);
+    kd_strbuf_printf(s, "</text>\n<text x=\"%d\" y=\"54\" text-anchor=\"middle\" fill=\"#444\">NLL %.4f · accuracy %.2f%%",
+                     (LEFT + RIGHT) / 2, r->value[KD_METRIC_NLL], 100 * r->value[KD_METRIC_ACCURACY]);
+    if (isfinite(r->temperature)) kd_strbuf_printf(s, " · T = %.4g", r->temperature);
+    kd_strbuf_printf(s, " · %lld samples</text>\n", (long long)r->count);
     /* grid and axes */
     for (int k = 0; k <= 5; k++) {
         double v = k / 5.0;
@@ -86,19 +91,29 @@ void kd_report_reliability_json(kd_json *j, const char *key, const kd_reliabilit
 {
     kd_json_begin_object(j, key);
     kd_json_int(j, "samples", r->count);
+    kd_json_int(j, "classes", r->classes);
     kd_json_number(j, "temperature", r->temperature);
-    kd_json_number(j, "accuracy", r->accuracy);
-    kd_json_number(j, "nll", r->nll);
-    kd_json_number(j, "brier", r->brier);
-    kd_json_number(j, "ece", r->ece);
-    if (r->bootstrap) {
-        kd_json_number(j, "ece_ci_low", r->ece_low);
-        kd_json_number(j, "ece_ci_high", r->ece_high);
-        kd_json_int(j, "bootstrap_resamples", r->bootstrap);
+    kd_json_int(j, "bootstrap_resamples", r->bootstrap);
+    kd_json_int(j, "noise_draws", r->noise_draws);
+    kd_json_int(j, "seed", (int64_t)r->seed);
+    /* each metric NAME, with NAME_ci_low/high (95 %) and NAME_floor_mean/p95 where drawn */
+    char name[64];
+    for (int m = 0; m < KD_METRIC_COUNT; m++) {
+        const char *base = kd_metric_name((kd_metric)m);
+        kd_json_number(j, base, r->value[m]);
+        if (r->bootstrap) {
+            snprintf(name, sizeof name, "%s_ci_low", base);
+            kd_json_number(j, name, r->low[m]);
+            snprintf(name, sizeof name, "%s_ci_high", base);
+            kd_json_number(j, name, r->high[m]);
+        }
+        if (r->noise_draws && kd_metric_is_calibration_error((kd_metric)m)) {
+            snprintf(name, sizeof name, "%s_floor_mean", base);
+            kd_json_number(j, name, r->floor_mean[m]);
+            snprintf(name, sizeof name, "%s_floor_p95", base);
+            kd_json_number(j, name, r->floor_high[m]);
+        }
     }
-    kd_json_number(j, "mce", r->mce);
-    kd_json_number(j, "adaptive_ece", r->adaptive_ece);
-    kd_json_number(j, "classwise_ece", r->classwise_ece);
     kd_json_int(j, "bins", r->n_bins);
     kd_json_begin_array(j, "equal_width_bins");
     for (int b = 0; b < r->n_bins; b++) {
@@ -114,9 +129,9 @@ void kd_report_reliability_json(kd_json *j, const char *key, const kd_reliabilit
     kd_json_end_array(j);
     kd_json_begin_array(j, "equal_mass_bins");
     for (int b = 0; b < r->n_bins; b++) {
-        const kd_calib_bin *bin = &r->adaptive[b];
+        const kd_calib_bin *bin = &r->equal_mass[b];
         kd_json_begin_object(j, NULL);
-        kd_json_number(j, "max_confidence", r->adaptive_upper[b]);
+        kd_json_number(j, "max_confidence", r->equal_mass_upper[b]);
         kd_json_int(j, "count", bin->count);
         kd_json_number(j, "mean_confidence", bin->count ? bin->confidence_sum / (double)bin->count : NAN);
         kd_json_number(j, "accuracy", bin->count ? bin->correct / (double)bin->count : NAN);

@@ -11,14 +11,18 @@
 static void print_help(void)
 {
     printf("usage: kdtrain calibrate --model RUN_OR_CHECKPOINT [--data FILE] [--split val] [--bins 15]\n"
-           "                         [--bootstrap 1000] [--seed 0] [--out DIR] [--no-store]\n\n"
+           "                         [--bootstrap 1000] [--noise-draws 200] [--seed 0] [--out DIR] [--no-store]\n\n"
            "Fits one temperature T on a split (validation by default) by minimising NLL exactly\n"
            "(convex in 1/T: safeguarded Halley steps to |dNLL/d(1/T)| <= 1e-6 of the logit range), stores\n"
            "it in the checkpoint's /calibration group (atomically; --no-store leaves it alone), and\n"
            "writes calibration.json, calibration.md and reliability diagrams (SVG) before and after\n"
            "scaling, on the fitting split and on test, into the checkpoint's folder (or --out).\n"
-           "Metrics: accuracy (unchanged by T), NLL, Brier, ECE with a bootstrap 95%% interval, MCE,\n"
-           "adaptive (equal-mass) ECE and classwise ECE. `kdtrain eval` then applies T.\n");
+           "Metrics, each with a percentile-bootstrap 95%% interval (--bootstrap resamples): accuracy\n"
+           "(unchanged by T), NLL, Brier, ECE and MCE (equal-width bins), ECE (equal-mass bins),\n"
+           "classwise ECE, RMS and debiased L2 calibration error (equal-mass bins), KS calibration\n"
+           "error. Each calibration error also gets its noise floor: its mean and 95th percentile\n"
+           "over --noise-draws draws of the labels from the model's own probabilities, the value a\n"
+           "perfectly calibrated model would show on a split of this size. `kdtrain eval` then applies T.\n");
 }
 
 int kd_cmd_calibrate(int argc, char **argv)
@@ -57,6 +61,9 @@ int kd_cmd_calibrate(int argc, char **argv)
         } else if ((m = kd_arg_value(&a, "--bootstrap", "a number of resamples", &v))) {
             if (m < 0 || !kd_arg_int(&a, "--bootstrap", v, 0, 1000000, &n)) return 2;
             o.bootstrap = (int)n;
+        } else if ((m = kd_arg_value(&a, "--noise-draws", "a number of label draws", &v))) {
+            if (m < 0 || !kd_arg_int(&a, "--noise-draws", v, 0, 1000000, &n)) return 2;
+            o.noise_draws = (int)n;
         } else if ((m = kd_arg_value(&a, "--seed", "a seed", &v))) {
             if (m < 0 || !kd_arg_int(&a, "--seed", v, 0, 2147483647, &n)) return 2;
             o.seed = (uint64_t)n;
@@ -91,8 +98,8 @@ int kd_cmd_calibrate(int argc, char **argv)
     const kd_reliability *rows[4] = {&r->fit_before, &r->fit_after, &r->test_before, &r->test_after};
     const char *labels[4] = {"fit, before", "fit, after", "test, before", "test, after"};
     for (int k = 0; k < (r->has_test ? 4 : 2); k++)
-        printf("%-14s %8.2f%% %8.4f %8.2f %8.4f\n", labels[k], 100 * rows[k]->accuracy, rows[k]->nll, 100 * rows[k]->ece,
-               rows[k]->brier);
+        printf("%-14s %8.2f%% %8.4f %8.2f %8.4f\n", labels[k], 100 * rows[k]->value[KD_METRIC_ACCURACY],
+               rows[k]->value[KD_METRIC_NLL], 100 * rows[k]->value[KD_METRIC_ECE], rows[k]->value[KD_METRIC_BRIER]);
     printf("report: %s/calibration.md%s\n", r->report_dir, o.store ? "; T stored in the checkpoint" : "");
     free(r);
     return 0;

@@ -23,6 +23,7 @@ void kd_calibrate_options_default(kd_calibrate_options *o)
     o->split = KD_SPLIT_VAL;
     o->bins = 15;
     o->bootstrap = 1000;
+    o->noise_draws = 200;
     o->store = true;
 }
 
@@ -49,12 +50,33 @@ static int split_logits(kd_mlp *mlp, kd_dataset *ds, kd_split split, logits_set 
     return rc;
 }
 
-static void table_row(kd_strbuf *md, const char *label, const kd_reliability *r)
+static void number(kd_strbuf *md, bool percent, double v)
 {
-    kd_strbuf_printf(md, "| %s | %.4g | %.2f | %.4f | %.4f | %.2f", label, r->temperature, 100 * r->accuracy, r->nll,
-                     r->brier, 100 * r->ece);
-    if (r->bootstrap) kd_strbuf_printf(md, " [%.2f, %.2f]", 100 * r->ece_low, 100 * r->ece_high);
-    kd_strbuf_printf(md, " | %.2f | %.2f | %.2f |\n", 100 * r->mce, 100 * r->adaptive_ece, 100 * r->classwise_ece);
+    if (percent) kd_strbuf_printf(md, "%.2f", 100 * v);
+    else kd_strbuf_printf(md, "%.4f", v);
+}
+
+/* A metric's cell: value [95 % interval]; for a calibration error its noise floor
+ * (mean, 95th percentile). Percent but for NLL and Brier. */
+static void table_cell(kd_strbuf *md, const kd_reliability *r, kd_metric m)
+{
+    bool percent = m != KD_METRIC_NLL && m != KD_METRIC_BRIER;
+    kd_strbuf_printf(md, " | ");
+    number(md, percent, r->value[m]);
+    if (r->bootstrap) {
+        kd_strbuf_printf(md, " [");
+        number(md, percent, r->low[m]);
+        kd_strbuf_printf(md, ", ");
+        number(md, percent, r->high[m]);
+        kd_strbuf_printf(md, "]");
+    }
+    if (r->noise_draws && kd_metric_is_calibration_error(m)) {
+        kd_strbuf_printf(md, " (floor ");
+        number(md, percent, r->floor_mean[m]);
+        kd_strbuf_printf(md, ", p95 ");
+        number(md, percent, r->floor_high[m]);
+        kd_strbuf_printf(md, ")");
+    }
 }
 
 static int stage_file(kd_file_batch *batch, const char *dir, const char *name, const kd_strbuf *b, kd_error *err)
@@ -126,22 +148,32 @@ static int stage_reports(kd_file_batch *batch, const kd_calibrate_options *o, co
                      : f->at_upper_bound ? " **The fit stopped at the bound T = 1000: NLL rises for every larger T.**"
                      : f->degenerate     ? " **Every T fits equally (one class, or constant logits): T = 1 is kept.**"
                                          : "");
-    kd_strbuf_printf(&md, "| split | T | accuracy %% | NLL | Brier | ECE %% [95%% CI] | MCE %% | adaptive ECE %% | classwise ECE %% |\n"
-                          "|---|---|---|---|---|---|---|---|---|\n");
-    char label[64];
-    snprintf(label, sizeof label, "%s, before", fit_split);
-    table_row(&md, label, &res->fit_before);
-    snprintf(label, sizeof label, "%s, after", fit_split);
-    table_row(&md, label, &res->fit_after);
-    if (res->has_test) {
-        table_row(&md, "test, before", &res->test_before);
-        table_row(&md, "test, after", &res->test_after);
+    int columns = res->has_test ? 4 : 2;
+    kd_strbuf_printf(&md, "| metric | %s, before | %s, after |%s\n|---|---|---|%s\n", fit_split, fit_split,
+                     res->has_test ? " test, before | test, after |" : "", res->has_test ? "---|---|" : "");
+    kd_strbuf_printf(&md, "| T");
+    for (int k = 0; k < columns; k++) kd_strbuf_printf(&md, " | %.4g", panels[k]->temperature);
+    kd_strbuf_printf(&md, " |\n");
+    for (int m = 0; m < KD_METRIC_COUNT; m++) {
+        bool percent = m != KD_METRIC_NLL && m != KD_METRIC_BRIER;
+        kd_strbuf_printf(&md, "| %s%s", kd_metric_label((kd_metric)m), percent ? " %" : "");
+        for (int k = 0; k < columns; k++) table_cell(&md, panels[k], (kd_metric)m);
+        kd_strbuf_printf(&md, " |\n");
     }
-    kd_strbuf_printf(&md, "\nECE, MCE: %d equal-width bins, bin m holding (m-1)/%d < confidence ≤ m/%d (0 in the first, 1 in the last); "
-                          "adaptive ECE: %d equal-mass bins; classwise ECE: the mean over classes of the ECE of p_k against 1[y = k]; "
-                          "the interval: %d bootstrap resamples (seed %llu). Accuracy is the same before and after: scaling "
-                          "does not move the arg max.\n\n",
-                     o->bins, o->bins, o->bins, o->bins, o->bootstrap, (unsigned long long)o->seed);
+    kd_strbuf_printf(&md, "\n");
+    if (o->bootstrap) kd_strbuf_printf(&md, "[low, high]: 95 %% CI, %d resamples (percentile bootstrap, seed %llu). ", o->bootstrap,
+                                       (unsigned long long)o->seed);
+    if (o->noise_draws)
+        kd_strbuf_printf(&md, "Floor: the noise floor, the mean and 95th percentile of the metric over %d draws of the labels "
+                              "from the model's own probabilities (a perfectly calibrated model with these probabilities on a "
+                              "split of this size); a calibration error near its floor is not distinguishable from noise. ",
+                         o->noise_draws);
+    kd_strbuf_printf(&md, "ECE, MCE, classwise ECE: %d equal-width bins, bin m holding (m-1)/%d < p ≤ m/%d (0 in the first, 1 in "
+                          "the last); classwise ECE: the mean over classes of the ECE of p_k against 1[y = k]. ECE, RMS and "
+                          "debiased L2 calibration error on equal-mass bins: the samples sorted by confidence, %d bins of "
+                          "ranks [⌊b n / %d⌋, ⌊(b + 1) n / %d⌋); debiased: Kumar, Liang and Ma (2019); KS: Gupta et al. (2021), "
+                          "no bins. Accuracy is the same before and after: scaling does not move the arg max.\n\n",
+                     o->bins, o->bins, o->bins, o->bins, o->bins, o->bins);
     kd_strbuf_printf(&md, "| before | after |\n|---|---|\n| ![](reliability-%s-before.svg) | ![](reliability-%s-after.svg) |\n",
                      fit_split, fit_split);
     if (res->has_test) kd_strbuf_printf(&md, "| ![](reliability-test-before.svg) | ![](reliability-test-after.svg) |\n");
@@ -153,7 +185,8 @@ static int stage_reports(kd_file_batch *batch, const kd_calibrate_options *o, co
 static int metrics(const kd_calibrate_options *o, const logits_set *s, int classes, double T, kd_reliability *r,
                    kd_error *err)
 {
-    return kd_reliability_compute(s->logits, s->labels, s->rows, classes, T, o->bins, o->bootstrap, o->seed, r, err);
+    kd_reliability_options ro = {.bins = o->bins, .bootstrap = o->bootstrap, .noise_draws = o->noise_draws, .seed = o->seed};
+    return kd_reliability_compute(s->logits, s->labels, s->rows, classes, T, &ro, r, err);
 }
 
 int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_error *err)
@@ -202,8 +235,8 @@ int kd_calibrate(const kd_calibrate_options *o, kd_calibrate_result *res, kd_err
     if (!rc && res->has_test) rc = metrics(o, &test, classes, 1.0, &res->test_before, err);
     if (!rc && res->has_test) rc = metrics(o, &test, classes, T, &res->test_after, err);
     res->seconds_report = kd_now_seconds() - t0;
-    if (!rc && (res->fit_before.accuracy != res->fit_after.accuracy ||
-                (res->has_test && res->test_before.accuracy != res->test_after.accuracy)))
+    if (!rc && (res->fit_before.value[KD_METRIC_ACCURACY] != res->fit_after.value[KD_METRIC_ACCURACY] ||
+                (res->has_test && res->test_before.value[KD_METRIC_ACCURACY] != res->test_after.value[KD_METRIC_ACCURACY])))
         rc = kd_error_set(err, KD_ERR_DATA, "temperature scaling changed the accuracy: a bug, please report it");
     /* The reports and the checkpoint's /calibration agree, or neither changed: the
      * reports are staged whole, then the checkpoint replaced, then the reports renamed. */

@@ -20,8 +20,9 @@ typedef struct kd_calibrate_options {
     const char *data;       /* NULL: the data set named in the checkpoint's config */
     kd_split split;         /* where T is fitted (default validation) */
     int bins;               /* equal-width and equal-mass bins (default 15) */
-    int bootstrap;          /* resamples for the ECE interval (default 1000; 0 none) */
-    uint64_t seed;          /* of the bootstrap */
+    int bootstrap;          /* resamples for every metric's interval (default 1000; 0 none) */
+    int noise_draws;        /* label draws for the calibration errors' noise floors (default 200; 0 none) */
+    uint64_t seed;          /* of the bootstrap and the noise draws */
     const char *out_dir;    /* NULL: the checkpoint's folder */
     bool store;             /* write T into the checkpoint */
 } kd_calibrate_options;

@@ -358,20 +358,20 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
     rc = kd_calibrate(&o, c, err);
     if (!rc && !c->has_test) rc = kd_error_set(err, KD_ERR_DATA, "%s: expected a test split, found none", s->p->data);
     if (!rc) {
-        r->acc = c->test_before.accuracy;
-        r->nll = c->test_before.nll;
-        r->ece = c->test_before.ece;
-        r->brier = c->test_before.brier;
-        r->ece_low = c->test_before.ece_low;
-        r->ece_high = c->test_before.ece_high;
+        r->acc = c->test_before.value[KD_METRIC_ACCURACY];
+        r->nll = c->test_before.value[KD_METRIC_NLL];
+        r->ece = c->test_before.value[KD_METRIC_ECE];
+        r->brier = c->test_before.value[KD_METRIC_BRIER];
+        r->ece_low = c->test_before.low[KD_METRIC_ECE];
+        r->ece_high = c->test_before.high[KD_METRIC_ECE];
         r->temperature = c->fit.temperature;
-        r->val_acc = c->fit_before.accuracy;
-        r->val_nll = c->fit_before.nll;
-        r->val_ece = c->fit_before.ece;
-        r->nll_scaled = c->test_after.nll;
-        r->ece_scaled = c->test_after.ece;
-        r->ece_scaled_low = c->test_after.ece_low;
-        r->ece_scaled_high = c->test_after.ece_high;
+        r->val_acc = c->fit_before.value[KD_METRIC_ACCURACY];
+        r->val_nll = c->fit_before.value[KD_METRIC_NLL];
+        r->val_ece = c->fit_before.value[KD_METRIC_ECE];
+        r->nll_scaled = c->test_after.value[KD_METRIC_NLL];
+        r->ece_scaled = c->test_after.value[KD_METRIC_ECE];
+        r->ece_scaled_low = c->test_after.low[KD_METRIC_ECE];
+        r->ece_scaled_high = c->test_after.high[KD_METRIC_ECE];
     }
     free(c);
     kd_run_dir run;
