@@ -243,7 +243,10 @@ def write_atomic(final, write):
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
                                dir=os.path.dirname(final) or ".")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an ordinary file's mode instead
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
