@@ -18,9 +18,10 @@ multiplied by x_scale (absent: 1/255 for uint8, 1 for floats), as kdtrain does.
 
 Network (c = --width): conv(1->c, 3x3) ReLU maxpool(2) conv(c->2c, 3x3) ReLU maxpool(2)
 dropout(0.25) fc(50c->128) ReLU fc(128->10); Adam, learning rate 1e-3, batch 128, cross-entropy, the
-training rows shuffled by a seeded generator each epoch. Trained a few epochs with nothing
-against overfitting but the dropout, it ends somewhat overconfident, which is what a
-temperature corrects. Deterministic for a given --seed and --threads (torch.manual_seed,
+training rows shuffled by a seeded generator each epoch. After the default 3 epochs it is
+close to calibrated, slightly underconfident (test accuracy 88.09 %, mean confidence
+86.86 %); longer training makes it overconfident (--width 16 --epochs 8: 88.14 %, 88.78 %),
+which is what a temperature corrects. Deterministic for a given --seed and --threads (torch.manual_seed,
 torch.use_deterministic_algorithms). OpenMP threads wait passively (OMP_WAIT_POLICY,
 unless set): spinning costs 3.6 times the CPU on a busy machine.
 
