@@ -4,7 +4,8 @@
 #
 #   scripts/bootstrap.sh               build and test dependencies
 #   scripts/bootstrap.sh --data        also the Fashion-MNIST data set package
-#   scripts/bootstrap.sh --reference   also PyTorch and h5py (scripts/make_reference.py)
+#   scripts/bootstrap.sh --reference   also PyTorch, h5py, NumPy, SciPy and scikit-learn (the fixture
+#                                      scripts, scripts/make_reference.py, scripts/export_torch_logits.py)
 #   scripts/bootstrap.sh --fuzz        also clang and its OpenMP runtime (scripts/fuzz.sh)
 set -euo pipefail
 
@@ -12,7 +13,7 @@ packages=(g++ make cmake pkg-config libdnnl-dev libhdf5-dev zlib1g-dev catch2)
 for arg in "$@"; do
   case "$arg" in
     --data) packages+=(dataset-fashion-mnist hdf5-tools) ;;
-    --reference) packages+=(python3-torch python3-h5py python3-numpy) ;;
+    --reference) packages+=(python3-torch python3-h5py python3-numpy python3-scipy python3-sklearn) ;;
     --fuzz) packages+=(clang libomp-dev time) ;;
     *) echo "bootstrap.sh: unknown option '$arg' (expected --data, --reference or --fuzz)" >&2; exit 2 ;;
   esac
