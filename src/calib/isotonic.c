@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 typedef struct block {
-    double first, last; /* x of the block's first and last group */
-    double sum, weight; /* sum of y and count of samples */
+    double first, last;        /* x of the block's first and last group */
+    double sum, squares, weight; /* sums of y and y^2, count of samples */
 } block;
 
 int64_t kd_isotonic_fit(const double *x, const double *y, int64_t n, double *tx, double *ty, double *sse)
@@ -15,14 +15,15 @@ int64_t kd_isotonic_fit(const double *x, const double *y, int64_t n, double *tx,
     int64_t top = 0; /* blocks on the stack: means strictly increasing from the bottom */
     for (int64_t i = 0; i < n;) {
         /* one group: every x within KD_ISOTONIC_TIE of the group's first x */
-        block g = {x[i], x[i], 0.0, 0.0};
-        for (; i < n && !(x[i] - g.first >= KD_ISOTONIC_TIE); i++) g.sum += y[i], g.weight += 1.0;
+        block g = {x[i], x[i], y[i], y[i] * y[i], 1.0};
+        for (i++; i < n && !(x[i] - g.first >= KD_ISOTONIC_TIE); i++) g.sum += y[i], g.squares += y[i] * y[i], g.weight += 1.0;
         /* pool while the block below is not below this one: means compared as sum / weight
          * cross-multiplied (weights are positive), so no division decides a pooling */
         while (top > 0 && stack[top - 1].sum * g.weight >= g.sum * stack[top - 1].weight) {
             block *b = &stack[--top];
             g.first = b->first;
             g.sum += b->sum;
+            g.squares += b->squares;
             g.weight += b->weight;
         }
         stack[top++] = g;
@@ -32,21 +33,13 @@ int64_t kd_isotonic_fit(const double *x, const double *y, int64_t n, double *tx,
     for (int64_t b = 0; b < top; b++) {
         double v = stack[b].sum / stack[b].weight;
         v = v < 0.0 ? 0.0 : v > 1.0 ? 1.0 : v; /* y_min = 0, y_max = 1 */
+        /* the block's squared error sum (y - v)^2 = sum y^2 - 2 v sum y + weight v^2 */
+        total += stack[b].squares - 2 * v * stack[b].sum + stack[b].weight * v * v;
         tx[k] = stack[b].first, ty[k++] = v;
         if (stack[b].last != stack[b].first) tx[k] = stack[b].last, ty[k++] = v;
     }
     free(stack);
-    if (sse) { /* the fit is piecewise constant on the groups: walk the samples and blocks together */
-        int64_t t = 0;
-        for (int64_t i = 0; i < n; i++) {
-            /* sample i belongs to the last threshold whose x is <= its group's x; its
-             * group's x is within 1e-15 below x_i, and thresholds are group xs */
-            while (t + 1 < k && tx[t + 1] <= x[i]) t++;
-            double d = ty[t] - y[i];
-            total += d * d;
-        }
-        *sse = total;
-    }
+    if (sse) *sse = total;
     return k;
 }
 

@@ -29,7 +29,7 @@ extern "C" {
 
 /* Fits y (n) on x (n) sorted ascending, n >= 1. tx and ty (room for n each) receive the
  * thresholds; returns their count (1..n), or -1 when out of memory. *sse (if not NULL)
- * receives sum_i (fit(x_i) - y_i)^2, the objective PAV minimises (fit at the group). */
+ * receives sum_i (fit(x_i) - y_i)^2, the objective PAV minimises (from the blocks' sums). */
 int64_t kd_isotonic_fit(const double *x, const double *y, int64_t n, double *tx, double *ty, double *sse);
 
 /* The fitted function at x, from k >= 1 thresholds. NaN gives NaN. */
