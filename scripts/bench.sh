@@ -3,12 +3,21 @@
 # python3-torch, through its oneDNN path when it has one), in one run, on this
 # machine, with 1 and 2 threads. Prints a table of ratios and writes it to
 # results/bench.md with the date, machine, commit and the competing CPU load.
-#   scripts/bench.sh [--quick]
+# Then every calibrator of `kdtrain calibrate --logits` against scipy and sklearn
+# fitting the same logits (scripts/bench_calibration_reference.py), written to
+# results/bench-calibration.md.
+#   scripts/bench.sh [--quick]        everything
+#   scripts/bench.sh --calibration    the calibrators alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-steps_teacher=200; steps_small=2000; pysteps=200
-if [ "${1:-}" = "--quick" ]; then steps_teacher=30; steps_small=300; pysteps=30; fi
+steps_teacher=200; steps_small=2000; pysteps=200; only_calibration=0
+case "${1:-}" in
+  --quick) steps_teacher=30; steps_small=300; pysteps=30 ;;
+  --calibration) only_calibration=1 ;;
+  "") ;;
+  *) echo "bench.sh: unknown option '$1' (expected --quick or --calibration)" >&2; exit 2 ;;
+esac
 
 scripts/bootstrap.sh
 scripts/build.sh build >/dev/null
@@ -17,6 +26,69 @@ raw=$(mktemp)
 trap 'rm -f "$raw" /tmp/kdbench-$$.*' EXIT
 # Competing load: processes other than this benchmark running on a CPU right now.
 load() { echo $(( $(ps -e -o stat= | grep -c '^R') - 1 )); }
+value() { awk -v k="$1" '$1 == k { print $2; exit }' "$raw"; }
+
+# Every calibrator on 10,000 x 10 and 50,000 x 100 logits, kdtrain and the
+# scipy/sklearn reference on the same dumped logits, 2 threads each.
+bench_calibrators() {
+  local craw
+  craw=$(mktemp)
+  echo "load_cal $(load)" >>"$craw"
+  for shape in "10000 10" "50000 100"; do
+    set -- $shape
+    echo "== calibrators on $1 x $2 logits" >&2
+    $b/bench_calibrators --rows "$1" --classes "$2" --threads 2 --repeat 3 --dump /tmp/kdbench-$$.cal >>"$craw"
+    if /usr/bin/python3 -c 'import scipy, sklearn' 2>/dev/null; then
+      /usr/bin/python3 scripts/bench_calibration_reference.py --dump /tmp/kdbench-$$.cal --threads 2 \
+        --repeat "$([ "$2" -gt 10 ] && echo 1 || echo 3)" >>"$craw"
+    else
+      echo "bench.sh: scipy/sklearn are not installed (scripts/bootstrap.sh --reference): the reference column stays empty" >&2
+    fi
+  done
+  local out=results/bench-calibration.md
+  cv() { awk -v k="$1" '$1 == k { print $2; exit }' "$craw"; }
+  {
+    echo "# kdtrain's calibrators against scipy and sklearn, side by side"
+    echo
+    echo "Produced by \`scripts/bench.sh --calibration\` (also part of \`scripts/bench.sh\`) at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "on $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//');"
+    echo "2 threads each side; competing load when it started: $(cv load_cal) other running processes."
+    echo "Logits: N x C with z ~ 4 N(0, 1) and labels drawn from softmax(z / 2) (bench/bench_calibrators.c), the same"
+    echo "float32 values read by both sides. Reference: scripts/bench_calibration_reference.py (scipy.optimize with"
+    echo "analytic gradients at its default tolerances, sklearn's IsotonicRegression, numpy). Matrix and Dirichlet at"
+    echo "the fixed ODIR strength lambda = mu = 1e-3 on both sides; the rows marked CV are kdtrain's default fit with"
+    echo "5-fold cross-validation over its grid, which the reference does not run. Times are the best of 3 (1 for"
+    echo "the reference on 50,000 x 100). Objective: what the method minimises on the fitting data (NLL, NLL + ODIR"
+    echo "penalty, or squared error of the one-vs-rest fits); lower is better, kdtrain's must not be higher."
+    echo
+    echo "| method | logits | kdtrain ms | reference ms | speed-up | kdtrain objective | reference objective |"
+    echo "|---|---|---|---|---|---|---|"
+    for tag in 10000x10 50000x100; do
+      for m in temperature vector matrix matrix_cv dirichlet dirichlet_cv histogram isotonic scaling_binning ets; do
+        local base=${m%_cv} k r ko ro
+        k=$(cv kdtrain_cal_${m}_ms_$tag); ko=$(cv kdtrain_cal_${m}_obj_$tag)
+        if [ "$m" = "$base" ]; then r=$(cv ref_cal_${m}_ms_$tag); ro=$(cv ref_cal_${m}_obj_$tag); else r=""; ro=""; fi
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${m/_cv/ (CV)}" "${tag/x/ x }" "${k:-–}" "${r:-–}" \
+          "$(awk -v a="$r" -v b="$k" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.1f×", a / b }')" \
+          "${ko:-–}" "${ro:-–}"
+      done
+    done
+    echo
+    echo "Raw values:"
+    echo
+    echo '```'
+    cat "$craw"
+    echo '```'
+  } >"$out.tmp"
+  mv "$out.tmp" "$out"
+  cat "$out"
+  rm -f "$craw"
+}
+
+if [ "$only_calibration" -eq 1 ]; then
+  bench_calibrators
+  exit 0
+fi
 
 for t in 1 2; do
   echo "== $t thread(s)" >&2
@@ -51,7 +123,6 @@ if [ -f data/fashion-mnist.h5 ]; then
   $b/bench_data --data data/fashion-mnist.h5 --naive-batches 5 | grep '^kdtrain_' >>"$raw"
 fi
 
-value() { awk -v k="$1" '$1 == k { print $2; exit }' "$raw"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.2f", a / b }'; }
 row() { # name, kdtrain value, pytorch value, unit, target
   printf '| %s | %s | %s | %s | %s |\n' "$1" "${2:-–}" "${3:-–}" "$(ratio "$2" "$3")" "$4"
@@ -106,3 +177,4 @@ mkdir -p results
 } >"$out.tmp"
 mv "$out.tmp" "$out"
 cat "$out"
+bench_calibrators

@@ -23,7 +23,7 @@ int kd_file_write_atomic(const char *path, const void *data, size_t size, kd_err
  * PATH.tmp-PID and synced when staged; commit renames them all into place (renames
  * need no space, so a full disk fails while staging, before anything changed);
  * abort removes what was staged. */
-#define KD_FILE_BATCH_MAX 16
+#define KD_FILE_BATCH_MAX 32
 typedef struct kd_file_batch {
     int n;
     char tmp[KD_FILE_BATCH_MAX][KD_PATH_MAX];

@@ -94,7 +94,7 @@ int kd_h5_atomic_create(kd_h5_atomic *af, const char *path, kd_error *err)
     return KD_OK;
 }
 
-int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err)
+int kd_h5_atomic_image(kd_h5_atomic *af, void **out, size_t *out_size, kd_error *err)
 {
     char msg[256];
     int rc = KD_OK;
@@ -108,7 +108,22 @@ int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err)
     if (H5Fclose(af->file) < 0 && !rc)
         rc = kd_error_set(err, KD_ERR_LIBRARY, "%s: closing failed (%s)", af->final_path, kd_h5_last_message(msg, sizeof msg));
     af->file = H5I_INVALID_HID;
-    if (!rc) rc = kd_file_write_atomic(af->final_path, image, (size_t)size, err);
+    if (rc) {
+        free(image);
+        image = NULL;
+        size = 0;
+    }
+    *out = image;
+    *out_size = (size_t)(size > 0 ? size : 0);
+    return rc;
+}
+
+int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err)
+{
+    void *image = NULL;
+    size_t size = 0;
+    int rc = kd_h5_atomic_image(af, &image, &size, err);
+    if (!rc) rc = kd_file_write_atomic(af->final_path, image, size, err);
     free(image);
     return rc;
 }

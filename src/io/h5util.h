@@ -42,6 +42,9 @@ int kd_h5_atomic_create(kd_h5_atomic *af, const char *path, kd_error *err);
 /* Closes the in-memory file and writes it over the final path. On failure no
  * temporary file is left and the final path is untouched. */
 int kd_h5_atomic_commit(kd_h5_atomic *af, kd_error *err);
+/* Closes the in-memory file and hands over its bytes (free them), for a caller that
+ * stages several files together (kd_file_batch) instead of committing this one. */
+int kd_h5_atomic_image(kd_h5_atomic *af, void **image, size_t *size, kd_error *err);
 /* Discards the in-memory file; the final path is untouched. */
 void kd_h5_atomic_abort(kd_h5_atomic *af);
 

@@ -174,9 +174,10 @@ static int print_logits(const kd_logits *l, FILE *out, kd_error *err)
             l->classes, l->stored_double ? "float64" : "float32",
             l->labels_source == KD_LOGITS_NPY || strcmp(l->labels_file, l->file) != 0 ? l->labels_file : l->labels_dataset,
             (long long)l->rows);
-    if (l->model[0] || l->split[0])
-        fprintf(out, "  written by   kdtrain eval of %s on its %s split\n", l->model[0] ? l->model : "?",
-                l->split[0] ? l->split : "?");
+    /* kdtrain eval and other frameworks' exporters both write these attributes: say what
+     * they hold, not who wrote them. */
+    if (l->model[0]) fprintf(out, "  model        %s\n", l->model);
+    if (l->split[0]) fprintf(out, "  split        %s\n", l->split);
     fprintf(out, "  at T = 1     accuracy %.2f%%, mean confidence %.2f%%, NLL %.4f, Brier %.4f, ECE %.2f%% (15 bins)\n",
             100 * s.accuracy, 100 * confidence / (double)l->rows, s.nll, s.brier, 100 * s.ece);
     fprintf(out, "  labels       ");
