@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -274,4 +275,44 @@ TEST_CASE("calibrate --logits does not replace an earlier report without --force
     REQUIRE(read_text(dir + "/r/calibration.md") == first);
     REQUIRE(kdtest::run_kdtrain(args + " --method vector --force", &out) == 0);
     REQUIRE(read_text(dir + "/r/calibration.md").find("| vector |") != std::string::npos);
+}
+
+TEST_CASE("calibrate --logits exits 1 naming the row on NaN, Inf, labels out of range and mismatched rows",
+          "[calibrate][logits]")
+{
+    std::string dir = kdtest::temp_dir(), out;
+    Logits good = make_logits(200, 4, 61);
+    struct Case {
+        const char *name, *expected;
+        std::function<void(Logits &)> spoil;
+    };
+    std::vector<Case> cases = {
+        {"nan", "expected finite logits, found NaN at row 17, column 2", [](Logits &l) { l.z[17 * 4 + 2] = NAN; }},
+        {"inf", "found Inf at row 3, column 0", [](Logits &l) { l.z[3 * 4] = INFINITY; }},
+        {"label", "found 4 at row 9", [](Logits &l) { l.y[9] = 4; }},
+        {"negative", "found -1 at row 0", [](Logits &l) { l.y[0] = -1; }},
+    };
+    for (const Case &c : cases) {
+        Logits bad = good;
+        c.spoil(bad);
+        std::string path = dir + "/" + c.name + ".h5";
+        write_h5(path, bad);
+        INFO(c.name);
+        REQUIRE(kdtest::run_kdtrain("calibrate --logits " + path + " --out " + dir + "/r", &out) == 1);
+        INFO(out);
+        REQUIRE(out.find(path) != std::string::npos);
+        REQUIRE(out.find(c.expected) != std::string::npos);
+        REQUIRE_FALSE(kdtest::file_exists(dir + "/r"));
+    }
+    // labels from another file with fewer rows
+    Logits shorter = make_logits(150, 4, 62);
+    write_npy_pair(dir + "/short", shorter);
+    write_h5(dir + "/good.h5", good);
+    REQUIRE(kdtest::run_kdtrain("calibrate --logits " + dir + "/good.h5 --labels " + dir + "/short-labels.npy --out " + dir +
+                                    "/r",
+                                &out) == 1);
+    INFO(out);
+    REQUIRE(out.find("short-labels.npy") != std::string::npos);
+    REQUIRE(out.find("200") != std::string::npos);
+    REQUIRE_FALSE(kdtest::file_exists(dir + "/r"));
 }
