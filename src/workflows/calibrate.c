@@ -22,8 +22,8 @@ void kd_calibrate_options_default(kd_calibrate_options *o)
     memset(o, 0, sizeof *o);
     o->split = KD_SPLIT_VAL;
     o->bins = 15;
-    o->bootstrap = 1000;
-    o->noise_draws = 200;
+    o->bootstrap = KD_CALIBRATE_DEFAULT_BOOTSTRAP;
+    o->noise_draws = KD_CALIBRATE_DEFAULT_NOISE_DRAWS;
     o->store = true;
 }
 

@@ -15,6 +15,10 @@
 extern "C" {
 #endif
 
+/* The CLI's defaults, also what `kdtrain run` reports with. */
+#define KD_CALIBRATE_DEFAULT_BOOTSTRAP 1000
+#define KD_CALIBRATE_DEFAULT_NOISE_DRAWS 200
+
 typedef struct kd_calibrate_options {
     const char *model;      /* a checkpoint or a run folder */
     const char *data;       /* NULL: the data set named in the checkpoint's config */

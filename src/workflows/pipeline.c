@@ -352,7 +352,6 @@ static int evaluate_run(pipe_state *s, model_result *r, kd_error *err)
     kd_calibrate_options_default(&o);
     o.model = path;
     o.data = s->p->data;
-    o.bootstrap = 200;
     kd_calibrate_result *c = malloc(sizeof *c);
     if (!c) return kd_error_set(err, KD_ERR_IO, "out of memory");
     rc = kd_calibrate(&o, c, err);

@@ -8,6 +8,7 @@
 #include "io/provenance.h"
 #include "io/strbuf.h"
 #include "io/svgplot.h"
+#include "workflows/calibrate.h"
 #include "workflows/config.h"
 #include "workflows/stats.h"
 
@@ -324,10 +325,10 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
                      p->title[0] ? p->title : "Results", command, commit, date, trained);
     for (int i = 0; i < p->n_seeds; i++) kd_strbuf_printf(&md, "%s %llu", i ? "," : "", (unsigned long long)p->seeds[i]);
     kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`. ECE: 15 equal-width bins, with a 95 %% bootstrap "
-                          "interval (200 resamples) for single models. T: one temperature fitted on the validation split by exact "
+                          "interval (%d resamples) for single models. T: one temperature fitted on the validation split by exact "
                           "NLL minimisation (`kdtrain calibrate`); accuracy does not depend on it. s/epoch: training time of one "
                           "epoch on the machine that ran this. Run folders: `%s/`.\n\n## Teacher\n\n%s",
-                     (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, p->runs_dir, header);
+                     (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, KD_CALIBRATE_DEFAULT_BOOTSTRAP, p->runs_dir, header);
     model_row(&md, "teacher", &s->teacher);
     kd_strbuf_printf(&md, "\nFitted T = %.3f %s 1: the teacher was %s on validation (T > 1: its logits had to be divided by T to "
                           "soften them; T < 1: to sharpen them).\n",
