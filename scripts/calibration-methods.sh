@@ -54,4 +54,5 @@ if [ -f data/torch-cnn/cnn-val.h5 ] && [ -f data/torch-cnn/cnn-test.h5 ]; then
 else
   echo "calibration-methods.sh: data/torch-cnn/cnn-{val,test}.h5 missing (scripts/export_torch_logits.py); the CNN is skipped" >&2
 fi
-echo "calibration-methods.sh: done; see $out/"
+/usr/bin/python3 scripts/calibration_methods_summary.py "$out"
+echo "calibration-methods.sh: done; see $out/summary.md"
