@@ -49,6 +49,7 @@ typedef struct kd_scaling {
     double nll;             /* NLL alone */
     double gradient_norm;   /* max |gradient| at the end */
     int iterations;
+    int evaluations;        /* passes over the rows for the objective and gradient (final fit) */
     bool converged;         /* gradient_norm <= tolerance within max_iterations */
     bool newton;            /* solved by Newton (else L-BFGS) */
     int n_grid; double grid[KD_SCALING_MAX_GRID], cv_nll[KD_SCALING_MAX_GRID]; /* the CV curve (n_grid 0: no CV) */

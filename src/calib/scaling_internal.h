@@ -19,7 +19,7 @@ typedef struct kd_scaling_problem {
 
 typedef struct kd_scaling_result {
     double objective, nll, gradient_norm;
-    int iterations;
+    int iterations, evaluations; /* solver steps; passes over the rows (objective and gradient) */
     bool converged, newton;
 } kd_scaling_result;
 
