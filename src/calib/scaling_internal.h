@@ -29,7 +29,8 @@ typedef struct kd_scaling_result {
 } kd_scaling_result;
 
 int kd_scaling_parameter_count(kd_scaling_kind kind, int classes);
-/* The identity: w = 1 (W = I), b = 0. */
+/* The identity: w = 1 (W = I), b = 0 (the fit starts from temperature scaling's
+ * optimum, scaling.c). */
 void kd_scaling_identity(kd_scaling_kind kind, int classes, double *theta);
 /* Minimises the objective from theta (in: the start, out: the optimum). Fails only
  * when memory is refused. max_iterations 0: 100 Newton or 5000 L-BFGS iterations. */

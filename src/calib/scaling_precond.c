@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the Hessian's diagonal, L-BFGS's kd_scaling_preconditioner ---- */
+/* ---- the Hessian's diagonal ---- */
 
 /* One range of rows: g (P, (D, C) layout for matrix kinds) += the diagonal of
  * sum_i J_i^T S_i J_i, whose entry (k, j) is q_ik x~_ij^2 with q = p (1 - p): the
@@ -146,7 +146,7 @@ static int gauge_columns(const kd_scaling_work *w, double *h)
     return C + 1;
 }
 
-/* v <- the kd_scaling_preconditioner applied to v: on the gauge columns' means, 1 / h_j (0 on a
+/* v <- the preconditioner applied to v: on the gauge columns' means, 1 / h_j (0 on a
  * null direction, h_j = 0); on the rest, gamma times the diagonal's inverse, or
  * gamma S (A^-1 (x) B^-1) S v = gamma S A^-1 (S v) B^-1 S (Kronecker). */
 void kd_scaling_precondition(const kd_scaling_work *w, const kd_scaling_preconditioner *m, double gamma, double *v)
@@ -182,9 +182,9 @@ void kd_scaling_precondition(const kd_scaling_work *w, const kd_scaling_precondi
     }
 }
 
-/* The kd_scaling_preconditioner at theta (the start), in m's buffers. The Kronecker form for
+/* The preconditioner at theta (the start), in m's buffers. The Kronecker form for
  * matrix kinds; A's null direction (the ones vector: S_i 1 = 0) gets the mean
- * eigenvalue, as in hessian(), and a failed factorisation falls back to the diagonal.
+ * eigenvalue, as in kd_scaling_hessian, and a failed factorisation falls back to the diagonal.
  * Measured (L-BFGS iterations to max |gradient| <= 1e-9 on 10,000 x 100 logits, lambda =
  * mu = 1e-3, from temperature scaling's optimum): matrix scaling 415 unpreconditioned, 84
  * with the diagonal and exact gauge curvatures, 81 adding the Kronecker form; Dirichlet

@@ -144,7 +144,7 @@ static int lbfgs(kd_scaling_work *w, double *theta, double tolerance, int max_it
             alpha[s] = rho[s] * dot(S + (size_t)s * P, d, P);
             for (int q = 0; q < P; q++) d[q] -= alpha[s] * Y[(size_t)s * P + q];
         }
-        double gamma = 1.0; /* s.y / y.M y, M the kd_scaling_preconditioner */
+        double gamma = 1.0; /* s.y / y.M y, M the preconditioner */
         if (stored) {
             int s = (head - 1 + m) % m;
             memcpy(trial, Y + (size_t)s * P, (size_t)P * sizeof *trial);
