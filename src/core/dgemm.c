@@ -64,28 +64,41 @@ static __mmask8 lanes(int count) /* the first count (0..8) of eight lanes */
         __m512d ar = _mm512_set1_pd(a);                                                           \
         c##r##0 = _mm512_fmadd_pd(ar, b0, c##r##0), c##r##1 = _mm512_fmadd_pd(ar, b1, c##r##1);   \
     }
-#define FMA_NN(r) FMA(r, a##r[p])
+#define FMA_NN(r) FMA(r, app[r])
 #define FMA_TN(r) FMA(r, ap[col##r])
 #define ROW_POINTER(r) const double *a##r = A + (size_t)(i0 + (r < rows ? r : rows - 1)) * lda;
 #define COLUMN(r) const int col##r = i0 + (r < rows ? r : rows - 1);
 
+/* A's tile rows are first copied into ap (KC, MR): the eight broadcasts of a step then
+ * read one cache line instead of eight rows of A (measured: the logits' product twice
+ * as fast at C = 100). The sums keep their order: k ascending, in blocks of KC. */
+#define KC 128
 KD_TARGET_AVX512 static void nn_avx512(int m, int n, int k, const double *A, int lda, const double *B, int ldb,
                                        double *C, int ldc)
 {
-    for (int j0 = 0; j0 < n; j0 += NR) {
-        __mmask8 m0 = lanes(n - j0), m1 = lanes(n - j0 - 8);
-        for (int i0 = 0; i0 < m; i0 += MR) {
-            const int rows = m - i0 < MR ? m - i0 : MR;
-            double *c_tile = C + (size_t)i0 * ldc + j0;
-            FOR_ROWS(ROW_POINTER)
-            FOR_ROWS(DECLARE)
-            FOR_ROWS(LOAD)
-            const double *bp = B + j0;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                __m512d b0 = _mm512_maskz_loadu_pd(m0, bp), b1 = _mm512_maskz_loadu_pd(m1, bp + 8);
-                FOR_ROWS(FMA_NN)
+    double ap[KC * MR];
+    for (int i0 = 0; i0 < m; i0 += MR) {
+        const int rows = m - i0 < MR ? m - i0 : MR;
+        FOR_ROWS(ROW_POINTER)
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            const int kc = k - k0 < KC ? k - k0 : KC;
+            for (int p = 0; p < kc; p++) {
+                double *app = ap + (size_t)p * MR;
+                app[0] = a0[k0 + p], app[1] = a1[k0 + p], app[2] = a2[k0 + p], app[3] = a3[k0 + p];
+                app[4] = a4[k0 + p], app[5] = a5[k0 + p], app[6] = a6[k0 + p], app[7] = a7[k0 + p];
             }
-            FOR_ROWS(STORE)
+            for (int j0 = 0; j0 < n; j0 += NR) {
+                __mmask8 m0 = lanes(n - j0), m1 = lanes(n - j0 - 8);
+                double *c_tile = C + (size_t)i0 * ldc + j0;
+                FOR_ROWS(DECLARE)
+                FOR_ROWS(LOAD)
+                const double *bp = B + (size_t)k0 * ldb + j0, *app = ap;
+                for (int p = 0; p < kc; p++, bp += ldb, app += MR) {
+                    __m512d b0 = _mm512_maskz_loadu_pd(m0, bp), b1 = _mm512_maskz_loadu_pd(m1, bp + 8);
+                    FOR_ROWS(FMA_NN)
+                }
+                FOR_ROWS(STORE)
+            }
         }
     }
 }
