@@ -191,14 +191,12 @@ TEST_CASE("cross-validation reproduces the reference curve and picks its strengt
     kd_scaling_free(&s);
 }
 
-TEST_CASE("the fit is bit for bit the same on 1 and 2 threads", "[scaling]")
+// n rows of C classes, labels from the logits plus noise so that the data are not separable
+static Case noisy_case(int C, int64_t n)
 {
-    Threads keep;
-    // large enough for the threaded paths (n P >= 2e5): 4000 rows of 7 classes, labels
-    // from the logits plus noise so that the data are not separable
     Case c;
-    c.C = 7;
-    c.n = 4000;
+    c.C = C;
+    c.n = n;
     c.logits = kdtest::random_normal((size_t)c.n * c.C, 2.0f, 77);
     std::vector<float> noise = kdtest::random_normal((size_t)c.n * c.C, 2.0f, 78);
     for (int64_t i = 0; i < c.n; i++) {
@@ -207,22 +205,40 @@ TEST_CASE("the fit is bit for bit the same on 1 and 2 threads", "[scaling]")
             if (c.logits[i * c.C + k] + noise[i * c.C + k] > c.logits[i * c.C + best] + noise[i * c.C + best]) best = k;
         c.labels.push_back(best);
     }
-    for (int newton_max : {1500, 0}) { // Newton, then L-BFGS
+    return c;
+}
+
+TEST_CASE("the fit is bit for bit the same on 1 and 2 threads", "[scaling]")
+{
+    Threads keep;
+    // large enough for the threaded paths (n P >= 2e5): Newton and L-BFGS on 4000 rows of
+    // 7 classes, and L-BFGS with its Kronecker preconditioner on 37 classes (odd: every
+    // tile of the double products has ragged edges)
+    struct Run {
+        kd_scaling_kind kind;
+        int C, newton_max;
+    };
+    for (Run run : {Run{KD_SCALING_MATRIX, 7, 1500}, Run{KD_SCALING_MATRIX, 7, 0}, Run{KD_SCALING_DIRICHLET, 37, 0}}) {
+        Case c = noisy_case(run.C, 4000);
         std::vector<double> w[2], b[2];
         double objective[2];
+        bool newton[2];
         for (int t = 0; t < 2; t++) {
             kd_threads_set(t + 1);
             kd_scaling_options o = fixed(1e-2, 1e-2);
-            o.newton_max_parameters = newton_max;
+            o.newton_max_parameters = run.newton_max;
             kd_scaling s;
             kd_error err;
-            REQUIRE(kd_scaling_fit(&s, KD_SCALING_MATRIX, c.logits.data(), c.labels.data(), c.n, c.C, &o, &err) == KD_OK);
+            REQUIRE(kd_scaling_fit(&s, run.kind, c.logits.data(), c.labels.data(), c.n, c.C, &o, &err) == KD_OK);
             w[t].assign(s.weight, s.weight + c.C * c.C);
             b[t].assign(s.bias, s.bias + c.C);
             objective[t] = s.objective;
+            newton[t] = s.newton;
             kd_scaling_free(&s);
         }
-        INFO("Newton up to " << newton_max << " parameters");
+        INFO(kd_scaling_name(run.kind) << " scaling, " << run.C << " classes, Newton up to " << run.newton_max
+                                       << " parameters");
+        CHECK(newton[0] == (run.newton_max > 0));
         CHECK(w[0] == w[1]);
         CHECK(b[0] == b[1]);
         CHECK(objective[0] == objective[1]);

@@ -4,6 +4,7 @@
 #include "calib/scaling.h"
 
 #include "calib/scaling_internal.h"
+#include "calib/temperature.h"
 #include "core/rng.h"
 
 #include <math.h>
@@ -117,6 +118,38 @@ static int check_inputs(kd_scaling_kind kind, const float *logits, const int32_t
     return KD_OK;
 }
 
+/* The start of every fit: temperature scaling's optimum, W = I / T (w = 1 / T), b = 0,
+ * which is one of the family (for Dirichlet calibration too: W log softmax(z) = z / T
+ * minus a constant per row) and much nearer the optimum than the identity, so the
+ * solvers take fewer steps (measured: see docs/ARCHITECTURE.md). Without an
+ * off-diagonal penalty the columns of W have a null direction (W_kj + c_j for every k
+ * leaves the softmax alone); the start is moved along it to keep the identity's sums
+ * sum_k W_kj = 1, which the solvers preserve, so the reported optimum is the one scipy
+ * reaches from the identity. T = 1 (the identity) when the temperature fit fails or
+ * says nothing (degenerate data, T at a bound). */
+static void start_point(kd_scaling_kind kind, int C, double temperature, double lambda, double *theta)
+{
+    kd_scaling_identity(kind, C, theta);
+    const double beta = 1.0 / temperature;
+    if (kind == KD_SCALING_VECTOR) {
+        for (int k = 0; k < C; k++) theta[k] = beta;
+        return;
+    }
+    const double shift = lambda == 0.0 ? (1.0 - beta) / C : 0.0;
+    for (int k = 0; k < C; k++)
+        for (int j = 0; j < C; j++) theta[k * (C + 1) + j] = (j == k ? beta : 0.0) + shift;
+}
+
+static double start_temperature(const float *logits, const int32_t *labels, int64_t n, int C)
+{
+    kd_temperature_fit t;
+    kd_error ignored;
+    if (kd_temperature_solve(logits, labels, n, C, &t, &ignored) != KD_OK || t.degenerate || t.at_lower_bound ||
+        t.at_upper_bound || !(t.temperature > 0.0) || !isfinite(t.temperature))
+        return 1.0;
+    return t.temperature;
+}
+
 /* Rows of x and y whose fold is (held) or is not (!held) f, in row order. */
 static int64_t gather(const double *x, const int32_t *y, const int32_t *fold, int64_t n, int C, int f, bool held,
                       double *xo, int32_t *yo)
@@ -132,11 +165,11 @@ static int64_t gather(const double *x, const int32_t *y, const int32_t *fold, in
 
 /* k-fold cross-validation of mu = lambda over the grid: for each fold, the fits along
  * the grid in its order, each started from the previous one's optimum (the first from
- * the identity), and the mean NLL of the held-out fold. cv_nll[g] is the mean over the
+ * start_point), and the mean NLL of the held-out fold. cv_nll[g] is the mean over the
  * folds of those means; the chosen strength has the least, a tie (within 1e-12
  * relative) going to the larger strength. */
-static int cross_validate(kd_scaling *s, const kd_scaling_problem *all, const kd_scaling_options *o, double *chosen,
-                          kd_error *err)
+static int cross_validate(kd_scaling *s, const kd_scaling_problem *all, const kd_scaling_options *o, double temperature,
+                          double *chosen, kd_error *err)
 {
     const int C = all->classes, k = o->folds, P = kd_scaling_parameter_count(all->kind, C);
     const int64_t n = all->n;
@@ -159,7 +192,7 @@ static int cross_validate(kd_scaling *s, const kd_scaling_problem *all, const kd
         kd_scaling_problem train = *all, held = *all;
         train.x = xt, train.y = yt, train.n = gather(all->x, all->y, fold, n, C, f, false, xt, yt);
         held.x = xh, held.y = yh, held.n = gather(all->x, all->y, fold, n, C, f, true, xh, yh);
-        kd_scaling_identity(all->kind, C, theta);
+        start_point(all->kind, C, temperature, s->grid[0], theta);
         for (int g = 0; g < s->n_grid; g++) {
             train.lambda = train.mu = s->grid[g];
             kd_scaling_result r;
@@ -204,22 +237,23 @@ int kd_scaling_fit(kd_scaling *s, kd_scaling_kind kind, const float *logits, con
         goto done;
     }
     features(kind, logits, n, C, x);
+    const double temperature = start_temperature(logits, labels, n, C);
     kd_scaling_problem pb = {kind, x, labels, n, C, o->lambda, o->mu};
     if (kind == KD_SCALING_VECTOR) {
         pb.lambda = pb.mu = 0.0;
     } else if (o->folds >= 2) {
         double chosen = 0.0;
-        rc = cross_validate(s, &pb, o, &chosen, err);
+        rc = cross_validate(s, &pb, o, temperature, &chosen, err);
         if (rc) goto done;
         pb.lambda = pb.mu = chosen;
     }
-    kd_scaling_identity(kind, C, theta);
+    start_point(kind, C, temperature, pb.lambda, theta);
     kd_scaling_result r;
     rc = kd_scaling_solve(&pb, theta, o->tolerance, o->max_iterations, o->newton_max_parameters, &r, err);
     if (rc) goto done;
     s->lambda = pb.lambda, s->mu = pb.mu;
     s->objective = r.objective, s->nll = r.nll, s->gradient_norm = r.gradient_norm;
-    s->iterations = r.iterations, s->converged = r.converged, s->newton = r.newton;
+    s->iterations = r.iterations, s->evaluations = r.evaluations, s->converged = r.converged, s->newton = r.newton;
     if (kind == KD_SCALING_VECTOR) {
         memcpy(s->weight, theta, (size_t)C * sizeof *theta);
         memcpy(s->bias, theta + C, (size_t)C * sizeof *theta);

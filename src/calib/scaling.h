@@ -8,10 +8,10 @@
  *   mean_i NLL_i(u_i) + lambda / (C (C-1)) sum_{k != j} W_kj^2 + mu / C sum_k b_k^2,
  * convex in (W, b): multinomial logistic regression in linear parameters plus a convex
  * penalty. Newton's method with the exact Hessian when there are at most
- * newton_max_parameters parameters, L-BFGS above, both from the identity (W = I, b = 0)
- * and to max |gradient| <= tolerance. The strength (mu = lambda) is chosen by k-fold
- * cross-validation on the fitting split (scaling_cv.c). Owns the models, the
- * objective, the solvers and the CV; not the files or reports. */
+ * newton_max_parameters parameters, preconditioned L-BFGS above, both from temperature
+ * scaling's optimum (W = I / T, b = 0) and to max |gradient| <= tolerance. The strength
+ * (mu = lambda) is chosen by k-fold cross-validation on the fitting split (scaling.c).
+ * Owns the models, the objective, the solvers and the CV; not the files or reports. */
 #ifndef KD_SCALING_H
 #define KD_SCALING_H
 
@@ -49,6 +49,7 @@ typedef struct kd_scaling {
     double nll;             /* NLL alone */
     double gradient_norm;   /* max |gradient| at the end */
     int iterations;
+    int evaluations;        /* passes over the rows for the objective and gradient (final fit) */
     bool converged;         /* gradient_norm <= tolerance within max_iterations */
     bool newton;            /* solved by Newton (else L-BFGS) */
     int n_grid; double grid[KD_SCALING_MAX_GRID], cv_nll[KD_SCALING_MAX_GRID]; /* the CV curve (n_grid 0: no CV) */
