@@ -12,8 +12,9 @@ the objective reached, for bench.sh to put beside kdtrain's.
                    the fixed strength --lam (lambda = mu), no cross-validation
   histogram        numpy: equal-width bins per class, label means
   isotonic         sklearn.isotonic.IsotonicRegression per class (one-vs-rest)
-  scaling-binning  Platt per class by scipy.optimize.minimize (L-BFGS-B), then numpy
-                   equal-mass bins of its outputs
+  scaling-binning  kdtrain's split of the rows (the permutation drawn before the clock
+                   starts), Platt per class by scipy.optimize.minimize (L-BFGS-B), then
+                   numpy equal-mass bins of its outputs
   ets              T as above, then the simplex weights by scipy SLSQP
 
 Needs Debian's python3-numpy, python3-scipy and python3-sklearn.
@@ -111,28 +112,39 @@ def main():
             se += np.sum((ir.predict(p[:, k]) - onehot[:, k]) ** 2)
         return se / n
 
-    def scaling_binning():
+    def scaling_binning(order):
+        # kdtrain's definition (src/calib/binning.h): Platt on the first half of a seeded
+        # permutation, equal-mass bins of its outputs on the second half (upper edges the
+        # midpoints at ranks floor(j m / B), repeats dropped, the last 1), each bin's value
+        # the mean of g in it; the objective is the one-vs-rest squared error on all rows.
         p = np.clip(softmax(z), 1e-12, 1 - 1e-12)
-        half = n // 2
+        first, second = order[: n // 2], order[n // 2:]
         se = 0.0
         for k in range(C):
             x = np.log(p[:, k]) - np.log1p(-p[:, k])
             t = onehot[:, k]
+            xf, tf = x[first], t[first]
 
             def loss(ab):
-                s = ab[0] * x[:half] + ab[1]
-                val = np.mean(np.logaddexp(0, s) - t[:half] * s)
-                q = special.expit(s) - t[:half]
-                return val, np.array([np.mean(q * x[:half]), np.mean(q)])
+                s = ab[0] * xf + ab[1]
+                val = np.mean(np.logaddexp(0, s) - tf * s)
+                q = special.expit(s) - tf
+                return val, np.array([np.mean(q * xf), np.mean(q)])
 
             ab = optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
-            g = special.expit(ab[0] * x[half:] + ab[1])
-            order = np.sort(g)
-            edges = order[(np.arange(1, args.bins) * len(g)) // args.bins]
-            b = np.searchsorted(edges, g, side="right")
-            means = np.bincount(b, weights=g, minlength=args.bins) / np.maximum(np.bincount(b, minlength=args.bins), 1)
-            se += np.sum((means[b] - t[half:]) ** 2)
-        return se / (n - half)
+            g = np.sort(special.expit(ab[0] * x[second] + ab[1]))
+            m = len(g)
+            candidates = np.append((g[np.arange(1, args.bins) * m // args.bins - 1] +
+                                    g[np.arange(1, args.bins) * m // args.bins]) / 2, 1.0)
+            edges = candidates[np.concatenate([[True], np.diff(candidates) > 0])]
+            b = np.searchsorted(edges, g, side="left")
+            count = np.bincount(b, minlength=len(edges))
+            lower = np.concatenate([[0.0], edges[:-1]])
+            value = np.where(count > 0, np.bincount(b, weights=g, minlength=len(edges)) / np.maximum(count, 1),
+                             (lower + edges) / 2)
+            f = value[np.searchsorted(edges, special.expit(ab[0] * x + ab[1]), side="left")]
+            se += np.sum((f - t) ** 2)
+        return se / n
 
     def ets():
         T, _ = fit_temperature()
@@ -143,6 +155,13 @@ def main():
         return r.fun
 
     logp = z - special.logsumexp(z, axis=1, keepdims=True)
+    split = None
+    if "scaling-binning" in args.methods.split(","):
+        # kdtrain's permutation of the rows (seed 0), re-implemented in make_reference_binning.py;
+        # drawn before the clock starts, as kdtrain's costs microseconds
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from make_reference_binning import split_order
+        split = split_order(n, 0)
     runners = {
         "temperature": lambda: fit_temperature()[1],
         "vector": lambda: scaling(z, "vector", 0.0),
@@ -150,7 +169,7 @@ def main():
         "dirichlet": lambda: scaling(logp, "dirichlet", args.lam),
         "histogram": histogram,
         "isotonic": isotonic,
-        "scaling-binning": scaling_binning,
+        "scaling-binning": lambda: scaling_binning(split),
         "ets": ets,
     }
     for name in args.methods.split(","):
