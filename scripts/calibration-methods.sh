@@ -51,6 +51,14 @@ if [ -f data/torch-cnn/cnn-val.h5 ] && [ -f data/torch-cnn/cnn-test.h5 ]; then
   # the same logits through numpy.save's files: the report's numbers must agree
   $kdtrain calibrate --logits data/torch-cnn/cnn-val-logits.npy --test data/torch-cnn/cnn-test-logits.npy \
     --method temperature --out "data/logits/torch-cnn-npy-check" --force >/dev/null
+  /usr/bin/python3 - "$out/torch-cnn/calibration.json" data/logits/torch-cnn-npy-check/calibration.json <<'PY'
+import json, sys
+a, b = (json.load(open(p))["methods"][0] for p in sys.argv[1:3])
+same = a["calibrator"]["temperature"] == b["calibrator"]["temperature"] and a["test"]["nll"] == b["test"]["nll"]
+print(f"torch-cnn: the .npy files give T = {b['calibrator']['temperature']!r}, test NLL {b['test']['nll']!r}; "
+      f"the HDF5 files {a['calibrator']['temperature']!r}, {a['test']['nll']!r}: {'the same' if same else 'DIFFERENT'}")
+sys.exit(0 if same else 1)
+PY
 else
   echo "calibration-methods.sh: data/torch-cnn/cnn-{val,test}.h5 missing (scripts/export_torch_logits.py); the CNN is skipped" >&2
 fi

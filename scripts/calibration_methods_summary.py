@@ -75,12 +75,31 @@ for m in models:
             c += f" ({100 * (x['test']['accuracy'] - acc0):+.2f})"
         cells.append(c)
     w(f"| {m} | " + " | ".join(cells) + " |")
-w("\n| method | lower NLL than temperature scaling | no difference at 95 % | higher NLL |")
-w("|---|---|---|---|")
+ece_tally = {x: [0, 0, 0] for x in methods[1:]}
+for m in models:
+    for x in reports[m]["methods"][1:]:
+        d = x["minus_temperature"]["ece"]
+        k = 0 if d["high"] < 0 else 2 if d["low"] > 0 else 1
+        ece_tally[x["calibrator"]["method"]][k] += 1
+w("\nOver the models, each method against temperature scaling, by the paired 95 % interval of the difference:\n")
+w("| method | NLL lower | NLL: no difference | NLL higher | ECE lower | ECE: no difference | ECE higher |")
+w("|---|---|---|---|---|---|---|")
 for x in methods[1:]:
     b, s, l = tally[x]
-    w(f"| {x} | {b} of {len(models)} | {s} | {l} |")
+    eb, es, el = ece_tally[x]
+    w(f"| {x} | {b} | {s} | {l} | {eb} | {es} | {el} |")
 w("")
+w("## Test ECE against its noise floor\n")
+w("A test ECE no larger than the 95th percentile of its noise floor (the ECE of labels drawn from the calibrated "
+  "probabilities themselves) cannot be told from perfect calibration on 10,000 rows: ✓.\n")
+w("| model | uncalibrated | " + " | ".join(methods) + " |")
+w("|---|---|" + "---|" * len(methods))
+for m in models:
+    r = reports[m]
+    def mark(t):
+        return ("✓ " if t["ece"] <= t["ece_floor_p95"] else "") + f"{100 * t['ece']:.2f} / {100 * t['ece_floor_p95']:.2f}"
+    w(f"| {m} | {mark(r['uncalibrated']['test'])} | " + " | ".join(mark(x["test"]) for x in r["methods"]) + " |")
+w("\nCells: test ECE % / the 95th percentile of its noise floor %.\n")
 with open(os.path.join(root, "summary.md.tmp"), "w") as f:
     f.write("\n".join(out) + "\n")
 os.replace(os.path.join(root, "summary.md.tmp"), os.path.join(root, "summary.md"))
