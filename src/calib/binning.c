@@ -1,6 +1,8 @@
-/* binning.c - see binning.h. Every calibrator works on the softmax columns
- * P (classes, n): class k's probabilities contiguous, so each class is fitted on its
- * own (threaded over classes; a class's result never depends on the thread count). */
+/* binning.c - see binning.h. Isotonic regression and scaling-binning work on the
+ * softmax columns P (classes, n): class k's probabilities contiguous, so each class is
+ * fitted on its own (threaded over classes; a class's result never depends on the
+ * thread count). Histogram binning needs only each bin's counts, taken from the logits
+ * row by row (binning_softmax.c); Platt's fits are calib/platt.c. */
 #include "calib/binning.h"
 
 #include "calib/binning_internal.h"
@@ -389,9 +391,7 @@ int kd_binning_fit(kd_binning *b, kd_binning_kind kind, const float *logits, con
         failed = kd_binning_histogram_counts(logits, labels, n, classes, bins, bin_count, bin_count + cells) != 0;
         if (!failed) fit_histogram(bin_count, bin_count + cells, classes, bins, b->value, sse);
     } else if (!failed) {
-        /* isotonic's thresholds are p values: the exact softmax; scaling-binning's outputs
-         * move by no more than its Platt tolerance with the vector exp */
-        failed = kd_binning_softmax_columns(logits, n, classes, true, P) != 0;
+        failed = kd_binning_softmax_columns(logits, n, classes, P) != 0;
     }
     if (!failed && !histogram) {
         if (kind == KD_BINNING_SCALING_BINNING) kd_binning_split(n, o->seed, b->offset);
@@ -475,9 +475,7 @@ void kd_binning_apply(const kd_binning *b, const float *logits, int64_t n, doubl
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         double *p = probs + (size_t)i * (size_t)C; /* (C): the softmax, then calibrated in place */
-        const float *z = logits + (size_t)i * (size_t)C;
-        if (0) kd_binning_softmax_row_fast(z, C, p); /* as the fit's p */
-        else kd_binning_softmax_row(z, C, p);
+        kd_binning_softmax_row(logits + (size_t)i * (size_t)C, C, p);
         double sum = 0.0;
         for (int k = 0; k < C; k++) sum += (p[k] = calibrate(b, k, p[k]));
         /* every calibrated value 0: uniform, as sklearn's CalibratedClassifierCV */

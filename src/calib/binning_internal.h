@@ -9,12 +9,11 @@
 
 /* p (classes) = softmax of one row z, exactly. */
 void kd_binning_softmax_row(const float *z, int classes, double *p);
-/* The same p, bit for bit, as kd_binning_softmax_columns(exact = false) gives the row. */
-void kd_binning_softmax_row_fast(const float *z, int classes, double *p);
-/* P (classes, n): the softmax of every row by column. exact: bit for bit
- * kd_binning_softmax_row's p; else, where the CPU has AVX-512, with core/vexp.h's exp
- * (within a few ulp). Threaded over rows. Returns -1 when out of memory. */
-int kd_binning_softmax_columns(const float *logits, int64_t n, int classes, bool exact, double *P);
+/* P (classes, n): the softmax of every row by column, bit for bit
+ * kd_binning_softmax_row's p (isotonic's thresholds are p values, and scaling-binning's
+ * equal-mass edges fall between tied p exactly as the fixture's do only with the same
+ * p). Threaded over rows. Returns -1 when out of memory. */
+int kd_binning_softmax_columns(const float *logits, int64_t n, int classes, double *P);
 /* Histogram binning's statistics without storing p: count (classes, bins) the rows
  * whose exact p_k falls in bin m (kd_ece_bin), hits (classes, bins) those of them with
  * label k. Integers, so the same for any thread count. Returns -1 when out of memory. */

@@ -75,46 +75,18 @@ KD_TARGET_AVX512 static int bins_row_avx512(const float *z, int classes, int bin
     return near == 0;
 }
 
-KD_TARGET_AVX512 static void columns_row_avx512(const float *z, int classes, double *e, double *P, int64_t n, int64_t i)
-{
-    double sum = exp_row_avx512(z, classes, e);
-    for (int c = 0; c < classes; c++) P[(size_t)c * (size_t)n + (size_t)i] = e[c] / sum;
-}
 #endif
 
-void kd_binning_softmax_row_fast(const float *z, int classes, double *p)
+int kd_binning_softmax_columns(const float *logits, int64_t n, int classes, double *P)
 {
-#if KD_HAVE_AVX512_VARIANTS
-    if (kd_cpu_has_avx512()) {
-        double sum = exp_row_avx512(z, classes, p);
-        for (int c = 0; c < classes; c++) p[c] /= sum; /* the same division as columns_row_avx512 */
-        return;
-    }
-#endif
-    kd_binning_softmax_row(z, classes, p);
-}
-
-int kd_binning_softmax_columns(const float *logits, int64_t n, int classes, bool exact, double *P)
-{
-    bool vector = false, failed = false;
-#if KD_HAVE_AVX512_VARIANTS
-    vector = !exact && kd_cpu_has_avx512();
-#endif
-    (void)exact;
+    bool failed = false;
 #pragma omp parallel
     {
         double *e = malloc((size_t)classes * sizeof *e); /* (classes): one row, written once to each column */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; i++) {
             if (!e) continue;
-            const float *z = logits + (size_t)i * (size_t)classes;
-#if KD_HAVE_AVX512_VARIANTS
-            if (vector) {
-                columns_row_avx512(z, classes, e, P, n, i);
-                continue;
-            }
-#endif
-            kd_binning_softmax_row(z, classes, e);
+            kd_binning_softmax_row(logits + (size_t)i * (size_t)classes, classes, e);
             for (int c = 0; c < classes; c++) P[(size_t)c * (size_t)n + (size_t)i] = e[c];
         }
         if (!e) {
