@@ -512,3 +512,55 @@ TEST_CASE("calibrated probabilities do not depend on the thread count", "[binnin
     REQUIRE(e[0].temperature == Approx(e[1].temperature).epsilon(1e-12));
     for (int j = 0; j < 3; j++) REQUIRE(std::fabs(e[0].weight[j] - e[1].weight[j]) <= 1e-9);
 }
+
+TEST_CASE("histogram binning bins the exact softmax even where p lies on a bin edge", "[binning]")
+{
+    // The fit works p with a vector exp (a few ulp from libm's) and redoes a row exactly
+    // when some p M is within 1e-9 of an edge: the bins must be those of libm's p, here
+    // recomputed from the definition ((m - 1)/M < p <= m/M) on logits in halves, where
+    // rows of tied logits put p exactly on edges (1/4, 1/2, 1/3 = 5/15, ...). On both
+    // SIMD variants, on one and three threads (40,000 values: the threaded path).
+    const int C = 4;
+    const int64_t n = 10000;
+    Split d = draw(n, C, 1.0, 1.0, 91);
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) {
+            float &z = d.logits[(size_t)i * C + c];
+            z = i % 3 == 0 ? 0.5f : std::round(2 * z) / 2; // a third of the rows all tied
+        }
+    for (int bins : {4, 12}) { // p = 1/4 on an edge of both
+        std::vector<double> count((size_t)C * bins), hits((size_t)C * bins), want((size_t)C * bins);
+        int64_t on_edge = 0;
+        for (int64_t i = 0; i < n; i++) {
+            std::vector<double> p = softmax(&d.logits[(size_t)i * C], C);
+            for (int k = 0; k < C; k++) {
+                int m = 0;
+                while (m < bins - 1 && p[k] > (double)(m + 1) / bins) m++;
+                on_edge += p[k] == (double)(m + 1) / bins && m < bins - 1;
+                count[(size_t)k * bins + m] += 1;
+                hits[(size_t)k * bins + m] += d.labels[i] == k;
+            }
+        }
+        REQUIRE(on_edge > n / 3);
+        for (size_t j = 0; j < want.size(); j++)
+            want[j] = count[j] > 0 ? hits[j] / count[j] : ((double)(j % bins) + 0.5) / bins;
+        for (const char *simd : {"", "generic"}) {
+            for (int threads : {1, 3}) {
+                Threads scope(threads);
+                std::string before = std::getenv("KD_SIMD") ? std::getenv("KD_SIMD") : "";
+                setenv("KD_SIMD", simd, 1);
+                kd_binning b;
+                kd_binning_options o;
+                kd_binning_options_default(&o);
+                o.bins = bins;
+                kd_error err;
+                int rc = kd_binning_fit(&b, KD_BINNING_HISTOGRAM, d.logits.data(), d.labels.data(), n, C, &o, &err);
+                setenv("KD_SIMD", before.c_str(), 1);
+                INFO(bins << " bins, KD_SIMD='" << simd << "', " << threads << " threads");
+                REQUIRE(rc == KD_OK);
+                REQUIRE(std::vector<double>(b.value, b.value + want.size()) == want);
+                kd_binning_free(&b);
+            }
+        }
+    }
+}

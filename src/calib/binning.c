@@ -1,19 +1,25 @@
-/* binning.c - see binning.h. Every calibrator works on the softmax columns
- * P (classes, n): class k's probabilities contiguous, so each class is fitted on its
- * own (threaded over classes; a class's result never depends on the thread count). */
+/* binning.c - see binning.h. Isotonic regression and scaling-binning work on the
+ * softmax columns P (classes, n): class k's probabilities contiguous, so each class is
+ * fitted on its own (threaded over classes; a class's result never depends on the
+ * thread count). Histogram binning needs only each bin's counts, taken from the logits
+ * row by row (binning_softmax.c); Platt's fits are calib/platt.c. */
 #include "calib/binning.h"
 
+#include "calib/binning_internal.h"
 #include "calib/isotonic.h"
 #include "calib/metrics.h"
+#include "calib/platt.h"
 #include "core/rng.h"
+#include "core/simd.h"
+
+#if KD_HAVE_AVX512_VARIANTS
+#include <immintrin.h>
+#endif
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PLATT_MAX_ITERATIONS 100
-#define PLATT_TOLERANCE 1e-12
 
 void kd_binning_options_default(kd_binning_options *o)
 {
@@ -72,43 +78,6 @@ int64_t kd_binning_argmax_changes(const float *logits, const double *probs, int6
     return changed;
 }
 
-/* softmax of one row of logits z (classes) into p, in double: the row max
- * subtracted, exp summed in class order. */
-static void softmax_row(const float *z, int classes, double *p)
-{
-    double max = z[0];
-    for (int c = 1; c < classes; c++)
-        if (z[c] > max) max = z[c];
-    double sum = 0.0;
-    for (int c = 0; c < classes; c++) sum += (p[c] = exp((double)z[c] - max));
-    for (int c = 0; c < classes; c++) p[c] /= sum;
-}
-
-/* P (classes, n): the softmax of every row, written into its columns (as many
- * write streams as classes, each filling its cache line over consecutive rows): the
- * same operations as softmax_row, so fit and apply see the same p bit for bit. Rows go
- * through a buffer of 256 classes, so each column is written once. */
-static void softmax_columns(const float *logits, int64_t n, int classes, double *P)
-{
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * (size_t)classes;
-        double e[256];
-        double max = z[0];
-        for (int c = 1; c < classes; c++)
-            if (z[c] > max) max = z[c];
-        double sum = 0.0;
-        for (int c = 0; c < classes; c++) {
-            double v = exp((double)z[c] - max);
-            sum += v;
-            if (c < 256) e[c] = v;
-            else P[(size_t)c * (size_t)n + (size_t)i] = v;
-        }
-        for (int c = 0; c < classes; c++)
-            P[(size_t)c * (size_t)n + (size_t)i] = (c < 256 ? e[c] : P[(size_t)c * (size_t)n + (size_t)i]) / sum;
-    }
-}
-
 /* ---- sorting: LSD radix sort of probabilities by their bits ---- */
 
 /* A probability p in [0, 1] (sign bit 0, exponent's top bit 0) as a 63-bit key whose
@@ -165,6 +134,7 @@ static void radix_sort(uint64_t *key, uint64_t *key_tmp, uint32_t *count, int64_
 typedef struct work {
     uint64_t *key, *key_tmp;
     double *x, *y, *tx, *ty;
+    int32_t *bin;    /* scaling-binning: each row's bin */
     int64_t *count;  /* bins */
     uint32_t *digits; /* the radix sort's digit counts */
 } work;
@@ -178,6 +148,7 @@ static void work_free(work *w)
     free(w->tx);
     free(w->ty);
     free(w->count);
+    free(w->bin);
     free(w->digits);
 }
 
@@ -191,28 +162,26 @@ static int work_alloc(work *w, int64_t n, int bins)
     w->tx = malloc(m * sizeof *w->tx);
     w->ty = malloc(m * sizeof *w->ty);
     w->count = malloc((size_t)bins * sizeof *w->count);
+    w->bin = malloc(m * sizeof *w->bin);
     w->digits = malloc(RADIX_PASSES * RADIX_SIZE * sizeof *w->digits);
-    return w->digits && w->key && w->key_tmp && w->x && w->y && w->tx && w->ty && w->count ? 0 : -1;
+    return w->digits && w->key && w->key_tmp && w->x && w->y && w->tx && w->ty && w->count && w->bin ? 0 : -1;
 }
 
-/* Histogram binning of class k: value[m] the fraction of positives in bin m (the
- * midpoint when empty); returns the squared error on the fitting rows. */
-static double fit_histogram(const double *p, const int32_t *labels, int64_t n, int k, int bins, work *w, double *value)
+/* Histogram binning of every class from its counts (kd_binning_histogram_counts):
+ * value (classes, bins) the fraction of positives in a bin (the midpoint when empty);
+ * sse (classes) each class's squared error on the fitting rows, summed by bin: count -
+ * hits negatives at value v, hits positives at v - 1. */
+static void fit_histogram(const int64_t *count, const int64_t *hits, int classes, int bins, double *value, double *sse)
 {
-    int64_t *count = w->count;
-    for (int m = 0; m < bins; m++) count[m] = 0, value[m] = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        int m = kd_ece_bin(p[i], bins);
-        count[m]++;
-        value[m] += labels[i] == k;
+    for (int k = 0; k < classes; k++) {
+        double e = 0.0;
+        for (int m = 0; m < bins; m++) {
+            size_t j = (size_t)k * (size_t)bins + (size_t)m;
+            double v = value[j] = count[j] ? (double)hits[j] / (double)count[j] : (m + 0.5) / bins;
+            e += (double)(count[j] - hits[j]) * (v * v) + (double)hits[j] * ((v - 1.0) * (v - 1.0));
+        }
+        sse[k] = e;
     }
-    for (int m = 0; m < bins; m++) value[m] = count[m] ? value[m] / (double)count[m] : (m + 0.5) / bins;
-    double sse = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = value[kd_ece_bin(p[i], bins)] - (labels[i] == k);
-        sse += d * d;
-    }
-    return sse;
 }
 
 /* Isotonic regression of class k: its thresholds into freshly allocated *tx, *ty
@@ -236,80 +205,6 @@ static double fit_isotonic(const double *p, const int32_t *labels, int64_t n, in
 
 /* ---- scaling-binning ---- */
 
-static double platt_logit(double p)
-{
-    double q = p < KD_PLATT_EPS ? KD_PLATT_EPS : p > 1.0 - KD_PLATT_EPS ? 1.0 - KD_PLATT_EPS : p;
-    return log(q / (1.0 - q));
-}
-
-/* g(p) = sigmoid(a logit(p) + b); a = 0, b = -inf (or +inf) gives 0 (or 1). */
-static double platt_apply(double a, double b, double p) { return 1.0 / (1.0 + exp(-(a * platt_logit(p) + b))); }
-
-/* The mean logistic loss of s_i = a x_i + b against y_i, and (if g is not NULL) its
- * gradient g[2] and Hessian h[3] = (d2/da2, d2/dadb, d2/db2):
- *   L = mean [log(1 + e^s) - y s],  dL/ds = sigma(s) - y,  d2L/ds2 = sigma(s)(1 - sigma(s)). */
-static double platt_loss(const double *x, const double *y, int64_t m, double a, double b, double *g, double *h)
-{
-    double loss = 0.0, g0 = 0.0, g1 = 0.0, h00 = 0.0, h01 = 0.0, h11 = 0.0;
-    for (int64_t i = 0; i < m; i++) {
-        double s = a * x[i] + b, e = exp(-fabs(s));
-        loss += (s > 0 ? s : 0.0) + log1p(e) - y[i] * s; /* log(1 + e^s) without overflow */
-        if (!g) continue;
-        double sigma = s >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e), r = sigma - y[i], v = sigma * (1.0 - sigma);
-        g0 += r * x[i];
-        g1 += r;
-        h00 += v * x[i] * x[i];
-        h01 += v * x[i];
-        h11 += v;
-    }
-    if (g) {
-        g[0] = g0 / (double)m, g[1] = g1 / (double)m;
-        h[0] = h00 / (double)m, h[1] = h01 / (double)m, h[2] = h11 / (double)m;
-    }
-    return loss / (double)m;
-}
-
-/* Newton's method from (a, b) = (1, 0) (g(p) = p but for the clip) on the convex mean
- * logistic loss: the full step once the Newton decrement g'H^-1 g is below 1e-8 (the
- * quadratic region), else backtracking to Armijo's condition. A Hessian that is
- * singular to 1e-12 (every x equal: only a x + b matters) moves b alone. Stops at
- * |gradient| <= 1e-12; returns the steps taken, or -1 at the cap (separable data:
- * the loss falls for ever as |a| grows). */
-static int platt_fit(const double *x, const double *y, int64_t m, double *ab)
-{
-    double a = 1.0, b = 0.0, g[2], h[3];
-    double positives = 0.0;
-    for (int64_t i = 0; i < m; i++) positives += y[i];
-    if (positives == 0.0 || positives == (double)m) { /* no optimum: the limit is g = 0 or 1 */
-        ab[0] = 0.0, ab[1] = positives == 0.0 ? -INFINITY : INFINITY;
-        return 0;
-    }
-    for (int it = 0; it < PLATT_MAX_ITERATIONS; it++) {
-        double loss = platt_loss(x, y, m, a, b, g, h);
-        if (fabs(g[0]) <= PLATT_TOLERANCE && fabs(g[1]) <= PLATT_TOLERANCE) {
-            ab[0] = a, ab[1] = b;
-            return it;
-        }
-        double det = h[0] * h[2] - h[1] * h[1], da, db;
-        if (det > 1e-12 * h[0] * h[2]) {
-            da = -(h[2] * g[0] - h[1] * g[1]) / det;
-            db = -(h[0] * g[1] - h[1] * g[0]) / det;
-        } else if (h[2] > 0) {
-            da = 0.0, db = -g[1] / h[2];
-        } else {
-            break; /* every sigma saturated */
-        }
-        double decrement = -(g[0] * da + g[1] * db), t = 1.0;
-        if (decrement >= 1e-8)
-            while (t > 1e-30 && !(platt_loss(x, y, m, a + t * da, b + t * db, NULL, NULL) <= loss - 1e-4 * t * decrement))
-                t *= 0.5;
-        a += t * da;
-        b += t * db;
-    }
-    ab[0] = a, ab[1] = b;
-    return -1;
-}
-
 /* The bin of g among used edges (upper edges, the last 1): the first edge >= g. */
 static int sb_bin(const double *edge, int used, double g)
 {
@@ -322,6 +217,38 @@ static int sb_bin(const double *edge, int used, double g)
     return lo;
 }
 
+#if KD_HAVE_AVX512_VARIANTS
+KD_TARGET_AVX512 static void sb_bins_avx512(const double *edge, int used, const double *g, int64_t n, int32_t *bin)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        __mmask8 k = n - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - i)) - 1);
+        __m512d gv = _mm512_maskz_loadu_pd(k, g + i);
+        __m256i c = _mm256_setzero_si256();
+        for (int j = 0; j < used - 1; j++)
+            c = _mm256_mask_add_epi32(c, _mm512_cmp_pd_mask(gv, _mm512_set1_pd(edge[j]), _CMP_GT_OQ), c,
+                                      _mm256_set1_epi32(1));
+        _mm256_mask_storeu_epi32(bin + i, k, c);
+    }
+}
+#endif
+
+/* bin (n): sb_bin of each g (n) (never NaN), as the count of inner edges below it:
+ * no branch to mispredict on every row. */
+static void sb_bins(const double *edge, int used, const double *g, int64_t n, int32_t *bin)
+{
+#if KD_HAVE_AVX512_VARIANTS
+    if (kd_cpu_has_avx512()) {
+        sb_bins_avx512(edge, used, g, n, bin);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) {
+        int c = 0;
+        for (int j = 0; j < used - 1; j++) c += g[i] > edge[j];
+        bin[i] = c;
+    }
+}
+
 /* Scaling-binning of class k on the split order (rows order[0, n/2) fit Platt,
  * order[n/2, n) the bins): fills platt[2], edge and value (bins each, *used of them);
  * returns the squared error on all n rows and the Platt steps (-1: unconverged). */
@@ -330,11 +257,14 @@ static double fit_scaling_binning(const double *p, const int32_t *labels, int64_
                                   int *steps)
 {
     int64_t n1 = n / 2, m = n - n1;
-    for (int64_t i = 0; i < n1; i++) w->x[i] = platt_logit(p[order[i]]), w->y[i] = labels[order[i]] == k;
-    *steps = platt_fit(w->x, w->y, n1, platt);
-    for (int64_t i = 0; i < m; i++) w->key[i] = key_of(platt_apply(platt[0], platt[1], p[order[n1 + i]]), 0);
+    double *x = w->x, *g = w->ty, *x1 = w->tx, *y1 = w->y; /* (n) each */
+    kd_platt_logits(p, n, x);                              /* once: every Newton step reads them */
+    for (int64_t i = 0; i < n1; i++) x1[i] = x[order[i]], y1[i] = labels[order[i]] == k;
+    *steps = kd_platt_fit(x1, y1, n1, platt);
+    kd_platt_outputs(platt[0], platt[1], x, n, g); /* g of every row: the bins and the error read it */
+    for (int64_t i = 0; i < m; i++) w->key[i] = key_of(g[order[n1 + i]], 0);
     radix_sort(w->key, w->key_tmp, w->digits, m);
-    double *s = w->tx; /* g on the second part, sorted */
+    double *s = w->tx; /* g on the second part, sorted (x1 is done with) */
     for (int64_t i = 0; i < m; i++) s[i] = value_of(w->key[i]);
     int u = 0;
     for (int j = 1; j <= bins; j++) {
@@ -352,9 +282,12 @@ static double fit_scaling_binning(const double *p, const int32_t *labels, int64_
     }
     for (int j = 0; j < u; j++) value[j] = count[j] ? value[j] / (double)count[j] : ((j ? edge[j - 1] : 0.0) + edge[j]) / 2;
     *used = u;
+    /* the error on all n rows */
+    int32_t *bin = w->bin;
+    sb_bins(edge, u, g, n, bin);
     double sse = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        double d = value[sb_bin(edge, u, platt_apply(platt[0], platt[1], p[i]))] - (labels[i] == k);
+        double d = value[bin[i]] - (labels[i] == k);
         sse += d * d;
     }
     return sse;
@@ -445,14 +378,22 @@ int kd_binning_fit(kd_binning *b, kd_binning_kind kind, const float *logits, con
     b->kind = kind;
     b->classes = classes;
     b->bins = bins;
-    double *P = malloc((size_t)n * (size_t)classes * sizeof *P); /* (classes, n) */
+    bool histogram = kind == KD_BINNING_HISTOGRAM; /* needs no p, only its bins' counts */
+    double *P = histogram ? NULL : malloc((size_t)n * (size_t)classes * sizeof *P); /* (classes, n) */
+    int64_t *bin_count = histogram ? malloc(2 * (size_t)classes * (size_t)bins * sizeof *bin_count) : NULL;
     double *sse = calloc((size_t)classes, sizeof *sse);
     double **tx = calloc((size_t)classes, sizeof *tx), **ty = calloc((size_t)classes, sizeof *ty);
     int64_t *count = calloc((size_t)classes, sizeof *count);
     int *steps = calloc((size_t)classes, sizeof *steps);
-    bool failed = !P || !sse || !tx || !ty || !count || !steps || alloc_tables(b, n) != 0;
-    if (!failed) {
-        softmax_columns(logits, n, classes, P);
+    bool failed = (histogram ? !bin_count : !P) || !sse || !tx || !ty || !count || !steps || alloc_tables(b, n) != 0;
+    if (!failed && histogram) {
+        size_t cells = (size_t)classes * (size_t)bins;
+        failed = kd_binning_histogram_counts(logits, labels, n, classes, bins, bin_count, bin_count + cells) != 0;
+        if (!failed) fit_histogram(bin_count, bin_count + cells, classes, bins, b->value, sse);
+    } else if (!failed) {
+        failed = kd_binning_softmax_columns(logits, n, classes, P) != 0;
+    }
+    if (!failed && !histogram) {
         if (kind == KD_BINNING_SCALING_BINNING) kd_binning_split(n, o->seed, b->offset);
 #pragma omp parallel
         {
@@ -464,7 +405,7 @@ int kd_binning_fit(kd_binning *b, kd_binning_kind kind, const float *logits, con
                 const double *p = P + (size_t)k * (size_t)n;
                 size_t at = (size_t)k * (size_t)bins;
                 switch (kind) {
-                case KD_BINNING_HISTOGRAM: sse[k] = fit_histogram(p, labels, n, k, bins, &w, b->value + at); break;
+                case KD_BINNING_HISTOGRAM: break; /* above */
                 case KD_BINNING_ISOTONIC: sse[k] = fit_isotonic(p, labels, n, k, &w, &tx[k], &ty[k], &count[k]); break;
                 case KD_BINNING_SCALING_BINNING:
                     sse[k] = fit_scaling_binning(p, labels, n, k, bins, b->offset, &w, b->platt + 2 * k, b->edge + at,
@@ -494,6 +435,7 @@ int kd_binning_fit(kd_binning *b, kd_binning_kind kind, const float *logits, con
     b->objective = total / (double)n;
     for (int k = 0; tx && k < classes; k++) free(tx[k]), free(ty[k]);
     free(P);
+    free(bin_count);
     free(sse);
     free(tx);
     free(ty);
@@ -517,7 +459,10 @@ static double calibrate(const kd_binning *b, int k, double p)
     case KD_BINNING_ISOTONIC:
         return kd_isotonic_predict(b->x + b->offset[k], b->y + b->offset[k], b->offset[k + 1] - b->offset[k], p);
     case KD_BINNING_SCALING_BINNING: {
-        double g = platt_apply(b->platt[2 * k], b->platt[2 * k + 1], p);
+        /* the fit's arithmetic, so a g tied with a fitting row's lands in the same bin */
+        double x, g;
+        kd_platt_logits(&p, 1, &x);
+        kd_platt_outputs(b->platt[2 * k], b->platt[2 * k + 1], &x, 1, &g);
         return b->value[at + (size_t)sb_bin(b->edge + at, b->used[k], g)];
     }
     }
@@ -530,7 +475,7 @@ void kd_binning_apply(const kd_binning *b, const float *logits, int64_t n, doubl
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         double *p = probs + (size_t)i * (size_t)C; /* (C): the softmax, then calibrated in place */
-        softmax_row(logits + (size_t)i * (size_t)C, C, p);
+        kd_binning_softmax_row(logits + (size_t)i * (size_t)C, C, p);
         double sum = 0.0;
         for (int k = 0; k < C; k++) sum += (p[k] = calibrate(b, k, p[k]));
         /* every calibrated value 0: uniform, as sklearn's CalibratedClassifierCV */
