@@ -469,9 +469,47 @@ static double calibrate(const kd_binning *b, int k, double p)
     return NAN;
 }
 
+/* Scaling-binning by columns: one vectorised Platt pass per class over all rows (the
+ * per-value path chooses its SIMD variant at every call). Returns false when out of
+ * memory, and the caller takes the per-value path. */
+static bool apply_scaling_binning_columns(const kd_binning *b, const float *logits, int64_t n, double *probs)
+{
+    int C = b->classes;
+    double *column = malloc((size_t)n * sizeof *column), *x = malloc((size_t)n * sizeof *x),
+           *g = malloc((size_t)n * sizeof *g);
+    if (!column || !x || !g) {
+        free(column);
+        free(x);
+        free(g);
+        return false;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        kd_binning_softmax_row(logits + (size_t)i * (size_t)C, C, probs + (size_t)i * (size_t)C);
+    for (int k = 0; k < C; k++) {
+        size_t at = (size_t)k * (size_t)b->bins;
+        for (int64_t i = 0; i < n; i++) column[i] = probs[(size_t)i * (size_t)C + (size_t)k];
+        kd_platt_logits(column, n, x);
+        kd_platt_outputs(b->platt[2 * k], b->platt[2 * k + 1], x, n, g);
+        for (int64_t i = 0; i < n; i++)
+            probs[(size_t)i * (size_t)C + (size_t)k] =
+                column[i] != column[i] ? column[i] : b->value[at + (size_t)sb_bin(b->edge + at, b->used[k], g[i])];
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double *p = probs + (size_t)i * (size_t)C, sum = 0.0;
+        for (int k = 0; k < C; k++) sum += p[k];
+        for (int k = 0; k < C; k++) p[k] = sum == 0.0 ? 1.0 / C : p[k] / sum;
+    }
+    free(column);
+    free(x);
+    free(g);
+    return true;
+}
+
 void kd_binning_apply(const kd_binning *b, const float *logits, int64_t n, double *probs)
 {
     int C = b->classes;
+    if (b->kind == KD_BINNING_SCALING_BINNING && apply_scaling_binning_columns(b, logits, n, probs)) return;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         double *p = probs + (size_t)i * (size_t)C; /* (C): the softmax, then calibrated in place */
