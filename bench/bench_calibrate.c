@@ -17,6 +17,8 @@
 #include "core/threads.h"
 #include "core/rng.h"
 
+#include "synthetic_logits.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,39 +44,10 @@ int main(int argc, char **argv)
     if (rows < 1 || classes < 2 || repeat < 1) return 2;
     float *z = malloc((size_t)rows * classes * sizeof *z);
     int32_t *y = malloc((size_t)rows * sizeof *y);
-    double *p = malloc((size_t)classes * sizeof *p);
     kd_reliability *r = malloc(sizeof *r);
-    if (!z || !y || !p || !r) return 1;
-    kd_rng rng;
-    kd_rng_seed(&rng, 1);
-    for (int i = 0; i < rows; i++) {
-        double sum = 0;
-        for (int c = 0; c < classes; c++) {
-            z[i * classes + c] = (float)(4.0 * kd_rng_normal(&rng));
-            sum += (p[c] = exp(z[i * classes + c] / 2.0));
-        }
-        double u = kd_rng_uniform(&rng) * sum;
-        int c = 0;
-        while (c < classes - 1 && (u -= p[c]) > 0) c++;
-        y[i] = c;
-    }
+    if (!z || !y || !r || bench_synthetic_logits(rows, classes, z, y)) return 1;
     if (threads > 0) kd_threads_set(threads);
-    if (dump) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s.logits.f32", dump);
-        FILE *f = fopen(path, "wb");
-        bool ok = f && fwrite(z, sizeof *z, (size_t)rows * classes, f) == (size_t)rows * classes;
-        if (f) fclose(f);
-        snprintf(path, sizeof path, "%s.labels.i32", dump);
-        f = fopen(path, "wb");
-        ok = ok && f && fwrite(y, sizeof *y, (size_t)rows, f) == (size_t)rows;
-        if (f) fclose(f);
-        snprintf(path, sizeof path, "%s.shape", dump);
-        f = fopen(path, "w");
-        ok = ok && f && fprintf(f, "%d %d\n", rows, classes) > 0;
-        if (f) fclose(f);
-        if (!ok) return fprintf(stderr, "bench_calibrate: cannot write %s.*\n", dump), 1;
-    }
+    if (dump && bench_dump_logits(dump, z, y, rows, classes)) return 1;
     kd_temperature_fit fit;
     kd_error err;
     double best_fit = 1e9, best_report = 1e9;
@@ -102,7 +75,6 @@ int main(int argc, char **argv)
            n, 1e3 * best_fit, n, fit.temperature, n, fit.nll_after, n, fit.iterations, n, 1e3 * best_report);
     free(z);
     free(y);
-    free(p);
     free(r);
     return 0;
 }

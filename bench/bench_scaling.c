@@ -12,30 +12,13 @@
 #include "core/threads.h"
 #include "core/timer.h"
 
+#include "synthetic_logits.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int dump_logits(const char *prefix, const float *z, const int32_t *y, int rows, int classes)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s.logits.f32", prefix);
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(z, sizeof *z, (size_t)rows * classes, f) == (size_t)rows * classes;
-    if (f) fclose(f);
-    snprintf(path, sizeof path, "%s.labels.i32", prefix);
-    f = fopen(path, "wb");
-    ok = ok && f && fwrite(y, sizeof *y, (size_t)rows, f) == (size_t)rows;
-    if (f) fclose(f);
-    snprintf(path, sizeof path, "%s.shape", prefix);
-    f = fopen(path, "w");
-    ok = ok && f && fprintf(f, "%d %d\n", rows, classes) > 0;
-    if (f) fclose(f);
-    if (!ok) fprintf(stderr, "bench_scaling: cannot write %s.*\n", prefix);
-    return ok ? 0 : 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -61,22 +44,8 @@ int main(int argc, char **argv)
     if (rows < 2 || classes < 2 || repeat < 1) return 2;
     float *z = malloc((size_t)rows * classes * sizeof *z);
     int32_t *y = malloc((size_t)rows * sizeof *y);
-    double *p = malloc((size_t)classes * sizeof *p);
-    if (!z || !y || !p) return 1;
-    kd_rng rng;
-    kd_rng_seed(&rng, 1);
-    for (int i = 0; i < rows; i++) { /* the same draws as bench_calibrate */
-        double sum = 0;
-        for (int c = 0; c < classes; c++) {
-            z[i * classes + c] = (float)(4.0 * kd_rng_normal(&rng));
-            sum += (p[c] = exp(z[i * classes + c] / 2.0));
-        }
-        double u = kd_rng_uniform(&rng) * sum;
-        int c = 0;
-        while (c < classes - 1 && (u -= p[c]) > 0) c++;
-        y[i] = c;
-    }
-    if (dump && dump_logits(dump, z, y, rows, classes)) return 1;
+    if (!z || !y || bench_synthetic_logits(rows, classes, z, y)) return 1;
+    if (dump && bench_dump_logits(dump, z, y, rows, classes)) return 1;
     if (threads > 0) kd_threads_set(threads);
     static const struct { const char *name; kd_scaling_kind kind; } table[] = {
         {"vector", KD_SCALING_VECTOR}, {"matrix", KD_SCALING_MATRIX}, {"dirichlet", KD_SCALING_DIRICHLET}};
@@ -110,6 +79,6 @@ int main(int argc, char **argv)
         fflush(stdout);
         kd_scaling_free(&s);
     }
-    free(z), free(y), free(p);
+    free(z), free(y);
     return 0;
 }
