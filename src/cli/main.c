@@ -26,7 +26,7 @@ static const kd_command commands[] = {
     {"prepare", kd_cmd_prepare, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
     {"train", kd_cmd_train, "train a model from a config"},
     {"distill", kd_cmd_distill, "train a student by distillation from a teacher"},
-    {"calibrate", kd_cmd_calibrate, "fit one temperature exactly; calibration report with reliability diagrams"},
+    {"calibrate", kd_cmd_calibrate, "calibrate a kdtrain model (one exact T), or any model's logits with every calibrator; reports"},
     {"eval", kd_cmd_eval, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
     {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
     {"sweep", kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
