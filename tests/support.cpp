@@ -14,6 +14,24 @@
 
 namespace kdtest {
 
+std::vector<int32_t> labels_from_softmax(const std::vector<float> &logits, int64_t n, int classes, double T,
+                                         uint64_t seed)
+{
+    std::mt19937_64 gen(seed);
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<int32_t> labels;
+    std::vector<double> p(classes);
+    for (int64_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int c = 0; c < classes; c++) sum += (p[c] = std::exp(logits[(size_t)i * classes + c] / T));
+        double r = u(gen) * sum;
+        int y = 0;
+        while (y < classes - 1 && (r -= p[y]) > 0) y++;
+        labels.push_back(y);
+    }
+    return labels;
+}
+
 std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t seed)
 {
     std::mt19937_64 gen(seed);

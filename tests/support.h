@@ -20,6 +20,11 @@ std::vector<float> random_normal(size_t n, float stddev, uint64_t seed);
 // Values of magnitude in [lo, hi] with random signs: keeps points off ReLU kinks.
 std::vector<float> random_away_from_zero(size_t n, float lo, float hi, uint64_t seed);
 
+// Labels drawn from softmax(z_i / T) of each row of logits (n, classes), the draw taken by
+// std::mt19937_64 seeded with `seed`: data whose best temperature is T.
+std::vector<int32_t> labels_from_softmax(const std::vector<float> &logits, int64_t n, int classes, double T,
+                                         uint64_t seed);
+
 // C (M, N) = alpha op(A) op(B) + beta C in double, the naive triple loop.
 void gemm_reference(bool ta, bool tb, int M, int N, int K, double alpha, const std::vector<float> &A,
                     int lda, const std::vector<float> &B, int ldb, double beta, std::vector<double> &C,

@@ -26,17 +26,7 @@ Sample draw(int n, int C, double scale, double true_T, uint64_t seed)
 {
     Sample s;
     s.logits = kdtest::random_normal((size_t)n * C, (float)scale, seed);
-    std::mt19937_64 gen(seed + 1);
-    std::uniform_real_distribution<double> u(0, 1);
-    for (int i = 0; i < n; i++) {
-        std::vector<double> p(C);
-        double sum = 0;
-        for (int c = 0; c < C; c++) sum += (p[c] = std::exp(s.logits[i * C + c] / true_T));
-        double r = u(gen) * sum;
-        int y = 0;
-        while (y < C - 1 && (r -= p[y]) > 0) y++;
-        s.labels.push_back(y);
-    }
+    s.labels = kdtest::labels_from_softmax(s.logits, n, C, true_T, seed + 1);
     return s;
 }
 

@@ -214,7 +214,7 @@ int kd_calibrate_logits(const kd_calibrate_logits_options *o, kd_calibrate_logit
             if (has_test) rc = kd_reliability_from_probs(eval_probs, eval->labels, eval->rows, C, &o->metrics, &m->test, err);
             else m->test = m->fit;
         }
-        if (!rc)
+        if (!rc && kind != KD_CALIBRATOR_TEMPERATURE) /* the baseline against itself is 0 */
             rc = kd_reliability_paired(baseline, eval_probs, eval->labels, eval->rows, C, &o->metrics,
                                        &m->versus_temperature, err);
         if (!rc && has_test)

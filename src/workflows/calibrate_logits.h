@@ -36,7 +36,8 @@ typedef struct kd_calibrate_logits_options {
 typedef struct kd_calibrate_logits_method {
     kd_calibrator calibrator;
     kd_reliability fit, test;        /* on the fitting and the test file */
-    kd_paired_difference versus_temperature; /* on test (or the fitting file without one): this - temperature */
+    kd_paired_difference versus_temperature; /* on test (or the fitting file without one): this - temperature;
+                                              * not computed for temperature scaling itself */
     int64_t changed_predictions;     /* test rows whose arg max differs from the logits' */
 } kd_calibrate_logits_method;
 
