@@ -296,10 +296,14 @@ std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &na
 double h5_read_attr_double(const std::string &file, const std::string &name)
 {
     hid_t f = open_or_fail(file);
-    hid_t a = H5Aopen(f, name.c_str(), H5P_DEFAULT);
+    // "group/attr" names an attribute of a group, "attr" one of the root.
+    size_t slash = name.rfind('/');
+    std::string object = slash == std::string::npos ? "." : name.substr(0, slash);
+    std::string attr = slash == std::string::npos ? name : name.substr(slash + 1);
+    hid_t a = H5Aopen_by_name(f, object.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0) {
         H5Fclose(f);
-        FAIL(file << ": no root attribute " << name);
+        FAIL(file << ": no attribute " << name);
     }
     double value = 0;
     herr_t status = H5Aread(a, H5T_NATIVE_DOUBLE, &value);

@@ -75,6 +75,7 @@ int run_kdtrain(const std::string &args, std::string *output = nullptr);
 std::vector<double> h5_read_doubles(const std::string &file, const std::string &name,
                                     std::vector<size_t> &dims);
 std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name);
+// name: "attr" of the root or "group/attr".
 double h5_read_attr_double(const std::string &file, const std::string &name);
 
 } // namespace kdtest

@@ -41,6 +41,36 @@ kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *lab
 kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
                          const int32_t *labels, float temperature, float alpha);
 
+/* The divergences the distillation loss can use between teacher and student at
+ * temperature T (p = softmax(t/T), q = softmax(s/T)); docs/ARCHITECTURE.md has the
+ * numerics of each. */
+typedef enum kd_distill_loss_kind {
+    KD_DISTILL_KL = 0,     /* T^2 KL(p || q), Hinton et al. 2015 (kd_op_kd_loss) */
+    KD_DISTILL_REVERSE_KL, /* T^2 KL(q || p) */
+    KD_DISTILL_JS,         /* T^2 JS(p, q) = T^2 [KL(p || m) + KL(q || m)] / 2, m = (p + q) / 2 */
+    KD_DISTILL_DKD,        /* decoupled KD (Zhao et al. 2022): T^2 [a TCKD + b NCKD], C >= 3 */
+    KD_DISTILL_LSK,        /* T^2 KL on logits standardised per row (Sun et al. 2024) */
+    KD_DISTILL_KIND_COUNT
+} kd_distill_loss_kind;
+
+typedef struct kd_distill_loss {
+    kd_distill_loss_kind kind;
+    float temperature;          /* T > 0 */
+    float alpha;                /* weight of the divergence on a labelled row, in [0, 1] */
+    float dkd_target_weight;    /* DKD's a (TCKD), >= 0; other kinds ignore it */
+    float dkd_nontarget_weight; /* DKD's b (NCKD), >= 0; other kinds ignore it */
+} kd_distill_loss;
+
+/* (1, 1) distillation loss, batch mean over rows i of
+ *   alpha D_T(t_i, s_i) + (1 - alpha) CE(softmax(s_i), y_i),
+ * D_T the chosen divergence, T^2 included (also at alpha = 1). A row labelled -1
+ * contributes D_T alone; labels may be NULL only when alpha = 1. DKD takes a row's
+ * label as its target class, and the teacher's top class (the first on ties) for an
+ * unlabelled row. KD_DISTILL_KL is kd_op_kd_loss itself (the same node, the same bits).
+ * The teacher logits get no gradient. */
+kd_tensor *kd_op_distill_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher, const int32_t *labels,
+                              const kd_distill_loss *loss);
+
 /* D (B, K): D_ik = ||X_i - M_k||^2 for X (B, d) and M (K, d), summed in double. */
 kd_tensor *kd_op_sqdist(kd_tape *tape, kd_tensor *x, kd_tensor *m);
 /* Y = s X where s is a (1, 1) tensor (it may require a gradient, e.g. a learned

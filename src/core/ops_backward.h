@@ -15,6 +15,7 @@ void kd_mean_backward(const kd_node *node);
 void kd_log_softmax_backward(const kd_node *node);
 void kd_softmax_ce_backward(const kd_node *node);
 void kd_kd_loss_backward(const kd_node *node);
+void kd_distill_loss_backward(const kd_node *node);
 void kd_sqdist_backward(const kd_node *node);
 void kd_mul_scalar_backward(const kd_node *node);
 

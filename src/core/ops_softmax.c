@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
+#include "core/ops_loss_internal.h"
 #include "core/parallel.h"
 #include "core/vexp.h"
 
@@ -77,9 +78,6 @@ static void check_labels(const int32_t *labels, int rows, int classes)
                   (int)labels[i], i, classes);
 }
 
-/* Per-row scratch lives on the stack; classifiers here have far fewer classes. */
-#define KD_MAX_CLASSES 4096
-
 /* ---- log-softmax with temperature ------------------------------------------------ */
 
 kd_tensor *kd_op_log_softmax(kd_tape *tape, kd_tensor *x, float temperature)
@@ -117,18 +115,6 @@ void kd_log_softmax_backward(const kd_node *node)
 
 /* ---- softmax cross-entropy --------------------------------------------------------- */
 
-/* Loss ops split their rows over the threads from this many logits; each row's
- * loss goes to its own slot and the slots are summed in row order, so the loss
- * does not depend on the thread count. */
-#define KD_LOSS_PARALLEL_MIN 1024
-
-static double sum_in_row_order(const double *row_loss, int rows)
-{
-    double total = 0.0;
-    for (int i = 0; i < rows; i++) total += row_loss[i];
-    return total;
-}
-
 /* The cross-entropy of row i; writes (softmax - onehot) / rows into d when d is set. */
 static double softmax_ce_row(row_softmax_fn row_softmax, const float *z, int classes, int32_t label, int rows,
                              float *d)
@@ -154,7 +140,7 @@ kd_tensor *kd_op_softmax_ce(kd_tape *tape, kd_tensor *logits, const int32_t *lab
     KD_PARALLEL_FOR((size_t)rows * classes >= KD_LOSS_PARALLEL_MIN, int, i, rows,
                     row_loss[i] = softmax_ce_row(row_softmax, z + (size_t)i * classes, classes, labels[i], rows,
                                                  dlogits ? dlogits + (size_t)i * classes : NULL));
-    loss->data[0] = (float)(sum_in_row_order(row_loss, rows) / rows);
+    loss->data[0] = (float)(kd_loss_sum_rows(row_loss, rows) / rows);
     kd_node *node = kd_tape_record(tape, KD_OP_SOFTMAX_CE, loss, logits, NULL, NULL);
     if (node) {
         node->saved = dlogits;
@@ -230,7 +216,7 @@ kd_tensor *kd_op_kd_loss(kd_tape *tape, kd_tensor *student, kd_tensor *teacher,
                     row_loss[i] = kd_loss_row(row_softmax, zs + (size_t)i * classes, zt + (size_t)i * classes, classes,
                                               labels ? labels[i] : -1, temperature, alpha, rows,
                                               dstudent ? dstudent + (size_t)i * classes : NULL));
-    loss->data[0] = (float)(sum_in_row_order(row_loss, rows) / rows);
+    loss->data[0] = (float)(kd_loss_sum_rows(row_loss, rows) / rows);
     kd_node *node = kd_tape_record(tape, KD_OP_KD_LOSS, loss, student, NULL, NULL);
     if (node) {
         node->saved = dstudent;

@@ -24,6 +24,7 @@ static const kd_op_info op_table[] = {
     [KD_OP_LOG_SOFTMAX] = {"log_softmax", kd_log_softmax_backward},
     [KD_OP_SOFTMAX_CE] = {"softmax_ce", kd_softmax_ce_backward},
     [KD_OP_KD_LOSS] = {"kd_loss", kd_kd_loss_backward},
+    [KD_OP_DISTILL_LOSS] = {"distill_loss", kd_distill_loss_backward},
     [KD_OP_SQDIST] = {"sqdist", kd_sqdist_backward},
     [KD_OP_MUL_SCALAR] = {"mul_scalar", kd_mul_scalar_backward},
 };

@@ -26,6 +26,7 @@ typedef enum kd_op {
     KD_OP_LOG_SOFTMAX, /* Y = log_softmax(X / T) by row */
     KD_OP_SOFTMAX_CE,  /* y = mean_i CE(softmax(X_i), y_i), (1, 1) */
     KD_OP_KD_LOSS,     /* y = alpha T^2 KL(p_t || p_s) + (1 - alpha) CE, batch mean */
+    KD_OP_DISTILL_LOSS, /* y = alpha D_T(t, s) + (1 - alpha) CE, batch mean; D_T in iparam[0] */
     KD_OP_SQDIST,      /* D = squared distances of the rows of X to the rows of M */
     KD_OP_MUL_SCALAR,  /* Y = s X, s a (1, 1) tensor that may learn */
     KD_OP_COUNT
