@@ -22,7 +22,8 @@ static void print_help(bool distill)
            distill ? "distill" : "train", distill ? " [--teacher RUN_OR_CHECKPOINT]" : "");
     if (distill)
         printf("Trains a student by distillation: alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE,\n"
-               "with the teacher's logits computed once and cached ([distill] temperature, alpha).\n"
+               "with the teacher's logits computed once and cached ([distill] temperature, alpha);\n"
+               "distill.loss = reverse_kl, js, dkd or lsk puts another divergence in KL's place.\n"
                "With data.labelled = N only the first N training rows keep their labels; the others\n"
                "are a transfer set whose rows contribute T^2 KL alone.\n\n");
     else

@@ -25,11 +25,14 @@ static const kd_key_choice schedule_choices[] = {
 static const kd_key_choice last_batch_choices[] = {{"keep", KD_LAST_BATCH_KEEP}, {"drop", KD_LAST_BATCH_DROP}, {NULL, 0}};
 static const kd_key_choice checkpoint_choices[] = {
     {"last_best", KD_CHECKPOINTS_LAST_BEST}, {"every", KD_CHECKPOINTS_EVERY}, {NULL, 0}};
+static const kd_key_choice distill_loss_choices[] = {{"kl", KD_DISTILL_KL},   {"reverse_kl", KD_DISTILL_REVERSE_KL},
+                                                     {"js", KD_DISTILL_JS},   {"dkd", KD_DISTILL_DKD},
+                                                     {"lsk", KD_DISTILL_LSK}, {NULL, 0}};
 
 /* Choice fields are C enums, stored and read as int. */
 _Static_assert(sizeof(kd_init) == sizeof(int) && sizeof(kd_optim_kind) == sizeof(int) &&
                    sizeof(kd_schedule) == sizeof(int) && sizeof(kd_last_batch) == sizeof(int) &&
-                   sizeof(kd_checkpoint_policy) == sizeof(int),
+                   sizeof(kd_checkpoint_policy) == sizeof(int) && sizeof(kd_distill_loss_kind) == sizeof(int),
                "choice enums are int-sized");
 
 #define F(field) offsetof(kd_config, field), sizeof(((kd_config *)0)->field)
@@ -76,6 +79,9 @@ static const kd_key keys[] = {
     {"train", "train_eval_rows", KD_KEY_INT, F(train.train_eval_rows), "10000", 1, BIG, false, NULL, NULL},
     {"distill", "temperature", KD_KEY_FLOAT, F(distill.temperature), "4", 0, 1e4, true, NULL, NULL},
     {"distill", "alpha", KD_KEY_FLOAT, F(distill.alpha), "0.9", 0, 1, false, NULL, NULL},
+    {"distill", "loss", KD_KEY_CHOICE, F(distill.loss), "kl", 0, 0, false, distill_loss_choices, NULL},
+    {"distill", "dkd_target_weight", KD_KEY_FLOAT, F(distill.dkd_target_weight), "1", 0, 1e3, false, NULL, NULL},
+    {"distill", "dkd_nontarget_weight", KD_KEY_FLOAT, F(distill.dkd_nontarget_weight), "8", 0, 1e3, false, NULL, NULL},
     {"distill", "teacher", KD_KEY_TEXT, F(distill.teacher), "", 0, 0, false, NULL, NULL},
     {"run", "dir", KD_KEY_TEXT, F(run.dir), "runs", 0, 0, false, NULL, NULL},
     {"run", "name", KD_KEY_TEXT, F(run.name), "", 0, 0, false, NULL, NULL},
@@ -205,6 +211,12 @@ int kd_config_validate(const kd_config *c, kd_error *err)
     if (c->model.sizes[c->model.n_layers] < 2)
         return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected at least 2 output classes, found %d",
                             c->model.sizes[c->model.n_layers]);
+    /* DKD's non-target term is a distribution over the C - 1 other classes: none with 2. */
+    if (c->distill.loss == KD_DISTILL_DKD && c->model.sizes[c->model.n_layers] < 3)
+        return kd_error_set(err, KD_ERR_CONFIG,
+                            "distill.loss: dkd needs at least 3 classes (its non-target term is over the classes "
+                            "other than the label), found %d in model.layers; use kl, reverse_kl, js or lsk",
+                            c->model.sizes[c->model.n_layers]);
     if (c->train.schedule == KD_SCHEDULE_COSINE && c->train.min_lr >= c->train.lr)
         return kd_error_set(err, KD_ERR_CONFIG, "train.min_lr: expected less than train.lr = %g, found %g",
                             c->train.lr, c->train.min_lr);
@@ -329,4 +341,14 @@ void kd_config_loader(const kd_config *c, kd_loader_options *lo)
     lo->last_batch = c->train.last_batch;
     lo->streaming = c->data.streaming;
     lo->buffer_rows = c->data.buffer_rows;
+}
+
+void kd_config_distill_loss(const kd_config *c, kd_distill_loss *loss)
+{
+    /* float, as the op (and kd_op_kd_loss before it) always took T and alpha */
+    *loss = (kd_distill_loss){.kind = c->distill.loss,
+                              .temperature = (float)c->distill.temperature,
+                              .alpha = (float)c->distill.alpha,
+                              .dkd_target_weight = (float)c->distill.dkd_target_weight,
+                              .dkd_nontarget_weight = (float)c->distill.dkd_nontarget_weight};
 }

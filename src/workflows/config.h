@@ -8,6 +8,7 @@
 #define KD_CONFIG_H
 
 #include "core/error.h"
+#include "core/ops.h"
 #include "data/loader.h"
 #include "nn/mlp.h"
 #include "nn/optim.h"
@@ -61,6 +62,8 @@ typedef struct kd_config {
     } train;
     struct {
         double temperature, alpha;
+        kd_distill_loss_kind loss;                       /* kl | reverse_kl | js | dkd | lsk */
+        double dkd_target_weight, dkd_nontarget_weight; /* DKD's a (TCKD) and b (NCKD) */
         char teacher[KD_CONFIG_STR];
     } distill;
     struct {
@@ -97,6 +100,8 @@ const char *kd_config_choice_name(const char *key, int value);
 void kd_config_optim(const kd_config *config, int64_t batches_per_epoch, kd_optim_config *optim);
 /* The training loader's options (shuffled; data.labelled is the caller's to apply). */
 void kd_config_loader(const kd_config *config, kd_loader_options *loader);
+/* The distillation loss's settings, as kd_op_distill_loss takes them. */
+void kd_config_distill_loss(const kd_config *config, kd_distill_loss *loss);
 /* The model part as an MLP config. */
 int kd_config_model(const kd_config *config, kd_mlp_config *mlp, kd_error *err);
 

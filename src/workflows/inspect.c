@@ -76,9 +76,13 @@ static void print_config_facts(const kd_model *m, FILE *out)
     fprintf(out, "  data         %s%s\n", cfg->data.path[0] ? cfg->data.path : "(none named)",
             cfg->data.labelled ? " (only the first data.labelled rows with labels)" : "");
     /* The checkpoint's own record says whether it was distilled; older files have only the config. */
-    if (ts->records_teacher && ts->teacher[0])
-        fprintf(out, "  distilled    from %s at T = %g, alpha = %g\n", ts->teacher, cfg->distill.temperature,
-                cfg->distill.alpha);
+    if (ts->records_teacher && ts->teacher[0] && cfg->distill.loss == KD_DISTILL_DKD)
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g, loss dkd (weights %g, %g)\n", ts->teacher,
+                cfg->distill.temperature, cfg->distill.alpha, cfg->distill.dkd_target_weight,
+                cfg->distill.dkd_nontarget_weight);
+    else if (ts->records_teacher && ts->teacher[0])
+        fprintf(out, "  distilled    from %s at T = %g, alpha = %g, loss %s\n", ts->teacher, cfg->distill.temperature,
+                cfg->distill.alpha, kd_config_choice_name("distill.loss", (int)cfg->distill.loss));
     else if (ts->records_teacher)
         fprintf(out, "  distilled    no: trained on the labels alone\n");
     else if (cfg->distill.teacher[0])

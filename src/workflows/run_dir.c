@@ -267,6 +267,7 @@ int kd_run_dir_write_summary(const kd_run_dir *r, const kd_run_summary *s, kd_er
         kd_json_string(&j, "teacher", s->teacher);
         kd_json_number(&j, "temperature", s->temperature);
         kd_json_number(&j, "alpha", s->alpha);
+        if (s->loss) kd_json_string(&j, "loss", s->loss);
     }
     kd_json_int(&j, "labelled", s->labelled);
     kd_json_number(&j, "final_val_accuracy", last ? last->val_acc : NAN);

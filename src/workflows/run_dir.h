@@ -77,6 +77,7 @@ typedef struct kd_run_summary {
     uint64_t seed;
     const char *teacher;        /* NULL for plain training */
     double temperature, alpha;  /* distillation's, written only with a teacher */
+    const char *loss;           /* distill.loss's name ("kl"), written only with a teacher */
     int64_t labelled;           /* data.labelled */
     int64_t best_epoch;
     double best_val_accuracy;

@@ -225,8 +225,9 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
             t->batch_labels[i] = labelled ? b->y[i] : -1;
         }
         kd_tensor *teacher = kd_tape_view(tape, b->rows, t->classes, t->batch_teacher, NULL);
-        loss = kd_op_kd_loss(tape, logits, teacher, t->batch_labels, (float)c->distill.temperature,
-                             (float)c->distill.alpha);
+        kd_distill_loss settings;
+        kd_config_distill_loss(c, &settings);
+        loss = kd_op_distill_loss(tape, logits, teacher, t->batch_labels, &settings);
     } else {
         loss = kd_op_softmax_ce(tape, logits, b->y);
     }
@@ -350,6 +351,7 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
                         .teacher = t->request->teacher,
                         .temperature = t->cfg->distill.temperature,
                         .alpha = t->cfg->distill.alpha,
+                        .loss = kd_config_choice_name("distill.loss", (int)t->cfg->distill.loss),
                         .labelled = t->cfg->data.labelled,
                         .best_epoch = t->best_epoch,
                         .best_val_accuracy = t->best_val_acc,
