@@ -100,3 +100,48 @@ TEST_CASE("choice keys hold the library's enum values and write back their names
     REQUIRE(c.train.optimizer == KD_OPTIM_SGD);
     REQUIRE(std::string(kd_config_choice_name("train.schedule", KD_SCHEDULE_COSINE)) == "cosine");
 }
+
+TEST_CASE("distill.loss names the divergence and dkd is refused with fewer than 3 classes", "[config]")
+{
+    kd_config c;
+    kd_error err;
+    kd_config_defaults(&c);
+    REQUIRE(c.distill.loss == KD_DISTILL_KL);
+    REQUIRE(c.distill.dkd_target_weight == 1.0);
+    REQUIRE(c.distill.dkd_nontarget_weight == 8.0);
+    REQUIRE(kd_config_set(&c, "data.path=x.h5", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "model.layers=4,2", &err) == KD_OK);
+    const char *names[] = {"kl", "reverse_kl", "js", "dkd", "lsk"};
+    const kd_distill_loss_kind kinds[] = {KD_DISTILL_KL, KD_DISTILL_REVERSE_KL, KD_DISTILL_JS, KD_DISTILL_DKD,
+                                          KD_DISTILL_LSK};
+    for (int k = 0; k < 5; k++) {
+        REQUIRE(kd_config_set(&c, (std::string("distill.loss=") + names[k]).c_str(), &err) == KD_OK);
+        REQUIRE(c.distill.loss == kinds[k]);
+        REQUIRE(std::string(kd_config_choice_name("distill.loss", c.distill.loss)) == names[k]);
+        INFO(names[k]);
+        REQUIRE(kd_config_validate(&c, &err) == (kinds[k] == KD_DISTILL_DKD ? KD_ERR_CONFIG : KD_OK));
+    }
+    REQUIRE(std::string(err.message) ==
+            "distill.loss: dkd needs at least 3 classes (its non-target term is over the classes other than the "
+            "label), found 2 in model.layers; use kl, reverse_kl, js or lsk");
+    REQUIRE(kd_config_set(&c, "model.layers=4,3", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "distill.loss=dkd", &err) == KD_OK);
+    REQUIRE(kd_config_validate(&c, &err) == KD_OK);
+
+    // The weights go to the op as they are; their bounds are [0, 1e3].
+    REQUIRE(kd_config_set(&c, "distill.dkd_target_weight=2", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "distill.dkd_nontarget_weight=0.5", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "distill.temperature=3", &err) == KD_OK);
+    REQUIRE(kd_config_set(&c, "distill.alpha=0.25", &err) == KD_OK);
+    kd_distill_loss dl;
+    kd_config_distill_loss(&c, &dl);
+    REQUIRE(dl.kind == KD_DISTILL_DKD);
+    REQUIRE(dl.temperature == 3.0f);
+    REQUIRE(dl.alpha == 0.25f);
+    REQUIRE(dl.dkd_target_weight == 2.0f);
+    REQUIRE(dl.dkd_nontarget_weight == 0.5f);
+    REQUIRE(kd_config_set(&c, "distill.dkd_nontarget_weight=-1", &err) == KD_ERR_CONFIG);
+    REQUIRE(kd_config_set(&c, "distill.dkd_target_weight=1001", &err) == KD_ERR_CONFIG);
+    REQUIRE(kd_config_set(&c, "distill.loss=kd", &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "--set distill.loss: expected one of kl|reverse_kl|js|dkd|lsk, found 'kd'");
+}
