@@ -227,7 +227,7 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     Run student = kdtest::run_binary("info " + dir + "/d");
     INFO(student.out);
     REQUIRE(student.exit_code == 0);
-    REQUIRE(has(student.out, "distilled    from " + run_dir + " at T = 2, alpha = 0.5")); // smoke.ini's [distill]
+    REQUIRE(has(student.out, "distilled    from " + run_dir + " at T = 2, alpha = 0.5, loss kl\n")); // smoke.ini's [distill]
 
     // A stopped run's model.h5 is what --resume continues; an epoch snapshot is not.
     REQUIRE(kdtest::run_kdtrain("train -c " + smoke + " --quiet --set data.path=" + data + " --set run.dir=" + dir +
