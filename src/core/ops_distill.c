@@ -225,7 +225,8 @@ static double standardise(const float *z, int n, double *x, double *mean)
  *   dD/d(s_j/T) = k (g_j - mean g) - k^2 (sum_i g_i d_i) d_j / ((n - 1) sd).
  * A constant student row (sd = 0, so d = 0) takes the second term as 0, its limit
  * (it is O(sd / eps^2)), so the gradient is continuous there and finite; the first
- * term remains, as large as |g| / eps: the reference's function is that steep there. */
+ * term remains, as large as |g| / eps: the reference's function is that steep there.
+ * (torch's autograd does the same: its std backward is 0 where std is 0.) */
 static double lsk_row(const distill_ctx *cx, const float *s, const float *t, row_scratch *w)
 {
     int n = cx->classes;
