@@ -191,11 +191,11 @@ static int open_file(kd_teacher_member *m, member_logits *ml, const char *key, c
     const kd_split_info *tr = &ds->split[KD_SPLIT_TRAIN], *va = &ds->split[KD_SPLIT_VAL];
     int64_t n_val = va->present ? va->rows : 0;
     if (L.classes != ds->num_classes)
-        rc = kd_error_set(err, KD_ERR_DATA, "%s %s: expected %d classes like %s, found %d", key, name, ds->num_classes,
+        rc = kd_error_set(err, KD_ERR_DATA, "%s: %s: expected %d classes like %s, found %d", key, name, ds->num_classes,
                           ds->path, L.classes);
     else if (L.rows != tr->rows && (n_val == 0 || L.rows != tr->rows + n_val))
         rc = kd_error_set(err, KD_ERR_DATA,
-                          "%s %s: expected a row for each training row of %s in its order (%lld), optionally followed by "
+                          "%s: %s: expected a row for each training row of %s in its order (%lld), optionally followed by "
                           "the validation rows (%lld in all), found %lld",
                           key, name, ds->path, (long long)tr->rows, (long long)(tr->rows + n_val), (long long)L.rows);
     /* Labels beside the logits are a check of the row order. */
@@ -205,7 +205,7 @@ static int open_file(kd_teacher_member *m, member_logits *ml, const char *key, c
         int32_t want = train ? tr->labels[r] : va->labels[r];
         if (L.labels[i] != want)
             rc = kd_error_set(err, KD_ERR_DATA,
-                              "%s %s: row %lld is labelled %d in %s%s%s but the data's %s row %lld is %d: the rows must "
+                              "%s: %s: row %lld is labelled %d in %s%s%s but the data's %s row %lld is %d: the rows must "
                               "follow the data set's order",
                               key, name, (long long)i, L.labels[i], L.labels_file, L.labels_dataset[0] ? ":" : "",
                               L.labels_dataset, train ? "training" : "validation", (long long)r, want);
@@ -261,7 +261,7 @@ static int load_members(kd_teacher_logits *out, member_logits *ml, const kd_teac
         if (!calibrate || m->temperature_from[0]) continue;
         if (!ml[k].val)
             return kd_error_set(err, KD_ERR_DATA,
-                                "%s %s: distill.calibrate_teachers fits its T on its validation rows, but the file has only "
+                                "%s: %s: distill.calibrate_teachers fits its T on its validation rows, but the file has only "
                                 "the %lld training rows; expected the training rows followed by the %lld validation rows "
                                 "(%lld in all)",
                                 list->key, list->path[k], (long long)tr->rows, (long long)va->rows,
