@@ -202,7 +202,7 @@ TEST_CASE("an npy file and an HDF5 dataset with the same logits, and a file with
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("all") + " --set distill.teacher_logits=" + fx.dir + "/all.h5") == 0);
     REQUIRE(same_parameters(fx.runs + "/npy/model.h5", fx.runs + "/h5/model.h5"));
     REQUIRE(same_parameters(fx.runs + "/npy/model.h5", fx.runs + "/all/model.h5"));
-    REQUIRE(has(read_text(fx.runs + "/all/train.log"), "400 training + validation rows"));
+    REQUIRE(has(read_text(fx.runs + "/all/train.log"), "400 training + 100 validation rows"));
 }
 
 TEST_CASE("bad teacher files are refused with a message naming the file and leave no run folder", "[teachers]")

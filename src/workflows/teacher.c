@@ -213,9 +213,11 @@ static int open_file(kd_teacher_member *m, member_logits *ml, const char *key, c
     if (!rc) {
         m->fingerprint = fnv1a64(L.logits, (size_t)L.rows * (size_t)L.classes * sizeof(float));
         snprintf(m->source, sizeof m->source, "%s", spec);
+        char val[48] = "";
+        if (L.rows > tr->rows) snprintf(val, sizeof val, " + %lld validation", (long long)(L.rows - tr->rows));
         snprintf(m->description, sizeof m->description, "logits [%lld x %d] %s: %lld training%s rows, fnv1a64 %016" PRIx64,
-                 (long long)L.rows, L.classes, L.stored_double ? "float64" : "float32", (long long)tr->rows,
-                 L.rows > tr->rows ? " + validation" : "", m->fingerprint);
+                 (long long)L.rows, L.classes, L.stored_double ? "float64" : "float32", (long long)tr->rows, val,
+                 m->fingerprint);
         ml->train = L.logits; /* the training rows lead: the block is the cache as it is */
         ml->val = L.rows > tr->rows ? L.logits + (size_t)tr->rows * (size_t)L.classes : NULL;
         ml->val_owned = false;
