@@ -121,8 +121,7 @@ int kd_export_onnx(const kd_export_request *r, kd_export_result *res, kd_error *
         {"kdtrain.temperature", temperature},
         {"kdtrain.temperature_folded", r->fold_temperature ? "true" : "false"},
         {"kdtrain.output", r->probabilities ? "probabilities" : "logits"},
-        {"kdtrain.input", r->raw_input ? "raw: stored values, multiplied by kdtrain.x_scale in the graph"
-                                       : "scaled: stored values times the data set's x_scale"},
+        {"kdtrain.input", r->raw_input ? "raw" : "scaled"},
         {"kdtrain.x_scale", r->raw_input ? x_scale : "not in the graph"},
     };
     kd_strbuf doc = {0}, bytes = {0};
