@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds kdtrain warning-free (-Werror) and runs every
-# test: first the Release build, then the AddressSanitizer + UBSan build.
+# test: first the Release build, then the AddressSanitizer + UBSan build. The ONNX
+# export tests' runtime (onnxruntime-node, node, python3-onnx) is installed too
+# (bootstrap.sh --onnx; npm needs the network the first time).
 #   scripts/test.sh            both builds
 #   scripts/test.sh --quick    the Release build only
 set -euo pipefail
@@ -14,7 +16,7 @@ for arg in "$@"; do
   esac
 done
 
-scripts/bootstrap.sh
+scripts/bootstrap.sh --onnx
 
 echo "== Release build and tests"
 scripts/build.sh build

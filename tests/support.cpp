@@ -1,9 +1,13 @@
 // support.cpp - see support.h.
 #include "support.h"
 
+#include "io/checkpoint.h"
+#include "nn/mlp.h"
+
 #include <catch2/catch.hpp>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <dirent.h>
@@ -220,6 +224,79 @@ void write_cluster_dataset(const std::string &path, int n_train, int n_test, int
     H5Sclose(space);
     H5Pclose(lcpl);
     H5Fclose(f);
+}
+
+static void write_h5_attr_double(hid_t f, const char *name, double v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(f, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    REQUIRE(H5Awrite(attr, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+void write_uint8_dataset(const std::string &path, int n_train, int n_test, int dim, int classes, double x_scale,
+                         uint64_t seed)
+{
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    const char *splits[2] = {"train", "test"};
+    int sizes[2] = {n_train, n_test};
+    for (int s = 0; s < 2; s++) {
+        int n = sizes[s];
+        std::vector<float> u = random_uniform((size_t)n * dim, 0.0f, 256.0f, seed + (uint64_t)s);
+        std::vector<uint8_t> x((size_t)n * dim), y(n);
+        for (size_t i = 0; i < x.size(); i++) x[i] = (uint8_t)std::min(255.0f, std::floor(u[i]));
+        for (int i = 0; i < n; i++) y[i] = (uint8_t)(i % classes);
+        hsize_t dx[2] = {(hsize_t)n, (hsize_t)dim}, dy[1] = {(hsize_t)n};
+        hid_t sx = H5Screate_simple(2, dx, nullptr), sy = H5Screate_simple(1, dy, nullptr);
+        std::string base = std::string("/") + splits[s];
+        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), H5T_STD_U8LE, sx, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t b = H5Dcreate2(f, (base + "/y").c_str(), H5T_STD_U8LE, sy, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(H5Dwrite(a, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0);
+        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()) >= 0);
+        H5Dclose(a);
+        H5Dclose(b);
+        H5Sclose(sx);
+        H5Sclose(sy);
+    }
+    int64_t c = classes;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(f, "num_classes", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT64, &c);
+    H5Aclose(attr);
+    H5Sclose(space);
+    write_h5_attr_double(f, "x_scale", x_scale);
+    H5Pclose(lcpl);
+    H5Fclose(f);
+}
+
+void write_mlp_checkpoint(const std::string &path, const std::vector<int> &sizes, uint64_t seed, double temperature)
+{
+    kd_mlp_config config{};
+    config.n_layers = (int)sizes.size() - 1;
+    for (size_t k = 0; k < sizes.size(); k++) config.sizes[k] = sizes[k];
+    kd_mlp mlp;
+    kd_error err;
+    REQUIRE(kd_mlp_create(&mlp, &config, &err) == KD_OK);
+    kd_mlp_init(&mlp, seed);
+    for (int k = 0; k < config.n_layers; k++) {
+        std::vector<float> b = random_uniform((size_t)sizes[k + 1], -0.5f, 0.5f, seed + 100 + (uint64_t)k);
+        std::copy(b.begin(), b.end(), mlp.bias[k].data);
+    }
+    kd_calibration calib{};
+    calib.present = temperature > 0;
+    calib.temperature = temperature;
+    snprintf(calib.split, sizeof calib.split, "val");
+    calib.nll_before = 1.0;
+    calib.nll_after = 0.9;
+    int rc = kd_checkpoint_save(path.c_str(), &mlp, nullptr, nullptr, calib.present ? &calib : nullptr, &err);
+    kd_mlp_free(&mlp);
+    INFO(err.message);
+    REQUIRE(rc == KD_OK);
 }
 
 Run run_binary(const std::string &args)

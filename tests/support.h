@@ -62,6 +62,16 @@ std::vector<std::string> leftover_temporaries(const std::string &dir);
 void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
                            uint64_t seed);
 
+// The same layout with uint8 features (uniform in 0..255, labels i % classes) and the
+// attribute x_scale: what kdtrain prepare writes for images.
+void write_uint8_dataset(const std::string &path, int n_train, int n_test, int dim, int classes, double x_scale,
+                         uint64_t seed);
+
+// A checkpoint with /model alone (no run config: its data set must be named), or with
+// /calibration too when temperature > 0: an MLP of the given layer sizes, seeded
+// initialisation and biases drawn uniform in [-0.5, 0.5] (the initialisation's are 0).
+void write_mlp_checkpoint(const std::string &path, const std::vector<int> &sizes, uint64_t seed, double temperature);
+
 // Runs `kdtrain ARGS`: its exit code and its stdout and stderr together.
 struct Run {
     int exit_code;

@@ -12,5 +12,6 @@ int kd_cmd_run(int argc, char **argv);
 int kd_cmd_calibrate(int argc, char **argv);
 int kd_cmd_sweep(int argc, char **argv);
 int kd_cmd_gaussian(int argc, char **argv);
+int kd_cmd_export(int argc, char **argv);
 
 #endif

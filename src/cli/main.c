@@ -31,6 +31,7 @@ static const kd_command commands[] = {
     {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
     {"sweep", kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
     {"gaussian", kd_cmd_gaussian, "Gaussian clusters: the learned temperature against the Bayes-optimal 1/(2 sigma^2)"},
+    {"export", kd_cmd_export, "write a model as a standard ONNX file (optionally with its temperature folded in)"},
     {"info", kd_cmd_info, "what a data set, checkpoint or logits file holds; without one, versions and the CPU"},
 };
 
