@@ -20,7 +20,7 @@ extern "C" {
 
 #define KD_PIPE_MAX_SEEDS 16
 #define KD_PIPE_MAX_REGIMES 8
-#define KD_PIPE_MAX_RUNS 24
+#define KD_PIPE_MAX_RUNS 64
 #define KD_PIPE_MAX_SETS 16
 #define KD_PIPE_MAX_COMPARE 16
 #define KD_PIPE_TEXT 512
