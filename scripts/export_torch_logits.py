@@ -4,7 +4,7 @@ and test logits in both layouts kdtrain reads: the worked example of calibrating
 framework's model (README.md, "Calibrating another framework's model").
 
     /usr/bin/python3 scripts/export_torch_logits.py [--data data/fashion-mnist.h5]
-        [--out data/torch-cnn] [--epochs 3] [--width 32] [--seed 1] [--threads 2] [--force]
+        [--out data/torch-cnn] [--epochs 3] [--width 32] [--seed 1] [--threads 2] [--train] [--force]
 
 Needs Debian's python3-torch (1.13), python3-h5py and python3-numpy, which
 `scripts/bootstrap.sh --reference` installs (with python3-scipy and python3-sklearn,
@@ -41,6 +41,14 @@ is an error unless --force, checked before training starts):
                                   the same arrays with np.save (kdtrain finds a labels file
                                   by replacing the last "logits" in the logits file's name
                                   with "labels")
+  with --train, also (a teacher for `kdtrain distill`, docs/TEACHERS.md):
+    cnn-train.h5, cnn-train-logits.npy, cnn-train-labels.npy
+                                  the logits of every training row in the data set's order,
+                                  followed by the validation rows (split attribute
+                                  "train+val"): without /val in the data file, one row per
+                                  row of /train/x. Evaluation mode, like the others.
+                                  kdtrain distill --teacher OUT/cnn-train.h5 reads them (its
+                                  validation rows serve distill.calibrate_teachers)
 
 Progress goes to stdout: per epoch the mean training loss, the validation accuracy and
 the seconds taken; at the end validation and test accuracy, NLL, mean confidence and
@@ -96,6 +104,7 @@ DROPOUT = 0.25
 HIDDEN = 128
 OUTPUTS = ["cnn-val.h5", "cnn-test.h5", "cnn-val-logits.npy", "cnn-val-labels.npy",
            "cnn-test-logits.npy", "cnn-test-labels.npy"]
+TRAIN_OUTPUTS = ["cnn-train.h5", "cnn-train-logits.npy", "cnn-train-labels.npy"]  # with --train
 
 
 class Fail(Exception):
@@ -307,10 +316,13 @@ def main():
                     help="channels of the first convolution, the second has twice as many (default %(default)s)")
     ap.add_argument("--seed", type=int, default=1, help="seed of weights, order and dropout (default %(default)s)")
     ap.add_argument("--threads", type=positive(int), default=2, help="torch threads (default %(default)s)")
+    ap.add_argument("--train", action="store_true",
+                    help="also write the logits of the training rows, then the validation rows, in the data "
+                         "set's order (cnn-train.h5 and its .npy pair): a teacher for kdtrain distill")
     ap.add_argument("--force", action="store_true", help="replace existing outputs")
     args = ap.parse_args()
 
-    paths = {name: os.path.join(args.out, name) for name in OUTPUTS}
+    paths = {name: os.path.join(args.out, name) for name in OUTPUTS + (TRAIN_OUTPUTS if args.train else [])}
     taken = [p for p in paths.values() if os.path.exists(p)]
     if taken and not args.force:
         raise Fail(f"{taken[0]}: exists; not overwritten (use --force to replace the outputs in {args.out})")
@@ -370,11 +382,14 @@ def main():
     })
     os.makedirs(args.out, exist_ok=True)
     results = {}
-    for split, x, y in (("val", xva, yva), ("test", xte, yte)):
+    outputs = [("val", "val", xva, yva), ("test", "test", xte, yte)]
+    if args.train:  # the training rows, then the validation rows: kdtrain's teacher-file layout
+        outputs.append(("train", "train+val", torch.cat([xtr, xva]), torch.cat([ytr, yva])))
+    for name, split, x, y in outputs:
         logits = logits_of(net, x, scale).numpy().astype(np.float32)  # (N, classes), raw
         labels = y.numpy().astype(np.int64)                             # (N)
         results[split] = metrics(logits, labels)
-        files = [paths[f"cnn-{split}.h5"], paths[f"cnn-{split}-logits.npy"], paths[f"cnn-{split}-labels.npy"]]
+        files = [paths[f"cnn-{name}.h5"], paths[f"cnn-{name}-logits.npy"], paths[f"cnn-{name}-labels.npy"]]
         if not args.force:  # checked again: another process may have made one meanwhile
             taken = [p for p in files if os.path.exists(p)]
             if taken:

@@ -6,6 +6,7 @@
 #include "io/fileutil.h"
 
 #include "workflows/config.h"
+#include "workflows/teacher.h"
 #include "workflows/trainer.h"
 
 #include <stdio.h>
@@ -18,11 +19,14 @@ static void print_help(bool distill)
 {
     printf("usage: kdtrain %s -c CONFIG%s [--set section.key=value ...] [--threads N] [--stop-after E] [--quiet]\n"
            "       kdtrain %s --resume RUN%s [--threads N] [--stop-after E] [--quiet]\n\n",
-           distill ? "distill" : "train", distill ? " [--teacher RUN_OR_CHECKPOINT]" : "",
-           distill ? "distill" : "train", distill ? " [--teacher RUN_OR_CHECKPOINT]" : "");
+           distill ? "distill" : "train", distill ? " [--teacher RUN_CHECKPOINT_OR_LOGITS]" : "",
+           distill ? "distill" : "train", distill ? " [--teacher RUN_CHECKPOINT_OR_LOGITS]" : "");
     if (distill)
         printf("Trains a student by distillation: alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE,\n"
                "with the teacher's logits computed once and cached ([distill] temperature, alpha).\n"
+               "The teacher: a kdtrain run or checkpoint (distill.teacher), a logits file of every\n"
+               "training row in the data set's order (distill.teacher_logits), or an ensemble of\n"
+               "them (distill.teachers = A, B, ...: their softmax at T averaged; docs/TEACHERS.md).\n"
                "With data.labelled = N only the first N training rows keep their labels; the others\n"
                "are a transfer set whose rows contribute T^2 KL alone.\n\n");
     else
@@ -43,8 +47,9 @@ static void print_help(bool distill)
            "  --stop-after E      stop once E epochs are done; continue later with --resume\n"
            "  --quiet             no progress on stderr (train.log still gets every line)\n");
     if (distill)
-        printf("  --teacher PATH      the teacher's run folder or checkpoint (else distill.teacher);\n"
-               "                      recorded as distill.teacher in the run's config.ini\n");
+        printf("  --teacher PATH      the teacher's run folder or checkpoint, recorded as distill.teacher\n"
+               "                      in the run's config.ini; or a logits file (FILE.npy, an HDF5 file\n"
+               "                      without /model, FILE:/dataset), recorded as distill.teacher_logits\n");
 }
 
 static const char *stem_of(const char *path, char *buf, size_t size)
@@ -87,7 +92,7 @@ static int run(bool distill, int argc, char **argv)
         } else if ((m = kd_arg_value(&a, "--resume", "a run folder", &v))) {
             if (m < 0) return 2;
             resume = v;
-        } else if (distill && (m = kd_arg_value(&a, "--teacher", "a run folder or checkpoint", &v))) {
+        } else if (distill && (m = kd_arg_value(&a, "--teacher", "a run folder, checkpoint or logits file", &v))) {
             if (m < 0) return 2;
             teacher = v;
         } else if ((m = kd_arg_value(&a, "--stop-after", "a number of epochs", &v))) {
@@ -117,19 +122,21 @@ static int run(bool distill, int argc, char **argv)
     for (int i = 0; !rc && i < n_sets; i++) rc = kd_config_set(&req->config, sets[i], &err);
     if (!rc && threads > 0 && !resume) req->config.train.threads = threads;
     if (!rc) rc = kd_config_validate(&req->config, &err);
-    if (!rc && distill && !teacher && !req->config.distill.teacher[0])
-        rc = kd_error_set(&err, KD_ERR_CONFIG, "distill.teacher: required (or --teacher RUN_OR_CHECKPOINT)");
-    /* The run's config.ini records the teacher, so `distill --resume RUN` finds it again. */
+    kd_teacher_list teachers;
+    if (!rc && distill) rc = kd_teacher_list_resolve(&teachers, teacher, &req->config, &err);
+    /* The run's config.ini records the teacher, so `distill --resume RUN` finds it again:
+     * a model as distill.teacher, a logits file as distill.teacher_logits. */
     if (!rc && distill && teacher && !resume) {
-        if (strlen(teacher) >= sizeof req->config.distill.teacher)
-            rc = kd_error_set(&err, KD_ERR_CONFIG, "--teacher: expected a path of at most %zu characters",
-                              sizeof req->config.distill.teacher - 1);
-        else
-            snprintf(req->config.distill.teacher, sizeof req->config.distill.teacher, "%s", teacher);
+        bool logits = teachers.kind[0] == KD_TEACHER_LOGITS;
+        char *key = logits ? req->config.distill.teacher_logits : req->config.distill.teacher;
+        snprintf(key, KD_CONFIG_STR, "%s", teacher); /* resolve checked the length */
+        (logits ? req->config.distill.teacher : req->config.distill.teacher_logits)[0] = '\0';
+        teacher = NULL;
     }
     if (!rc) {
         req->name_hint = config_path ? stem_of(config_path, name, sizeof name) : NULL;
-        req->teacher = distill ? (teacher ? teacher : req->config.distill.teacher) : NULL;
+        req->distill = distill;
+        req->teacher = distill ? teacher : NULL;
         req->resume = resume;
         req->threads_override = resume && threads > 0 ? (int)threads : 0;
         req->quiet = quiet;

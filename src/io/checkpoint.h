@@ -31,7 +31,8 @@ typedef struct kd_train_state {
      * (checkpoints before 2026-12-02 and hand-written ones lack them). */
     char commit[64];          /* the build of kdtrain that wrote it; "" when not stored */
     bool records_teacher;     /* the file says whether the run was distilled */
-    char teacher[512];        /* its teacher as given ("" for plain training) when it does */
+    char teacher[2048];       /* its teacher as given ("" for plain training) when it does;
+                                 workflows/teacher.h: files and ensembles add fingerprints */
     bool has_metrics;         /* the seven metrics below are stored */
     double val_accuracy, val_nll, val_ece;                /* after `epoch` */
     int64_t best_epoch;                                   /* best validation accuracy so far */

@@ -77,6 +77,9 @@ static const kd_key keys[] = {
     {"distill", "temperature", KD_KEY_FLOAT, F(distill.temperature), "4", 0, 1e4, true, NULL, NULL},
     {"distill", "alpha", KD_KEY_FLOAT, F(distill.alpha), "0.9", 0, 1, false, NULL, NULL},
     {"distill", "teacher", KD_KEY_TEXT, F(distill.teacher), "", 0, 0, false, NULL, NULL},
+    {"distill", "teacher_logits", KD_KEY_TEXT, F(distill.teacher_logits), "", 0, 0, false, NULL, NULL},
+    {"distill", "teachers", KD_KEY_TEXT, F(distill.teachers), "", 0, 0, false, NULL, NULL},
+    {"distill", "calibrate_teachers", KD_KEY_BOOL, F(distill.calibrate_teachers), "false", 0, 0, false, NULL, NULL},
     {"run", "dir", KD_KEY_TEXT, F(run.dir), "runs", 0, 0, false, NULL, NULL},
     {"run", "name", KD_KEY_TEXT, F(run.name), "", 0, 0, false, NULL, NULL},
 };
@@ -205,6 +208,13 @@ int kd_config_validate(const kd_config *c, kd_error *err)
     if (c->model.sizes[c->model.n_layers] < 2)
         return kd_error_set(err, KD_ERR_CONFIG, "model.layers: expected at least 2 output classes, found %d",
                             c->model.sizes[c->model.n_layers]);
+    /* One way to name distillation's teacher (workflows/teacher.h). */
+    int named = !!c->distill.teacher[0] + !!c->distill.teacher_logits[0] + !!c->distill.teachers[0];
+    if (named > 1)
+        return kd_error_set(err, KD_ERR_CONFIG,
+                            "distill.teachers: expected one of distill.teacher, distill.teacher_logits and distill.teachers, "
+                            "found %d set (teacher = '%.100s', teacher_logits = '%.100s', teachers = '%.100s')",
+                            named, c->distill.teacher, c->distill.teacher_logits, c->distill.teachers);
     if (c->train.schedule == KD_SCHEDULE_COSINE && c->train.min_lr >= c->train.lr)
         return kd_error_set(err, KD_ERR_CONFIG, "train.min_lr: expected less than train.lr = %g, found %g",
                             c->train.lr, c->train.min_lr);

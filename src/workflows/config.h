@@ -61,7 +61,10 @@ typedef struct kd_config {
     } train;
     struct {
         double temperature, alpha;
-        char teacher[KD_CONFIG_STR];
+        char teacher[KD_CONFIG_STR];         /* a run folder or checkpoint (or a logits file) */
+        char teacher_logits[KD_CONFIG_STR];  /* a logits file, FILE[:/dataset] or FILE.npy */
+        char teachers[KD_CONFIG_STR];        /* a comma list of either: an ensemble */
+        bool calibrate_teachers;             /* divide each teacher's logits by its own T first */
     } distill;
     struct {
         char dir[KD_CONFIG_STR];

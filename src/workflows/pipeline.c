@@ -322,7 +322,12 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
     if (!rc) {
         fprintf(stderr, "[%d/%d] %s %s\n", s->done, s->total, req->resume ? "resuming" : spec->distill ? "distilling" : "training",
                 dir);
-        req->teacher = teacher;
+        /* A distill run whose line (or config) names distill.teacher_logits or
+         * distill.teachers distils from those; the others from the pipeline's teacher. */
+        const kd_config *c = &req->config;
+        bool own = c->distill.teacher_logits[0] || c->distill.teachers[0];
+        req->distill = spec->distill;
+        req->teacher = spec->distill && !own ? teacher : NULL;
         req->quiet = s->quiet;
         req->threads_override = (int)s->p->threads;
         char out[KD_PIPE_TEXT + 128];

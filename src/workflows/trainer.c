@@ -37,7 +37,9 @@ typedef struct trainer {
     kd_tape tape;
     kd_loader loader;
     kd_run_dir run;
+    bool distill;             /* request->distill, or a teacher given */
     kd_teacher_logits teacher; /* distillation only: .logits NULL otherwise */
+    char recorded_teacher[sizeof(((kd_train_state *)0)->teacher)]; /* a resumed checkpoint's */
     float *batch_teacher;     /* (batch_size, classes) */
     bool created_run;         /* this call made the run folder (not a resume) */
     bool best_from_checkpoint; /* a resume took the best epoch from the checkpoint's /train */
@@ -73,7 +75,7 @@ static int open_data(trainer *t, kd_error *err)
                             (long long)t->ds.split[KD_SPLIT_TRAIN].rows, (long long)c->data.labelled);
     if (c->train.jitter > 0 && !t->ds.image_shape[0])
         return kd_error_set(err, KD_ERR_CONFIG, "train.jitter: needs image data, but %s has no image_shape", c->data.path);
-    if (c->train.jitter > 0 && t->request->teacher)
+    if (c->train.jitter > 0 && t->distill)
         return kd_error_set(err, KD_ERR_CONFIG,
                             "train.jitter: must be 0 for distillation (teacher logits are cached for unshifted images)");
     if (!c->data.streaming) {
@@ -84,7 +86,7 @@ static int open_data(trainer *t, kd_error *err)
     kd_loader_options lo;
     kd_config_loader(c, &lo);
     /* Plain training with scarce labels trains on the labelled rows alone. */
-    if (!t->request->teacher) lo.limit_rows = c->data.labelled;
+    if (!t->distill) lo.limit_rows = c->data.labelled;
     return kd_loader_open(&t->loader, &t->ds, KD_SPLIT_TRAIN, &lo, err);
 }
 
@@ -98,7 +100,7 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
                          .config_text = t->config_text};
     kd_provenance_commit(ts.commit, sizeof ts.commit);
     ts.records_teacher = true;
-    snprintf(ts.teacher, sizeof ts.teacher, "%s", t->request->teacher ? t->request->teacher : "");
+    snprintf(ts.teacher, sizeof ts.teacher, "%s", t->distill ? t->teacher.identity : "");
     ts.has_metrics = true;
     ts.val_accuracy = row->val_acc;
     ts.val_nll = row->val_nll;
@@ -108,14 +110,6 @@ static int save_checkpoint(trainer *t, const char *name, const kd_epoch_row *row
     ts.best_val_nll = t->best_val_nll;
     ts.best_val_ece = t->best_val_ece;
     return kd_checkpoint_save(kd_run_dir_file(&t->run, name, path, sizeof path), &t->model, &os, &ts, NULL, err);
-}
-
-/* One teacher, however it is spelled: runs/t, ./runs/t/ and runs/t/model.h5 are one. */
-static bool same_teacher(const char *a, const char *b)
-{
-    char ca[KD_PATH_MAX], cb[KD_PATH_MAX];
-    return strcmp(a, b) == 0 || kd_file_same(kd_model_checkpoint_path(a, ca, sizeof ca),
-                                             kd_model_checkpoint_path(b, cb, sizeof cb));
 }
 
 /* The tape's memory for a step (and an evaluation batch), reserved before anything
@@ -152,15 +146,19 @@ static int resume_state(trainer *t, kd_error *err)
     if (!kd_config_matches(text, t->cfg))
         return kd_error_set(err, KD_ERR_CONFIG, "%s: its config differs from %s/config.ini; resume needs the run's own config",
                             path, t->run.path);
-    /* train --resume of a distilled run would go on without its teacher, silently. */
-    if (ts.records_teacher && ts.teacher[0] && !t->request->teacher)
+    /* train --resume of a distilled run would go on without its teacher, silently. A
+     * teacher named in config.ini (files, ensembles) is found by distill --resume alone. */
+    bool in_config = t->cfg->distill.teacher_logits[0] || t->cfg->distill.teachers[0];
+    if (ts.records_teacher && ts.teacher[0] && !t->distill && in_config)
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s",
+                            t->run.path, ts.teacher, t->run.path);
+    if (ts.records_teacher && ts.teacher[0] && !t->distill)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s --teacher %s",
                             t->run.path, ts.teacher, t->run.path, ts.teacher);
-    /* Another teacher would go on distilling something else under the same run. */
-    if (ts.records_teacher && ts.teacher[0] && t->request->teacher && !same_teacher(ts.teacher, t->request->teacher))
-        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s, not %s: resume it with the same teacher",
-                            t->run.path, ts.teacher, t->request->teacher);
-    if (ts.records_teacher && !ts.teacher[0] && t->request->teacher)
+    /* Another teacher would go on distilling something else under the same run: compared
+     * once the teacher is loaded (a file teacher by its content, load_teacher). */
+    if (ts.records_teacher) snprintf(t->recorded_teacher, sizeof t->recorded_teacher, "%s", ts.teacher);
+    if (ts.records_teacher && !ts.teacher[0] && t->distill)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was trained without a teacher: resume it with kdtrain train --resume %s",
                             t->run.path, t->run.path);
     /* The counts come from a file: they must describe this run, or the run would
@@ -191,13 +189,23 @@ static int resume_state(trainer *t, kd_error *err)
 
 static int load_teacher(trainer *t, kd_error *err)
 {
-    int rc = kd_teacher_logits_compute(&t->teacher, t->request->teacher, &t->ds, &t->tape,
-                                       (int)t->cfg->train.batch_size, t->cfg->data.streaming, err);
-    if (!rc)
-        kd_run_log(&t->run, "teacher %s (%s): logits of %lld training rows cached in %.2f s, train accuracy %.2f%%",
-                   t->teacher.source, t->teacher.description, (long long)t->teacher.rows, t->teacher.seconds,
-                   100 * t->teacher.train_accuracy);
-    return rc;
+    const kd_teacher_logits *tl = &t->teacher;
+    int rc = kd_teacher_logits_load(&t->teacher, t->request->teacher, t->cfg, &t->ds, &t->tape, err);
+    if (rc) return rc;
+    if (t->recorded_teacher[0] && !kd_teacher_same(t->recorded_teacher, tl))
+        return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s, not %s: resume it with the same teacher",
+                            t->request->resume, t->recorded_teacher, tl->identity);
+    for (int k = 0; k < tl->n_members && (tl->n_members > 1 || t->cfg->distill.calibrate_teachers); k++) {
+        const kd_teacher_member *m = &tl->member[k];
+        char val[64] = "";
+        if (!isnan(m->val_accuracy)) snprintf(val, sizeof val, ", val accuracy %.2f%%", 100 * m->val_accuracy);
+        kd_run_log(&t->run, "teacher %d/%d %s (%s): T = %.4f%s%s%s, train accuracy %.2f%%%s", k + 1, tl->n_members, m->source,
+                   m->description, m->temperature, m->temperature_from[0] ? " (" : "", m->temperature_from,
+                   m->temperature_from[0] ? ")" : "", 100 * m->train_accuracy, val);
+    }
+    kd_run_log(&t->run, "teacher %s (%s): logits of %lld training rows cached in %.2f s, train accuracy %.2f%%", tl->source,
+               tl->description, (long long)tl->rows, tl->seconds, 100 * tl->train_accuracy);
+    return KD_OK;
 }
 
 /* ---- the loop --------------------------------------------------------------------------------- */
@@ -347,7 +355,7 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     kd_run_summary s = {.model = kd_mlp_describe(&t->model.config, arch, sizeof arch),
                         .parameters = t->model.n_params,
                         .seed = t->cfg->train.seed,
-                        .teacher = t->request->teacher,
+                        .teacher = t->distill ? t->teacher.identity : NULL,
                         .temperature = t->cfg->distill.temperature,
                         .alpha = t->cfg->distill.alpha,
                         .labelled = t->cfg->data.labelled,
@@ -402,7 +410,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         return kd_error_set(err, KD_ERR_IO, "out of memory for batch buffers");
     /* A fresh run's teacher is loaded before its folder exists (a bad teacher leaves
      * no folder behind); a resumed run's after its checkpoint has been checked. */
-    if (req->teacher && !req->resume && (rc = load_teacher(t, err))) return rc;
+    if (t->distill && !req->resume && (rc = load_teacher(t, err))) return rc;
 
     char checkpoint[KD_PATH_MAX];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
@@ -417,7 +425,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
         for (int64_t i = 0; i < t->run.n_rows && !t->best_from_checkpoint; i++) /* older checkpoints */
             if (t->run.rows[i].val_acc > t->best_val_acc) note_best(t, &t->run.rows[i]);
     }
-    if (req->teacher && req->resume && (rc = load_teacher(t, err))) return rc;
+    if (t->distill && req->resume && (rc = load_teacher(t, err))) return rc;
     if (!req->resume) {
         const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
         if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;
@@ -439,6 +447,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     if (!t) return kd_error_set(err, KD_ERR_IO, "out of memory");
     t->request = request;
     t->cfg = &request->config;
+    t->distill = request->distill || request->teacher;
     t->best_val_acc = -1;
     kd_loader_init(&t->loader);
     double t0 = kd_now_seconds();
@@ -447,7 +456,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     if (!rc) {
         char arch[256];
         kd_run_log(&t->run, "%s %s (%zu parameters) on %s: %lld training rows, %lld epochs of %lld batches, %d threads -> %s",
-                   request->teacher ? "distilling" : "training", kd_mlp_describe(&t->model.config, arch, sizeof arch),
+                   t->distill ? "distilling" : "training", kd_mlp_describe(&t->model.config, arch, sizeof arch),
                    t->model.n_params, t->cfg->data.path, (long long)t->loader.rows, (long long)t->cfg->train.epochs,
                    (long long)kd_loader_batches_per_epoch(&t->loader), kd_threads_count(), t->run.path);
     }

@@ -22,7 +22,10 @@ extern "C" {
 typedef struct kd_train_request {
     kd_config config;          /* resolved and validated */
     const char *name_hint;     /* run name when run.name is empty (e.g. the config's stem) */
-    const char *teacher;       /* distill: a checkpoint or a run folder; NULL: plain training */
+    bool distill;              /* distil from the config's teachers (workflows/teacher.h) */
+    const char *teacher;       /* a teacher named outside the config (--teacher, the pipeline's
+                                  teacher run): a run folder, checkpoint or logits file that
+                                  replaces distill.teacher/teacher_logits; implies distill */
     const char *resume;        /* a run folder to continue; config must be its config.ini */
     int threads_override;      /* > 0: thread count for a resumed run */
     int64_t stop_after;        /* > 0: stop once this many epochs are done (resume later) */
