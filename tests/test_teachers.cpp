@@ -435,6 +435,22 @@ TEST_CASE("a resumed distillation refuses a teacher file whose logits changed an
     REQUIRE(same_parameters(fx.runs + "/whole/model.h5", fx.runs + "/parts/model.h5"));
 }
 
+TEST_CASE("train --resume of a run distilled from a logits file named by distill.teacher names distill --resume alone",
+          "[teachers]")
+{
+    // The recorded teacher of a file is "SPEC [fnv1a64 HEX]", no path to give --teacher;
+    // config.ini names the file, so `distill --resume RUN` alone finds it again.
+    Fixture fx;
+    write_npy(fx.dir + "/z.npy", plausible_logits(fx.labels(), kTrain, 2.0, 55), kTrain, kClasses);
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("p") + " --set distill.teacher=" + fx.dir + "/z.npy --stop-after 1") == 0);
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/p", &out) == 2);
+    INFO(out);
+    REQUIRE(has(out, "resume it with kdtrain distill --resume " + fx.runs + "/p\n"));
+    REQUIRE_FALSE(has(out, "--teacher"));
+    REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/p", &out) == 0);
+}
+
 TEST_CASE("the teacher keys are mutually exclusive and a run names its teacher one way", "[teachers][config]")
 {
     Fixture fx;

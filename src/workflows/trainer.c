@@ -147,8 +147,11 @@ static int resume_state(trainer *t, kd_error *err)
         return kd_error_set(err, KD_ERR_CONFIG, "%s: its config differs from %s/config.ini; resume needs the run's own config",
                             path, t->run.path);
     /* train --resume of a distilled run would go on without its teacher, silently. A
-     * teacher named in config.ini (files, ensembles) is found by distill --resume alone. */
-    bool in_config = t->cfg->distill.teacher_logits[0] || t->cfg->distill.teachers[0];
+     * teacher named in config.ini (files, ensembles) is found by distill --resume alone;
+     * a file's recorded identity ("SPEC [fnv1a64 HEX]") is no path to give --teacher. */
+    const char *named = t->cfg->distill.teacher;
+    bool in_config = t->cfg->distill.teacher_logits[0] || t->cfg->distill.teachers[0] ||
+                     (named[0] && kd_teacher_is_logits(named));
     if (ts.records_teacher && ts.teacher[0] && !t->distill && in_config)
         return kd_error_set(err, KD_ERR_CONFIG, "%s was distilled from %s: resume it with kdtrain distill --resume %s",
                             t->run.path, ts.teacher, t->run.path);
