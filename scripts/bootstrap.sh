@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The onnxruntime-node release the ONNX tests run (tests/onnx/README.md); its own
+# The onnxruntime-node release the ONNX tests run (docs/EXPORT.md, "How the export is checked"); its own
 # postinstall script is not run (it fetches GPU providers; the CPU one is in the package).
 ONNX_RUNTIME_VERSION=1.31.1
 

@@ -8,7 +8,7 @@
  * The graph (opset KD_ONNX_OPSET of the default domain, IR version KD_ONNX_IR_VERSION):
  *   input "input" float32 [N, D], N a dynamic dimension named "N"
  *   (input_scale != 0: Mul by the float32 scalar "input_scale" -> "input_scaled")
- *   per layer k: Gemm(h, "layerK.weight" [in, out], "layerK.bias" [out]) -> "layerK.out",
+ *   per layer k: Gemm(h, "layerK.W" [in, out], "layerK.b" [out]) -> "layerK.out",
  *                Relu -> "layerK.relu" after every layer but the last
  *   the last Gemm's output is "logits" ([N, C]); with probabilities, Softmax(axis 1)
  *   of it is the graph's output "probabilities" instead.
