@@ -48,42 +48,58 @@ double relative_difference(const std::string &name, const float *ours, size_t co
     return relative_difference_at("expected/" + name, ours, count);
 }
 
+// The fixture's network on its batch: the inputs, teacher logits and parameters read
+// from the file, a zeroed gradient buffer beside each parameter, and the forward pass
+// (three linear layers, ReLU between) recorded on a tape by logits().
+struct ReferenceNet {
+    static const int B = 8;
+    const int sizes[4] = {20, 16, 16, 5};
+    std::vector<float> x, teacher, W[3], b[3], dW[3], db[3];
+    ReferenceNet()
+    {
+        x = read_floats("inputs/x", B, sizes[0]);
+        teacher = read_floats("inputs/teacher_logits", B, sizes[3]);
+        for (int k = 0; k < 3; k++) {
+            std::string layer = "params/layer" + std::to_string(k + 1);
+            W[k] = read_floats(layer + "/W", sizes[k], sizes[k + 1]);
+            b[k] = read_floats(layer + "/b", 1, sizes[k + 1]);
+            dW[k].assign(W[k].size(), 0.0f);
+            db[k].assign(b[k].size(), 0.0f);
+        }
+    }
+    kd_tensor *logits(kd_tape *tape)
+    {
+        kd_tensor *h = kd_tape_view(tape, B, sizes[0], x.data(), nullptr);
+        for (int k = 0; k < 3; k++)
+            h = kd_op_linear(tape, h, kd_tape_view(tape, sizes[k], sizes[k + 1], W[k].data(), dW[k].data()),
+                             kd_tape_view(tape, 1, sizes[k + 1], b[k].data(), db[k].data()),
+                             k < 2 ? KD_ACT_RELU : KD_ACT_NONE);
+        return h;
+    }
+    kd_tensor *teacher_logits(kd_tape *tape) { return kd_tape_view(tape, B, sizes[3], teacher.data(), nullptr); }
+};
+
 } // namespace
 
 TEST_CASE("the engine reproduces PyTorch's logits, distillation loss and every gradient",
           "[reference]")
 {
-    const int sizes[4] = {20, 16, 16, 5};
-    const int B = 8;
+    const int B = ReferenceNet::B;
     const float T = (float)kdtest::h5_read_attr_double(kFile, "temperature");
     const float alpha = (float)kdtest::h5_read_attr_double(kFile, "alpha");
     REQUIRE(T == 4.0f);
     REQUIRE(alpha == 0.7f);
 
-    std::vector<float> x = read_floats("inputs/x", B, sizes[0]);
-    std::vector<float> teacher = read_floats("inputs/teacher_logits", B, sizes[3]);
+    ReferenceNet net;
     std::vector<int32_t> labels = kdtest::h5_read_ints(kFile, "inputs/labels");
     REQUIRE(labels.size() == (size_t)B);
-    std::vector<float> W[3], b[3], dW[3], db[3];
-    for (int k = 0; k < 3; k++) {
-        std::string layer = "params/layer" + std::to_string(k + 1);
-        W[k] = read_floats(layer + "/W", sizes[k], sizes[k + 1]);
-        b[k] = read_floats(layer + "/b", 1, sizes[k + 1]);
-        dW[k].assign(W[k].size(), 0.0f);
-        db[k].assign(b[k].size(), 0.0f);
-    }
+    std::vector<float> *dW = net.dW, *db = net.db;
 
     kd_tape tape;
     kd_tape_init(&tape, 0);
-    kd_tensor *h = kd_tape_view(&tape, B, sizes[0], x.data(), nullptr);
-    for (int k = 0; k < 3; k++)
-        h = kd_op_linear(&tape, h, kd_tape_view(&tape, sizes[k], sizes[k + 1], W[k].data(), dW[k].data()),
-                         kd_tape_view(&tape, 1, sizes[k + 1], b[k].data(), db[k].data()),
-                         k < 2 ? KD_ACT_RELU : KD_ACT_NONE);
-    kd_tensor *logits = h;
+    kd_tensor *logits = net.logits(&tape);
     kd_tensor *log_soft = kd_op_log_softmax(&tape, logits, T);
-    kd_tensor *t = kd_tape_view(&tape, B, sizes[3], teacher.data(), nullptr);
-    kd_tensor *loss = kd_op_kd_loss(&tape, logits, t, labels.data(), T, alpha);
+    kd_tensor *loss = kd_op_kd_loss(&tape, logits, net.teacher_logits(&tape), labels.data(), T, alpha);
     kd_tape_backward(&tape, loss);
 
     const double tol = 1e-5;
@@ -106,10 +122,8 @@ TEST_CASE("the engine reproduces PyTorch's logits, distillation loss and every g
 // relative, as above (max |ours - torch| <= 1e-5 max |torch| for each tensor).
 static void check_distill_loss_against_torch(const std::string &name, kd_distill_loss_kind kind)
 {
-    const int sizes[4] = {20, 16, 16, 5};
-    const int B = 8;
-    std::vector<float> x = read_floats("inputs/x", B, sizes[0]);
-    std::vector<float> teacher = read_floats("inputs/teacher_logits", B, sizes[3]);
+    const int B = ReferenceNet::B;
+    ReferenceNet net;
     std::vector<int32_t> labels = kdtest::h5_read_ints(kFile, "losses/labels");
     REQUIRE(labels.size() == (size_t)B);
     REQUIRE(std::count(labels.begin(), labels.end(), -1) == 2);
@@ -121,25 +135,12 @@ static void check_distill_loss_against_torch(const std::string &name, kd_distill
     REQUIRE(settings.alpha == 0.7f);
     REQUIRE(settings.dkd_target_weight == 1.0f);
     REQUIRE(settings.dkd_nontarget_weight == 8.0f);
-    std::vector<float> W[3], b[3], dW[3], db[3];
-    for (int k = 0; k < 3; k++) {
-        std::string layer = "params/layer" + std::to_string(k + 1);
-        W[k] = read_floats(layer + "/W", sizes[k], sizes[k + 1]);
-        b[k] = read_floats(layer + "/b", 1, sizes[k + 1]);
-        dW[k].assign(W[k].size(), 0.0f);
-        db[k].assign(b[k].size(), 0.0f);
-    }
+    std::vector<float> *dW = net.dW, *db = net.db;
 
     kd_tape tape;
     kd_tape_init(&tape, 0);
-    kd_tensor *h = kd_tape_view(&tape, B, sizes[0], x.data(), nullptr);
-    for (int k = 0; k < 3; k++)
-        h = kd_op_linear(&tape, h, kd_tape_view(&tape, sizes[k], sizes[k + 1], W[k].data(), dW[k].data()),
-                         kd_tape_view(&tape, 1, sizes[k + 1], b[k].data(), db[k].data()),
-                         k < 2 ? KD_ACT_RELU : KD_ACT_NONE);
-    kd_tensor *logits = h;
-    kd_tensor *t = kd_tape_view(&tape, B, sizes[3], teacher.data(), nullptr);
-    kd_tensor *loss = kd_op_distill_loss(&tape, logits, t, labels.data(), &settings);
+    kd_tensor *logits = net.logits(&tape);
+    kd_tensor *loss = kd_op_distill_loss(&tape, logits, net.teacher_logits(&tape), labels.data(), &settings);
     kd_tape_backward(&tape, loss);
 
     const double tol = 1e-5;
