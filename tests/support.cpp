@@ -185,93 +185,86 @@ std::vector<std::string> leftover_temporaries(const std::string &dir)
     return found;
 }
 
-void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
-                           uint64_t seed)
+void write_split_dataset(const std::string &path, const std::vector<DatasetSplit> &splits, int dim, int classes,
+                         double x_scale)
 {
-    std::vector<float> centres = random_normal((size_t)classes * dim, 1.5f, seed);
     hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     REQUIRE(f >= 0);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    const char *splits[2] = {"train", "test"};
-    int sizes[2] = {n_train, n_test};
-    for (int s = 0; s < 2; s++) {
-        int n = sizes[s];
-        std::vector<float> noise = random_normal((size_t)n * dim, 1.0f, seed + 10 + s);
-        std::vector<float> x((size_t)n * dim);
-        std::vector<uint8_t> y(n);
-        for (int i = 0; i < n; i++) {
-            y[i] = (uint8_t)(i % classes);
-            for (int j = 0; j < dim; j++) x[(size_t)i * dim + j] = centres[(size_t)y[i] * dim + j] + noise[(size_t)i * dim + j];
-        }
-        hsize_t dx[2] = {(hsize_t)n, (hsize_t)dim}, dy[1] = {(hsize_t)n};
+    for (const DatasetSplit &split : splits) {
+        bool u8 = split.x_float.empty();
+        hsize_t n = split.y.size();
+        REQUIRE((u8 ? split.x_uint8.size() : split.x_float.size()) == (size_t)n * (size_t)dim);
+        hsize_t dx[2] = {n, (hsize_t)dim}, dy[1] = {n};
         hid_t sx = H5Screate_simple(2, dx, nullptr), sy = H5Screate_simple(1, dy, nullptr);
-        std::string base = std::string("/") + splits[s];
-        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), H5T_IEEE_F32LE, sx, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        std::string base = "/" + split.name;
+        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE, sx, lcpl, H5P_DEFAULT,
+                             H5P_DEFAULT);
         hid_t b = H5Dcreate2(f, (base + "/y").c_str(), H5T_STD_U8LE, sy, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        REQUIRE(H5Dwrite(a, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0);
-        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()) >= 0);
+        REQUIRE(H5Dwrite(a, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         u8 ? (const void *)split.x_uint8.data() : (const void *)split.x_float.data()) >= 0);
+        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, split.y.data()) >= 0);
         H5Dclose(a);
         H5Dclose(b);
         H5Sclose(sx);
         H5Sclose(sy);
     }
+    auto scalar_attribute = [f](const char *name, hid_t file_type, hid_t mem_type, const void *value) {
+        hid_t space = H5Screate(H5S_SCALAR);
+        hid_t attr = H5Acreate2(f, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(attr >= 0);
+        REQUIRE(H5Awrite(attr, mem_type, value) >= 0);
+        H5Aclose(attr);
+        H5Sclose(space);
+    };
     int64_t c = classes;
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(f, "num_classes", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(attr, H5T_NATIVE_INT64, &c);
-    H5Aclose(attr);
-    H5Sclose(space);
+    if (classes > 0) scalar_attribute("num_classes", H5T_STD_I64LE, H5T_NATIVE_INT64, &c);
+    if (x_scale > 0) scalar_attribute("x_scale", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &x_scale);
     H5Pclose(lcpl);
     H5Fclose(f);
 }
 
-static void write_h5_attr_double(hid_t f, const char *name, double v)
+void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,
+                           uint64_t seed)
 {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(f, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(attr >= 0);
-    REQUIRE(H5Awrite(attr, H5T_NATIVE_DOUBLE, &v) >= 0);
-    H5Aclose(attr);
-    H5Sclose(space);
+    std::vector<float> centres = random_normal((size_t)classes * dim, 1.5f, seed);
+    std::vector<DatasetSplit> splits(2);
+    splits[0].name = "train";
+    splits[1].name = "test";
+    int sizes[2] = {n_train, n_test};
+    for (int s = 0; s < 2; s++) {
+        int n = sizes[s];
+        std::vector<float> noise = random_normal((size_t)n * dim, 1.0f, seed + 10 + s);
+        std::vector<float> &x = splits[s].x_float;
+        std::vector<uint8_t> &y = splits[s].y;
+        x.resize((size_t)n * dim);
+        y.resize(n);
+        for (int i = 0; i < n; i++) {
+            y[i] = (uint8_t)(i % classes);
+            for (int j = 0; j < dim; j++) x[(size_t)i * dim + j] = centres[(size_t)y[i] * dim + j] + noise[(size_t)i * dim + j];
+        }
+    }
+    write_split_dataset(path, splits, dim, classes, 0.0);
 }
 
 void write_uint8_dataset(const std::string &path, int n_train, int n_test, int dim, int classes, double x_scale,
                          uint64_t seed)
 {
-    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(f >= 0);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    const char *splits[2] = {"train", "test"};
+    std::vector<DatasetSplit> splits(2);
+    splits[0].name = "train";
+    splits[1].name = "test";
     int sizes[2] = {n_train, n_test};
     for (int s = 0; s < 2; s++) {
         int n = sizes[s];
         std::vector<float> u = random_uniform((size_t)n * dim, 0.0f, 256.0f, seed + (uint64_t)s);
-        std::vector<uint8_t> x((size_t)n * dim), y(n);
+        std::vector<uint8_t> &x = splits[s].x_uint8, &y = splits[s].y;
+        x.resize((size_t)n * dim);
+        y.resize(n);
         for (size_t i = 0; i < x.size(); i++) x[i] = (uint8_t)std::min(255.0f, std::floor(u[i]));
         for (int i = 0; i < n; i++) y[i] = (uint8_t)(i % classes);
-        hsize_t dx[2] = {(hsize_t)n, (hsize_t)dim}, dy[1] = {(hsize_t)n};
-        hid_t sx = H5Screate_simple(2, dx, nullptr), sy = H5Screate_simple(1, dy, nullptr);
-        std::string base = std::string("/") + splits[s];
-        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), H5T_STD_U8LE, sx, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        hid_t b = H5Dcreate2(f, (base + "/y").c_str(), H5T_STD_U8LE, sy, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        REQUIRE(H5Dwrite(a, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0);
-        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()) >= 0);
-        H5Dclose(a);
-        H5Dclose(b);
-        H5Sclose(sx);
-        H5Sclose(sy);
     }
-    int64_t c = classes;
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(f, "num_classes", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(attr, H5T_NATIVE_INT64, &c);
-    H5Aclose(attr);
-    H5Sclose(space);
-    write_h5_attr_double(f, "x_scale", x_scale);
-    H5Pclose(lcpl);
-    H5Fclose(f);
+    write_split_dataset(path, splits, dim, classes, x_scale);
 }
 
 void write_mlp_checkpoint(const std::string &path, const std::vector<int> &sizes, uint64_t seed, double temperature)

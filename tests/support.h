@@ -57,6 +57,20 @@ bool file_exists(const std::string &path);
 // Every entry of a directory whose name contains ".tmp" (leftover temporary files).
 std::vector<std::string> leftover_temporaries(const std::string &dir);
 
+// One split of a data set in the HDF5 schema: /NAME/x (rows, dim), float32 features when
+// x_float is set, else uint8 ones from x_uint8, and /NAME/y, uint8 labels.
+struct DatasetSplit {
+    std::string name;
+    std::vector<float> x_float;
+    std::vector<uint8_t> x_uint8;
+    std::vector<uint8_t> y;
+};
+
+// A data file holding the splits, with the root attributes num_classes (when classes > 0)
+// and x_scale (when x_scale > 0).
+void write_split_dataset(const std::string &path, const std::vector<DatasetSplit> &splits, int dim, int classes,
+                         double x_scale);
+
 // A small classification data set in the HDF5 schema: `classes` Gaussian clusters
 // in `dim` dimensions (float32 features, uint8 labels), /train and /test only.
 void write_cluster_dataset(const std::string &path, int n_train, int n_test, int dim, int classes,

@@ -28,16 +28,16 @@ void write_uint8_dataset(const std::string &path, int n_train, int n_test, int d
                          uint64_t seed)
 {
     std::vector<float> centres = kdtest::random_normal((size_t)classes * dim, 1.5f, seed);
-    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(f >= 0);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    const char *splits[2] = {"train", "test"};
+    std::vector<kdtest::DatasetSplit> splits(2);
+    splits[0].name = "train";
+    splits[1].name = "test";
     int sizes[2] = {n_train, n_test};
     for (int s = 0; s < 2; s++) {
         int n = sizes[s];
         std::vector<float> noise = kdtest::random_normal((size_t)n * dim, 1.0f, seed + 10 + s);
-        std::vector<uint8_t> x((size_t)n * dim), y(n);
+        std::vector<uint8_t> &x = splits[s].x_uint8, &y = splits[s].y;
+        x.resize((size_t)n * dim);
+        y.resize(n);
         for (int i = 0; i < n; i++) {
             y[i] = (uint8_t)(i % classes);
             for (int j = 0; j < dim; j++) {
@@ -45,27 +45,8 @@ void write_uint8_dataset(const std::string &path, int n_train, int n_test, int d
                 x[(size_t)i * dim + j] = (uint8_t)std::lround(std::min(255.0, std::max(0.0, v)));
             }
         }
-        hsize_t dx[2] = {(hsize_t)n, (hsize_t)dim}, dy[1] = {(hsize_t)n};
-        hid_t sx = H5Screate_simple(2, dx, nullptr), sy = H5Screate_simple(1, dy, nullptr);
-        std::string base = std::string("/") + splits[s];
-        hid_t a = H5Dcreate2(f, (base + "/x").c_str(), H5T_STD_U8LE, sx, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        hid_t b = H5Dcreate2(f, (base + "/y").c_str(), H5T_STD_U8LE, sy, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        REQUIRE(H5Dwrite(a, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()) >= 0);
-        REQUIRE(H5Dwrite(b, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data()) >= 0);
-        H5Dclose(a);
-        H5Dclose(b);
-        H5Sclose(sx);
-        H5Sclose(sy);
     }
-    if (x_scale > 0) {
-        hid_t s = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(f, "x_scale", H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-        REQUIRE(H5Awrite(a, H5T_NATIVE_DOUBLE, &x_scale) >= 0);
-        H5Aclose(a);
-        H5Sclose(s);
-    }
-    H5Pclose(lcpl);
-    H5Fclose(f);
+    kdtest::write_split_dataset(path, splits, dim, 0, x_scale); // no num_classes: taken from the labels
 }
 
 // A trained model on such data (configs/smoke.ini: 16-32-4, 600 training rows of which
