@@ -376,7 +376,9 @@ TEST_CASE("calibrate_teachers divides each teacher's logits by its own temperatu
     }
     // A kdtrain teacher: its stored calibration when it has one, else the same fit on its
     // validation logits (which kdtrain calibrate, fitting on the same split, then stores).
-    REQUIRE(kdtest::run_kdtrain("train " + fx.base("t") + " --set train.epochs=4 --set model.dropout=0") == 0);
+    // One epoch: a teacher whose validation rows are not separable (after four its fit and
+    // calibrate's both stopped at the bound 0.001, and their agreement proved nothing).
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("t") + " --set train.epochs=1 --set model.dropout=0") == 0);
     double fitted = 0;
     {
         Loaded l(fx, {"distill.teacher=" + fx.runs + "/t", "distill.calibrate_teachers=true"});
@@ -384,6 +386,9 @@ TEST_CASE("calibrate_teachers divides each teacher's logits by its own temperatu
         REQUIRE(std::string(l.t.member[0].temperature_from) == "fitted on validation");
         fitted = l.t.member[0].temperature;
     }
+    INFO("the teacher's fitted T " << fitted);
+    REQUIRE(fitted > 0.01);
+    REQUIRE(fitted < 100);
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + fx.runs + "/t") == 0);
     double stored = 0;
     {
@@ -407,6 +412,23 @@ TEST_CASE("calibrate_teachers divides each teacher's logits by its own temperatu
         REQUIRE(l.t.member[1].temperature == fit.temperature);
         REQUIRE(!std::isnan(l.t.member[0].val_accuracy));
     }
+}
+
+TEST_CASE("calibrate_teachers says when a teacher's fitted temperature is at the fit's lower bound", "[teachers]")
+{
+    // Every validation label's logit 20 above the others': separable rows, whose NLL falls
+    // as T falls, so the fit stops at its bound 0.001 and the teacher's softmax at T is
+    // one-hot. The log must say so, not pass it as an ordinary fit.
+    Fixture fx;
+    std::vector<int32_t> y = fx.labels();
+    std::vector<float> z((size_t)(kTrain + kVal) * kClasses, 0.0f);
+    for (int i = 0; i < kTrain + kVal; i++) z[(size_t)i * kClasses + y[i]] = 20.0f;
+    write_npy(fx.dir + "/z.npy", z, kTrain + kVal, kClasses);
+    Loaded l(fx, {"distill.teacher_logits=" + fx.dir + "/z.npy", "distill.calibrate_teachers=true"});
+    INFO(l.err.message);
+    REQUIRE(l.rc == KD_OK);
+    REQUIRE(l.t.member[0].temperature == 1e-3);
+    REQUIRE(has(l.t.member[0].temperature_from, "at the fit's lower bound"));
 }
 
 TEST_CASE("a resumed distillation refuses a teacher file whose logits changed and accepts a moved copy", "[teachers]")

@@ -272,7 +272,13 @@ static int load_members(kd_teacher_logits *out, member_logits *ml, const kd_teac
         if ((rc = kd_temperature_solve(ml[k].val, va->labels, va->rows, ds->num_classes, &fit, err)))
             return prefixed(err, rc, list->path[k]);
         m->temperature = fit.temperature;
-        m->temperature_from = "fitted on validation";
+        /* At a bound the fit is no calibration: separable rows push T to 0.001, and the
+         * teacher divided by it teaches one-hot labels; the log must say so. */
+        m->temperature_from = fit.at_lower_bound ? "fitted on validation, at the fit's lower bound: its validation "
+                                                   "rows are separable, so it teaches one-hot labels"
+                              : fit.at_upper_bound ? "fitted on validation, at the fit's upper bound: its validation "
+                                                     "logits do worse than uniform"
+                                                   : "fitted on validation";
     }
     return rc;
 }

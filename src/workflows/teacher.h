@@ -61,7 +61,8 @@ typedef struct kd_teacher_member {
     char description[256];        /* "784-1200-1200-10", or "logits file [60000 x 10] float32" */
     uint64_t fingerprint;         /* logits files: FNV-1a 64 of the float32 logits read; models 0 */
     double temperature;           /* its logits were divided by it: 1 unless calibrate_teachers */
-    const char *temperature_from; /* "" (not calibrated), "its checkpoint's calibration", "fitted on validation" */
+    const char *temperature_from; /* "" (not calibrated), "its checkpoint's calibration", "fitted on validation"
+                                     (saying so when the fit stopped at a bound, 0.001 or 1000) */
     double train_accuracy;        /* its own, against the data's training labels */
     double val_accuracy;          /* on the validation split; NaN when not computed */
 } kd_teacher_member;
