@@ -9,6 +9,8 @@
 
 extern "C" {
 #include "core/gemm.h"
+#include "core/ops.h"
+#include "core/tape.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "nn/mlp.h"
@@ -157,4 +159,37 @@ TEST_CASE("the steady-state training step allocates nothing beyond oneDNN's own 
     kd_mlp_free(&mlp);
     kd_loader_close(&loader);
     kd_dataset_close(&ds);
+}
+
+TEST_CASE("every distillation loss's forward and backward allocate nothing once the arena is warm", "[alloc]")
+{
+    const int B = 32, C = 10;
+    std::vector<float> student(B * C), teacher(B * C);
+    std::vector<int32_t> labels(B);
+    for (int i = 0; i < B * C; i++) {
+        student[i] = (float)((i * 37) % 19) / 4.0f - 2.0f;
+        teacher[i] = (float)((i * 53) % 23) / 5.0f - 2.0f;
+    }
+    for (int i = 0; i < B; i++) labels[i] = i % 4 == 0 ? -1 : i % C; /* some unlabelled rows */
+    const kd_distill_loss_kind kinds[] = {KD_DISTILL_KL, KD_DISTILL_REVERSE_KL, KD_DISTILL_JS, KD_DISTILL_DKD,
+                                          KD_DISTILL_LSK};
+    for (kd_distill_loss_kind kind : kinds) {
+        kd_distill_loss loss = {kind, 4.0f, 0.7f, 1.0f, 8.0f};
+        std::vector<float> grad(B * C, 0.0f);
+        kd_tape tape;
+        kd_tape_init(&tape, 0);
+        auto step = [&]() {
+            kd_tape_reset(&tape);
+            kd_tensor *s = kd_tape_view(&tape, B, C, student.data(), grad.data());
+            kd_tensor *t = kd_tape_view(&tape, B, C, teacher.data(), nullptr);
+            kd_tape_backward(&tape, kd_op_distill_loss(&tape, s, t, labels.data(), &loss));
+        };
+        for (int i = 0; i < 5; i++) step();
+        long before = g_allocs.load();
+        for (int i = 0; i < 20; i++) step();
+        long allocs = g_allocs.load() - before; /* read before INFO, which allocates */
+        INFO("distill.loss kind " << (int)kind);
+        REQUIRE(allocs == 0);
+        kd_tape_free(&tape);
+    }
 }
