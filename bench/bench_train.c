@@ -58,6 +58,12 @@ int main(int argc, char **argv)
     if (kd_mlp_create(&mlp, &c, &err)) return fprintf(stderr, "%s\n", err.message), 1;
     kd_mlp_init(&mlp, 1);
     kd_mm_cache *products = NULL;
+    char impl[64];
+    bool native;
+    if (bf16 && kd_mm_bf16_probe(batch, c.sizes[1], c.sizes[0], impl, sizeof impl, &native, &err)) {
+        fprintf(stderr, "bench_train: no bf16 measurement: %s\n", err.message);
+        return 0;
+    }
     if (bf16 && (kd_mm_cache_create(&products, &err) || kd_mlp_use_bf16(&mlp, products, &err)))
         return fprintf(stderr, "%s\n", err.message), 1;
     kd_optim_config oc = {.kind = KD_OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
