@@ -140,15 +140,17 @@ static void entry_create(kd_mm_cache *c, mm_entry *e, const mm_key *key)
         KD_ASSERT(e->scratch != NULL, "out of memory for a %zu-byte oneDNN scratchpad", scratch_bytes);
     }
     MM_CHECK(dnnl_primitive_create(&e->primitive, pd));
-    MM_CHECK(dnnl_primitive_desc_destroy(pd));
     MM_CHECK(dnnl_memory_create(&e->src, &md[0], c->engine, DNNL_MEMORY_NONE));
     MM_CHECK(dnnl_memory_create(&e->weights, &md[1], c->engine, DNNL_MEMORY_NONE));
     MM_CHECK(dnnl_memory_create(&e->dst, &md[2], c->engine, DNNL_MEMORY_NONE));
     MM_CHECK(dnnl_memory_create(&e->bias, &md[3], c->engine, DNNL_MEMORY_NONE));
     MM_CHECK(dnnl_memory_create(&e->scratchpad, scratch_md, c->engine, e->scratch));
+    MM_CHECK(dnnl_primitive_desc_destroy(pd)); /* scratch_md lives in pd */
 }
 
-static mm_entry *lookup(kd_mm_cache *c, const mm_key *key)
+/* The entry of key, created when missing; a full cache gives up its oldest entry,
+ * never `keep` (the other part of the product being prepared). */
+static mm_entry *lookup(kd_mm_cache *c, const mm_key *key, const mm_entry *keep)
 {
     for (int i = 0; i < c->count; i++)
         if (memcmp(&c->entry[i].key, key, sizeof *key) == 0) return &c->entry[i];
@@ -156,6 +158,7 @@ static mm_entry *lookup(kd_mm_cache *c, const mm_key *key)
     if (c->count < KD_MM_MAX_ENTRIES) {
         e = &c->entry[c->count++];
     } else {
+        if (&c->entry[c->next_victim] == keep) c->next_victim = (c->next_victim + 1) % KD_MM_MAX_ENTRIES;
         e = &c->entry[c->next_victim];
         c->next_victim = (c->next_victim + 1) % KD_MM_MAX_ENTRIES;
         entry_free(e);
@@ -225,7 +228,7 @@ void kd_mm_bf16_run(kd_mm_cache *c, const kd_mm_bf16 *q)
                        .lda = q->lda, .ldb = q->ldb, .ldc = q->ldc, .trans_a = q->trans_a, .trans_b = q->trans_b,
                        .c_bf16 = q->c_bf16, .accumulate = q->accumulate, .bias = q->bias != NULL, .relu = q->relu,
                        .slot = p};
-        part[p].entry = lookup(c, &key);
+        part[p].entry = lookup(c, &key, p > 0 ? part[0].entry : NULL);
         if (by_columns) {
             part[p].a = q->a;
             part[p].b = q->b + (q->trans_b ? (size_t)begin * q->ldb : (size_t)begin);
@@ -243,6 +246,9 @@ void kd_mm_bf16_run(kd_mm_cache *c, const kd_mm_bf16 *q)
         /* Inside a parallel region oneDNN runs each primitive on its calling thread. */
 #pragma omp parallel for num_threads(2) schedule(static) reduction(max : failed)
         for (int p = 0; p < 2; p++) {
+            /* This thread's own count (an ICV of the region's implicit task): the
+             * primitive sees the one thread it was created for. */
+            omp_set_num_threads(1);
             int status = execute(&part[p], c->stream[p]);
             if (status > failed) failed = status;
         }
