@@ -99,6 +99,11 @@ for t in 1 2; do
   $b/bench_train --model teacher --batch 256 --steps $((steps_teacher / 2)) --threads "$t" >>"$raw"
   $b/bench_train --model student --batch 128 --steps $steps_small --threads "$t" >>"$raw"
   $b/bench_train --model distill --batch 128 --steps $steps_small --threads "$t" >>"$raw"
+  # bf16 (train.precision = bf16): where oneDNN has no bf16 product bench_train says so and prints nothing
+  for m in teacher student distill; do
+    steps=$steps_small; [ "$m" = teacher ] && steps=$steps_teacher
+    $b/bench_train --model "$m" --batch 128 --steps "$steps" --threads "$t" --precision bf16 >>"$raw" || true
+  done
   $b/bench_calibrate --threads "$t" --repeat 20 --dump /tmp/kdbench-$$ | grep '^kdtrain_' >>"$raw"
   if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     /usr/bin/python3 scripts/bench_pytorch.py --threads "$t" --steps $pysteps --logits /tmp/kdbench-$$ >>"$raw"
@@ -150,6 +155,33 @@ mkdir -p results
     printf '| %s | %s ms | %s ms | %s | %s |\n' "temperature fit, 10,000 x 10, $t thread(s) (ratio: PyTorch time / kdtrain time)" \
       "$(value kdtrain_tfit_ms_t$t)" "$(value pytorch_lbfgs_ms_t$t)" "$(ratio "$(value pytorch_lbfgs_ms_t$t)" "$(value kdtrain_tfit_ms_t$t)")" "≥ 50"
   done
+  echo
+  echo
+  echo "bf16 (\\`train.precision = bf16\\`: bf16 products with float32 accumulation, float32 master weights; oneDNN's"
+  echo "kernel here: $(value gemm_bf16_impl)). The peers: kdtrain's own float32 step, PyTorch's float32 path and its"
+  echo "bf16 path (torch.autocast on the CPU, bf16 Linear through oneDNN, float32 weights and Adam)."
+  echo
+  echo "| measure | kdtrain bf16 | peer | peer's value | ratio | target |"
+  echo "|---|---|---|---|---|---|"
+  for t in 1 2; do
+    brow() { printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "${2:-–}" "$3" "${4:-–}" "$(ratio "$2" "$4")" "$5"; }
+    brow "teacher samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_teacher_b128_t$t)" "kdtrain fp32" "$(value kdtrain_teacher_b128_t$t)" "≥ 1.7"
+    brow "teacher samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_teacher_b128_t$t)" "PyTorch bf16" "$(value pytorch_bf16_teacher_b128_t$t)" "≥ 4"
+    brow "student samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_student_b128_t$t)" "PyTorch fp32" "$(value pytorch_student_b128_t$t)" "≥ 6"
+    brow "student samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_student_b128_t$t)" "PyTorch bf16" "$(value pytorch_bf16_student_b128_t$t)" ""
+    brow "distilled student samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_distill_b128_t$t)" "PyTorch fp32" "$(value pytorch_distill_b128_t$t)" "≥ 6"
+    brow "distilled student samples/s, batch 128, $t thread(s)" "$(value kdtrain_bf16_distill_b128_t$t)" "PyTorch bf16" "$(value pytorch_bf16_distill_b128_t$t)" ""
+  done
+  echo
+  echo "| machine, bf16 | 1 thread | 2 threads |"
+  echo "|---|---|---|"
+  echo "| AVX512_BF16 dot-product peak (vdpbf16ps), GFLOP/s | $(value peak_bf16_dp_gflops_t1) | $(value peak_bf16_dp_gflops_t2) |"
+  echo "| AMX-BF16 tile peak (tdpbf16ps), GFLOP/s | $(value peak_amx_bf16_gflops_t1) | $(value peak_amx_bf16_gflops_t2) |"
+  echo "| the teacher step's 8 bf16 products alone, GFLOP/s | $(value gemm_bf16_teacher_b128_t1_gflops) | $(value gemm_bf16_teacher_b128_t2_gflops) |"
+  share() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "–"; else printf "%.0f %%", 100 * a / b }'; }
+  echo "| products alone, share of the dot-product peak (target ≥ 75 %) | $(share "$(value gemm_bf16_teacher_b128_t1_gflops)" "$(value peak_bf16_dp_gflops_t1)") | $(share "$(value gemm_bf16_teacher_b128_t2_gflops)" "$(value peak_bf16_dp_gflops_t2)") |"
+  echo "| products alone, share of the AMX peak | $(share "$(value gemm_bf16_teacher_b128_t1_gflops)" "$(value peak_amx_bf16_gflops_t1)") | $(share "$(value gemm_bf16_teacher_b128_t2_gflops)" "$(value peak_amx_bf16_gflops_t2)") |"
+  echo "| teacher step (batch 128), GFLOP/s in its products | $(value kdtrain_bf16_teacher_b128_t1_gflops) | $(value kdtrain_bf16_teacher_b128_t2_gflops) |"
   echo
   echo "NLL reached on the same logits: kdtrain $(value kdtrain_tfit_nll_t1) at T = $(value kdtrain_tfit_T_t1) ($(value kdtrain_tfit_steps_t1) passes, the exact minimum);"
   echo "LBFGS (lr 0.01, max_iter 50, T from 1.5) $(value pytorch_lbfgs_nll_t1) at T = $(value pytorch_lbfgs_T_t1)."

@@ -236,7 +236,29 @@ TEST_CASE("a pipeline's run configs and overrides are checked when it loads, bef
     std::ofstream(ini) << "[pipeline]\ndata = x.h5\nthreads = -1\n";
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
     REQUIRE(out.find(":3: pipeline.threads: expected an integer in [0, 1024], found '-1'") != std::string::npos);
+    std::ofstream(ini) << "[pipeline]\ndata = x.h5\nprecision = fp16\n";
+    REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
+    REQUIRE(out.find(":3: pipeline.precision: expected fp32, bf16 or auto (nothing: each run's own), found 'fp16'") !=
+            std::string::npos);
     std::ofstream(ini) << "[pipelin]\ndata = x.h5\n";
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 2);
     REQUIRE(out.find("unknown section [pipelin]; did you mean [pipeline]?") != std::string::npos);
+}
+
+TEST_CASE("pipeline.precision sets every run's and teacher's train.precision", "[pipeline][bf16]")
+{
+    std::string dir = kdtest::temp_dir(), data = dir + "/clusters.h5", smoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+    kdtest::write_cluster_dataset(data, 300, 100, 16, 4, 5);
+    std::string ini = dir + "/pipe.ini", out;
+    // fp32 asked of every run, over a run line that says bf16: the pipeline's key wins.
+    std::ofstream(ini) << "[pipeline]\ndata = " << data << "\nruns = " << dir << "/runs\nout = " << dir
+                       << "/out\nprecision = fp32\nteacher = " << smoke << " train.epochs=2\n\n[regime.r]\nrun.alone = train "
+                       << smoke << " model.layers=16,8,4 train.epochs=2 train.precision=bf16\nrun.kd = distill " << smoke
+                       << " model.layers=16,8,4 train.epochs=2\n";
+    REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
+    for (const char *run : {"teacher", "r-alone-s1", "r-kd-s1"}) {
+        INFO(run);
+        REQUIRE(read_text(dir + "/runs/" + run + "/config.ini").find("precision = fp32\n") != std::string::npos);
+        REQUIRE(read_text(dir + "/runs/" + run + "/summary.json").find("\"precision\": \"fp32\"") != std::string::npos);
+    }
 }

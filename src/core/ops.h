@@ -5,6 +5,7 @@
 #ifndef KD_OPS_H
 #define KD_OPS_H
 
+#include "core/matmul_bf16.h"
 #include "core/rng.h"
 #include "core/tape.h"
 
@@ -20,11 +21,20 @@ typedef enum kd_activation { KD_ACT_NONE = 0, KD_ACT_RELU = 1 } kd_activation;
 kd_tensor *kd_op_matmul(kd_tape *tape, kd_tensor *a, kd_tensor *b, bool trans_a, bool trans_b);
 /* Y (B, out) = act(X (B, in) W (in, out) + b (1, out)): bias, product and ReLU fused. */
 kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_activation act);
+/* The same with bf16 products (ops_bf16.c), for a bf16 training step: X's bf16
+ * values (X->bf16, else X->data rounded), W's bf16 copy (w->bf16, which must be
+ * set), float32 bias and accumulation. Y is a bf16-only tensor when bf16_out (a
+ * hidden layer: bias and ReLU applied before the one rounding), else float32. The
+ * backward rounds dY to bf16 for its two products and accumulates dW, dX and db in
+ * float32. */
+kd_tensor *kd_op_linear_bf16(kd_tape *tape, kd_mm_cache *products, kd_tensor *x, kd_tensor *w, kd_tensor *b,
+                             kd_activation act, bool bf16_out);
 /* Y = X + b, b (1, cols) broadcast over rows. */
 kd_tensor *kd_op_bias_add(kd_tape *tape, kd_tensor *x, kd_tensor *b);
 kd_tensor *kd_op_relu(kd_tape *tape, kd_tensor *x);
 /* Inverted dropout: each element kept with probability 1 - p and scaled by
- * 1/(1 - p). p = 0 returns x itself. The mask is drawn from rng. */
+ * 1/(1 - p). p = 0 returns x itself. The mask is drawn from rng. On a bf16-only x
+ * the output is bf16 only, bf16(x m), with the same mask. */
 kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng);
 kd_tensor *kd_op_scale(kd_tape *tape, kd_tensor *x, float c);
 /* (1, 1) mean of every element. */

@@ -7,6 +7,10 @@
 
 void kd_matmul_backward(const kd_node *node);
 void kd_linear_backward(const kd_node *node);
+void kd_linear_bf16_backward(const kd_node *node);
+/* db (out) += the column sums of dy (batch, out), each column in row order (the
+ * same bits on any thread count); shared by both linear ops. */
+void kd_bias_gradient(const float *dy, float *db, int batch, int out);
 void kd_bias_add_backward(const kd_node *node);
 void kd_relu_backward(const kd_node *node);
 void kd_dropout_backward(const kd_node *node);

@@ -22,6 +22,15 @@ static void sum_columns(const float *dy, float *db, int batch, int out, int j0)
     }
 }
 
+void kd_bias_gradient(const float *dy, float *db, int batch, int out)
+{
+    /* Threads own blocks of columns; each column still sums its rows in order,
+     * so the result does not depend on the thread count. */
+    size_t blocks = ((size_t)out + 63) / 64;
+    KD_PARALLEL_FOR((size_t)batch * out >= KD_PARALLEL_MIN, size_t, blk, blocks,
+                    sum_columns(dy, db, batch, out, (int)blk * 64));
+}
+
 /* ---- matmul: C = op(A) op(B) ------------------------------------------------ */
 
 kd_tensor *kd_op_matmul(kd_tape *tape, kd_tensor *a, kd_tensor *b, bool trans_a, bool trans_b)
@@ -65,6 +74,7 @@ kd_tensor *kd_op_linear(kd_tape *tape, kd_tensor *x, kd_tensor *w, kd_tensor *b,
 {
     KD_ASSERT(x->cols == w->rows, "linear: X is (%d, %d) but W is (%d, %d)", x->rows, x->cols,
               w->rows, w->cols);
+    KD_ASSERT(x->data != NULL, "linear: X (%d, %d) is bf16 only; kd_op_linear_bf16 reads it", x->rows, x->cols);
     KD_ASSERT(b->rows == 1 && b->cols == w->cols, "linear: b is (%d, %d), expected (1, %d)",
               b->rows, b->cols, w->cols);
     int batch = x->rows, in = x->cols, out = w->cols;
@@ -92,14 +102,7 @@ void kd_linear_backward(const kd_node *node)
         const float *restrict yv = y->data;
         KD_ELEMENTWISE(kd_tensor_numel(y), i, dy[i] = yv[i] > 0.0f ? dy[i] : 0.0f);
     }
-    if (wants_grad(b)) {
-        /* Threads own blocks of columns; each column still sums its rows in order,
-         * so the result does not depend on the thread count. */
-        float *restrict db = b->grad;
-        size_t blocks = ((size_t)out + 63) / 64;
-        KD_PARALLEL_FOR((size_t)batch * out >= KD_PARALLEL_MIN, size_t, blk, blocks,
-                        sum_columns(dy, db, batch, out, (int)blk * 64));
-    }
+    if (wants_grad(b)) kd_bias_gradient(dy, b->grad, batch, out);
     if (wants_grad(w)) /* dW (in, out) += X^T dY */
         kd_gemm(true, false, in, out, batch, 1.0f, x->data, in, dy, out, 1.0f, w->grad, out);
     if (wants_grad(x)) /* dX (B, in) += dY W^T */
@@ -185,6 +188,32 @@ static void dropout_generic(const float *restrict x, float *restrict y, float *r
     dropout_body(x, y, mask, begin, end, key, threshold, keep_scale);
 }
 
+/* The same mask on a bf16-only tensor: y = bf16(x m). */
+KD_INLINE_BODY void dropout_bf16_body(const kd_bf16 *restrict x, kd_bf16 *restrict y, float *restrict mask,
+                                      size_t begin, size_t end, uint64_t key, uint32_t threshold, float keep_scale)
+{
+#pragma omp simd
+    for (size_t i = begin; i < end; i++) {
+        uint32_t bits = (uint32_t)(kd_rng_at(key, i) >> 32);
+        float m = bits >= threshold ? keep_scale : 0.0f;
+        mask[i] = m;
+        y[i] = kd_bf16_round(kd_bf16_to_float(x[i]) * m);
+    }
+}
+
+KD_TARGET_AVX512 static void dropout_bf16_avx512(const kd_bf16 *restrict x, kd_bf16 *restrict y, float *restrict mask,
+                                                 size_t begin, size_t end, uint64_t key, uint32_t threshold,
+                                                 float keep_scale)
+{
+    dropout_bf16_body(x, y, mask, begin, end, key, threshold, keep_scale);
+}
+
+static void dropout_bf16_generic(const kd_bf16 *restrict x, kd_bf16 *restrict y, float *restrict mask, size_t begin,
+                                 size_t end, uint64_t key, uint32_t threshold, float keep_scale)
+{
+    dropout_bf16_body(x, y, mask, begin, end, key, threshold, keep_scale);
+}
+
 /* Elements per block of the dropout loop; the mask does not depend on how the
  * blocks are spread over threads. */
 #define KD_DROPOUT_BLOCK ((size_t)4096)
@@ -193,20 +222,25 @@ kd_tensor *kd_op_dropout(kd_tape *tape, kd_tensor *x, float p, kd_rng *rng)
 {
     KD_ASSERT(p >= 0.0f && p < 1.0f, "dropout probability %g must be in [0, 1)", (double)p);
     if (p == 0.0f) return x;
-    kd_tensor *y = kd_tape_tensor(tape, x->rows, x->cols);
+    bool bf16 = x->data == NULL; /* a bf16 training step's hidden activation */
+    kd_tensor *y = bf16 ? kd_tape_tensor_bf16(tape, x->rows, x->cols) : kd_tape_tensor(tape, x->rows, x->cols);
     size_t count = kd_tensor_numel(x);
     float *mask = kd_arena_alloc(&tape->arena, count * sizeof(float)); /* (rows, cols) */
     float keep_scale = 1.0f / (1.0f - p);
     /* P(drop) = threshold / 2^32 = p rounded up to a multiple of 2^-32 (< 2^32 as p < 1) */
     uint32_t threshold = (uint32_t)ceil((double)p * 4294967296.0);
     uint64_t key = kd_rng_next(rng); /* one draw a call: the whole mask follows from it */
+    bool avx512 = kd_cpu_has_avx512();
     void (*block)(const float *restrict, float *restrict, float *restrict, size_t, size_t, uint64_t, uint32_t,
-                  float) = kd_cpu_has_avx512() ? dropout_avx512 : dropout_generic;
+                  float) = avx512 ? dropout_avx512 : dropout_generic;
+    void (*block_bf16)(const kd_bf16 *restrict, kd_bf16 *restrict, float *restrict, size_t, size_t, uint64_t,
+                       uint32_t, float) = avx512 ? dropout_bf16_avx512 : dropout_bf16_generic;
     size_t blocks = (count + KD_DROPOUT_BLOCK - 1) / KD_DROPOUT_BLOCK;
     KD_PARALLEL_FOR(count >= KD_PARALLEL_MIN, size_t, b, blocks,
                     size_t begin = b * KD_DROPOUT_BLOCK;
                     size_t end = begin + KD_DROPOUT_BLOCK < count ? begin + KD_DROPOUT_BLOCK : count;
-                    block(x->data, y->data, mask, begin, end, key, threshold, keep_scale));
+                    if (bf16) block_bf16(x->bf16, y->bf16, mask, begin, end, key, threshold, keep_scale);
+                    else block(x->data, y->data, mask, begin, end, key, threshold, keep_scale));
     kd_node *node = kd_tape_record(tape, KD_OP_DROPOUT, y, x, NULL, NULL);
     if (node) {
         node->saved = mask;

@@ -16,6 +16,7 @@ typedef struct kd_op_info {
 static const kd_op_info op_table[] = {
     [KD_OP_MATMUL] = {"matmul", kd_matmul_backward},
     [KD_OP_LINEAR] = {"linear", kd_linear_backward},
+    [KD_OP_LINEAR_BF16] = {"linear_bf16", kd_linear_bf16_backward},
     [KD_OP_BIAS_ADD] = {"bias_add", kd_bias_add_backward},
     [KD_OP_RELU] = {"relu", kd_relu_backward},
     [KD_OP_DROPOUT] = {"dropout", kd_dropout_backward},
@@ -70,6 +71,18 @@ kd_tensor *kd_tape_tensor(kd_tape *tape, int rows, int cols)
     t->data = kd_arena_alloc(&tape->arena, (size_t)rows * (size_t)cols * sizeof(float));
     t->grad = NULL;
     t->requires_grad = false;
+    t->bf16 = NULL;
+    return t;
+}
+
+kd_tensor *kd_tape_tensor_bf16(kd_tape *tape, int rows, int cols)
+{
+    KD_ASSERT(rows > 0 && cols > 0, "tensor shape (%d, %d) must be positive", rows, cols);
+    kd_tensor *t = kd_arena_alloc(&tape->arena, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->rows = rows;
+    t->cols = cols;
+    t->bf16 = kd_arena_alloc(&tape->arena, (size_t)rows * (size_t)cols * sizeof(kd_bf16));
     return t;
 }
 

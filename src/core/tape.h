@@ -18,6 +18,7 @@ extern "C" {
 typedef enum kd_op {
     KD_OP_MATMUL,      /* C = op(A) op(B), transposes in iparam[0..1] */
     KD_OP_LINEAR,      /* Y = act(X W + b), act in iparam[0] */
+    KD_OP_LINEAR_BF16, /* the same with bf16 products (ops_bf16.c), Y bf16 when iparam[1] */
     KD_OP_BIAS_ADD,    /* Y = X + b (b broadcast over rows) */
     KD_OP_RELU,        /* Y = max(X, 0) */
     KD_OP_DROPOUT,     /* Y = X * mask, mask in {0, 1/(1-p)} */
@@ -41,6 +42,8 @@ typedef struct kd_node {
     float fparam[3];        /* op scalars: T, alpha, scale, dropout p */
     int iparam[2];          /* op flags: transposes, activation */
     float *saved;           /* op buffer in the arena: dropout mask, d(loss)/d(logits) */
+    void *scratch;          /* another arena buffer (bf16 linear: dY and X^T in bf16) */
+    void *context;          /* what the backward needs beyond tensors (bf16 linear: the product cache) */
     const int32_t *labels;  /* class labels for the loss ops (caller keeps them alive) */
     struct kd_node *prev;
 } kd_node;
@@ -62,6 +65,8 @@ void kd_tape_set_grad_enabled(kd_tape *tape, bool enabled);
 
 /* A new (rows, cols) tensor in the arena, data uninitialised, no gradient. */
 kd_tensor *kd_tape_tensor(kd_tape *tape, int rows, int cols);
+/* A new (rows, cols) bf16-only tensor in the arena (data NULL), values uninitialised. */
+kd_tensor *kd_tape_tensor_bf16(kd_tape *tape, int rows, int cols);
 /* A tensor in the arena that refers to caller-owned buffers (no copy). */
 kd_tensor *kd_tape_view(kd_tape *tape, int rows, int cols, float *data, float *grad);
 

@@ -54,7 +54,10 @@ void kd_mlp_free(kd_mlp *mlp)
 {
     free(mlp->params);
     free(mlp->grads);
+    free(mlp->params_bf16);
     mlp->params = mlp->grads = NULL;
+    mlp->params_bf16 = NULL;
+    mlp->products = NULL;
     mlp->n_params = 0;
 }
 
@@ -82,6 +85,30 @@ void kd_mlp_init(kd_mlp *mlp, uint64_t seed)
 
 void kd_mlp_zero_grad(kd_mlp *mlp) { memset(mlp->grads, 0, mlp->n_params * sizeof(float)); }
 
+int kd_mlp_use_bf16(kd_mlp *mlp, kd_mm_cache *products, kd_error *err)
+{
+    if (!mlp->params_bf16) {
+        mlp->params_bf16 = kd_calloc_aligned(mlp->n_params, sizeof(kd_bf16));
+        if (!mlp->params_bf16)
+            return kd_error_set(err, KD_ERR_IO, "model: out of memory for the bf16 copy of %zu parameters", mlp->n_params);
+    }
+    mlp->products = products;
+    size_t offset = 0;
+    for (int k = 0; k < mlp->config.n_layers; k++) {
+        mlp->weight[k].bf16 = mlp->params_bf16 + offset;
+        offset += kd_tensor_numel(&mlp->weight[k]);
+        mlp->bias[k].bf16 = mlp->params_bf16 + offset;
+        offset += kd_tensor_numel(&mlp->bias[k]);
+    }
+    kd_mlp_sync_bf16(mlp);
+    return KD_OK;
+}
+
+void kd_mlp_sync_bf16(kd_mlp *mlp)
+{
+    if (mlp->params_bf16) kd_bf16_from_floats(mlp->params, mlp->params_bf16, mlp->n_params);
+}
+
 kd_tensor *kd_mlp_forward(kd_mlp *mlp, kd_tape *tape, kd_tensor *x, bool train, kd_rng *rng)
 {
     const kd_mlp_config *c = &mlp->config;
@@ -89,9 +116,12 @@ kd_tensor *kd_mlp_forward(kd_mlp *mlp, kd_tape *tape, kd_tensor *x, bool train, 
               x->cols);
     kd_tensor *h = x;
     if (train && c->input_dropout > 0.0f) h = kd_op_dropout(tape, h, c->input_dropout, rng);
+    bool bf16 = train && mlp->products;
     for (int k = 0; k < c->n_layers; k++) {
         bool hidden = k + 1 < c->n_layers;
-        h = kd_op_linear(tape, h, &mlp->weight[k], &mlp->bias[k], hidden ? KD_ACT_RELU : KD_ACT_NONE);
+        kd_activation act = hidden ? KD_ACT_RELU : KD_ACT_NONE;
+        h = bf16 ? kd_op_linear_bf16(tape, mlp->products, h, &mlp->weight[k], &mlp->bias[k], act, hidden)
+                 : kd_op_linear(tape, h, &mlp->weight[k], &mlp->bias[k], act);
         if (hidden && train && c->dropout > 0.0f) h = kd_op_dropout(tape, h, c->dropout, rng);
     }
     return h;

@@ -33,6 +33,11 @@ typedef struct kd_mlp {
     float *grads;                        /* (n_params) same layout */
     kd_tensor weight[KD_MLP_MAX_LAYERS]; /* (sizes[k], sizes[k+1]) views into the blocks */
     kd_tensor bias[KD_MLP_MAX_LAYERS];   /* (1, sizes[k+1]) */
+    /* bf16 training (kd_mlp_use_bf16): the parameters rounded to bf16, same layout,
+     * rewritten by the optimiser's pass after every update; the weights' bf16
+     * pointers look into it. NULL in float32 training. */
+    kd_bf16 *params_bf16;
+    kd_mm_cache *products;               /* the bf16 product cache (the caller's), or NULL */
 } kd_mlp;
 
 /* Checks the config (names the bad value in err) and allocates zeroed blocks. */
@@ -43,8 +48,15 @@ void kd_mlp_free(kd_mlp *mlp);
  * or Glorot uniform everywhere. Biases 0. */
 void kd_mlp_init(kd_mlp *mlp, uint64_t seed);
 void kd_mlp_zero_grad(kd_mlp *mlp);
+/* Training forward passes from now on take bf16 products through `products` (not
+ * owned); evaluation (train false) stays float32. Allocates and fills the bf16 copy;
+ * KD_ERR_IO when out of memory. */
+int kd_mlp_use_bf16(kd_mlp *mlp, kd_mm_cache *products, kd_error *err);
+/* Rewrites the bf16 copy from the parameters (after they were set other than by
+ * the optimiser: initialisation, a checkpoint). */
+void kd_mlp_sync_bf16(kd_mlp *mlp);
 /* Logits (B, classes) for x (B, sizes[0]). Dropout applies only when train is
- * true, drawing from rng. */
+ * true, drawing from rng; so do bf16 products, when the model uses them. */
 kd_tensor *kd_mlp_forward(kd_mlp *mlp, kd_tape *tape, kd_tensor *x, bool train, kd_rng *rng);
 /* "784-1200-1200-10" into buf. */
 const char *kd_mlp_describe(const kd_mlp_config *config, char *buf, size_t size);

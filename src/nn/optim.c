@@ -2,6 +2,7 @@
 #include "nn/optim.h"
 
 #include "core/arena.h"
+#include "core/bf16.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 
@@ -100,15 +101,16 @@ static double clip_gradients(const kd_optim_config *c, float *restrict grads, si
  * norm reported when nothing is clipped): one pass over the block instead of three. */
 typedef struct update_pass {
     float *restrict p, *restrict g, *restrict m, *restrict v;
+    kd_bf16 *restrict copy;     /* the bf16 copy of p written in the same pass, or NULL */
     float lr, mu, wd;           /* SGD */
     bool first, nesterov;       /* SGD */
     float b1, b2, eps, decay, step_size, inv_root_bc2; /* AdamW */
 } update_pass;
 
-static double sgd_block(void *context, size_t begin, size_t end)
+KD_INLINE_BODY double sgd_body(const update_pass *u, size_t begin, size_t end, const bool write_copy)
 {
-    const update_pass *u = context;
     float *restrict p = u->p, *restrict g = u->g, *restrict buf = u->m;
+    kd_bf16 *restrict copy = u->copy;
     float lr = u->lr, mu = u->mu, wd = u->wd;
     bool first = u->first, nesterov = u->nesterov;
     double sumsq = 0.0;
@@ -122,22 +124,27 @@ static double sgd_block(void *context, size_t begin, size_t end)
             d = nesterov ? d + mu * buf[i] : buf[i];
         }
         p[i] -= lr * d;
+        if (write_copy) copy[i] = kd_bf16_round(p[i]);
     }
     return sumsq;
 }
 
-static double sgd_step(kd_optim *opt, float *p, float *g, float lr)
+static double sgd_block(void *context, size_t begin, size_t end) { return sgd_body(context, begin, end, false); }
+static double sgd_block_copy(void *context, size_t begin, size_t end) { return sgd_body(context, begin, end, true); }
+
+static double sgd_step(kd_optim *opt, float *p, float *g, kd_bf16 *copy, float lr)
 {
     const kd_optim_config *c = &opt->config;
-    update_pass u = {.p = p, .g = g, .m = opt->m, .lr = lr, .mu = (float)c->momentum,
+    update_pass u = {.p = p, .g = g, .m = opt->m, .copy = copy, .lr = lr, .mu = (float)c->momentum,
                      .wd = (float)c->weight_decay, .first = opt->step == 0, .nesterov = c->nesterov};
-    return blocked_pass(opt->n_params, sgd_block, &u);
+    return blocked_pass(opt->n_params, copy ? sgd_block_copy : sgd_block, &u);
 }
 
 /* One block of AdamW; returns the block's sum of squared gradients. */
-KD_INLINE_BODY double adamw_body(const update_pass *u, size_t begin, size_t end)
+KD_INLINE_BODY double adamw_body(const update_pass *u, size_t begin, size_t end, const bool write_copy)
 {
     float *restrict p = u->p, *restrict g = u->g, *restrict m = u->m, *restrict v = u->v;
+    kd_bf16 *restrict copy = u->copy;
     float b1 = u->b1, b2 = u->b2, eps = u->eps, decay = u->decay, step_size = u->step_size,
           inv_root_bc2 = u->inv_root_bc2;
     double sumsq = 0.0;
@@ -152,21 +159,32 @@ KD_INLINE_BODY double adamw_body(const update_pass *u, size_t begin, size_t end)
         /* torch.optim.AdamW divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
          * reciprocal (within an ulp) leaves one division, the loop's bottleneck. */
         p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_root_bc2 + eps);
+        if (write_copy) copy[i] = kd_bf16_round(p[i]);
     }
     return sumsq;
 }
 
 KD_TARGET_AVX512 static double adamw_block_avx512(void *context, size_t begin, size_t end)
 {
-    return adamw_body(context, begin, end);
+    return adamw_body(context, begin, end, false);
 }
 
 static double adamw_block_generic(void *context, size_t begin, size_t end)
 {
-    return adamw_body(context, begin, end);
+    return adamw_body(context, begin, end, false);
 }
 
-static double adamw_step(kd_optim *opt, float *p, float *g, float lr)
+KD_TARGET_AVX512 static double adamw_block_copy_avx512(void *context, size_t begin, size_t end)
+{
+    return adamw_body(context, begin, end, true);
+}
+
+static double adamw_block_copy_generic(void *context, size_t begin, size_t end)
+{
+    return adamw_body(context, begin, end, true);
+}
+
+static double adamw_step(kd_optim *opt, float *p, float *g, kd_bf16 *copy, float lr)
 {
     const kd_optim_config *c = &opt->config;
     double t = (double)(opt->step + 1);
@@ -174,23 +192,29 @@ static double adamw_step(kd_optim *opt, float *p, float *g, float lr)
                      .g = g,
                      .m = opt->m,
                      .v = opt->v,
+                     .copy = copy,
                      .b1 = (float)c->beta1,
                      .b2 = (float)c->beta2,
                      .eps = (float)c->eps,
                      .decay = (float)(1.0 - (double)lr * c->weight_decay),
                      .step_size = (float)((double)lr / (1.0 - pow(c->beta1, t))),
                      .inv_root_bc2 = (float)(1.0 / sqrt(1.0 - pow(c->beta2, t)))};
-    return blocked_pass(opt->n_params, kd_cpu_has_avx512() ? adamw_block_avx512 : adamw_block_generic, &u);
+    bool avx512 = kd_cpu_has_avx512();
+    block_pass pass = copy ? (avx512 ? adamw_block_copy_avx512 : adamw_block_copy_generic)
+                           : (avx512 ? adamw_block_avx512 : adamw_block_generic);
+    return blocked_pass(opt->n_params, pass, &u);
 }
 
-void kd_optim_step(kd_optim *opt, float *params, float *grads)
+void kd_optim_step(kd_optim *opt, float *params, float *grads) { kd_optim_step_bf16(opt, params, grads, NULL); }
+
+void kd_optim_step_bf16(kd_optim *opt, float *params, float *grads, kd_bf16 *params_bf16)
 {
     /* Clipping needs the norm before the update: a separate pass only then. */
     double clipped_norm = opt->config.clip_norm > 0 ? clip_gradients(&opt->config, grads, opt->n_params) : -1.0;
     double lr = kd_optim_lr(&opt->config, opt->step);
     opt->last_lr = lr;
-    double sumsq = opt->config.kind == KD_OPTIM_ADAMW ? adamw_step(opt, params, grads, (float)lr)
-                                                      : sgd_step(opt, params, grads, (float)lr);
+    double sumsq = opt->config.kind == KD_OPTIM_ADAMW ? adamw_step(opt, params, grads, params_bf16, (float)lr)
+                                                      : sgd_step(opt, params, grads, params_bf16, (float)lr);
     opt->last_grad_norm = clipped_norm >= 0 ? clipped_norm : sqrt(sumsq);
     opt->step++;
 }

@@ -6,6 +6,7 @@
 #ifndef KD_OPTIM_H
 #define KD_OPTIM_H
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 #include <stddef.h>
@@ -70,6 +71,9 @@ double kd_optim_lr(const kd_optim_config *config, int64_t step);
 /* One update of params from grads (clipped first when asked). The gradients are
  * consumed: they are zero afterwards, ready for the next backward pass. */
 void kd_optim_step(kd_optim *opt, float *params, float *grads);
+/* The same, writing params_bf16[i] = kd_bf16_round(params[i]) in the same pass (a
+ * bf16 training step's weight copy); params_bf16 NULL is kd_optim_step. */
+void kd_optim_step_bf16(kd_optim *opt, float *params, float *grads, kd_bf16 *params_bf16);
 
 #ifdef __cplusplus
 }

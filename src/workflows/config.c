@@ -25,6 +25,8 @@ static const kd_key_choice schedule_choices[] = {
 static const kd_key_choice last_batch_choices[] = {{"keep", KD_LAST_BATCH_KEEP}, {"drop", KD_LAST_BATCH_DROP}, {NULL, 0}};
 static const kd_key_choice checkpoint_choices[] = {
     {"last_best", KD_CHECKPOINTS_LAST_BEST}, {"every", KD_CHECKPOINTS_EVERY}, {NULL, 0}};
+static const kd_key_choice precision_choices[] = {
+    {"fp32", KD_PRECISION_FP32}, {"bf16", KD_PRECISION_BF16}, {"auto", KD_PRECISION_AUTO}, {NULL, 0}};
 static const kd_key_choice distill_loss_choices[] = {{"kl", KD_DISTILL_KL},   {"reverse_kl", KD_DISTILL_REVERSE_KL},
                                                      {"js", KD_DISTILL_JS},   {"dkd", KD_DISTILL_DKD},
                                                      {"lsk", KD_DISTILL_LSK}, {NULL, 0}};
@@ -32,7 +34,8 @@ static const kd_key_choice distill_loss_choices[] = {{"kl", KD_DISTILL_KL},   {"
 /* Choice fields are C enums, stored and read as int. */
 _Static_assert(sizeof(kd_init) == sizeof(int) && sizeof(kd_optim_kind) == sizeof(int) &&
                    sizeof(kd_schedule) == sizeof(int) && sizeof(kd_last_batch) == sizeof(int) &&
-                   sizeof(kd_checkpoint_policy) == sizeof(int) && sizeof(kd_distill_loss_kind) == sizeof(int),
+                   sizeof(kd_checkpoint_policy) == sizeof(int) && sizeof(kd_distill_loss_kind) == sizeof(int) &&
+                   sizeof(kd_precision) == sizeof(int),
                "choice enums are int-sized");
 
 #define F(field) offsetof(kd_config, field), sizeof(((kd_config *)0)->field)
@@ -60,6 +63,7 @@ static const kd_key keys[] = {
     {"train", "threads", KD_KEY_INT, F(train.threads), "0", 0, 1024, false, NULL, NULL},
     {"train", "jitter", KD_KEY_INT, F(train.jitter), "0", 0, 64, false, NULL, NULL},
     {"train", "optimizer", KD_KEY_CHOICE, F(train.optimizer), "adamw", 0, 0, false, optimizer_choices, NULL},
+    {"train", "precision", KD_KEY_CHOICE, F(train.precision), "fp32", 0, 0, false, precision_choices, NULL},
     {"train", "lr", KD_KEY_FLOAT, F(train.lr), "0.001", 0, 1e3, true, NULL, NULL},
     {"train", "momentum", KD_KEY_FLOAT, F(train.momentum), "0.9", 0, 0.999999, false, NULL, NULL},
     {"train", "nesterov", KD_KEY_BOOL, F(train.nesterov), "false", 0, 0, false, NULL, NULL},

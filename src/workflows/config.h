@@ -30,6 +30,13 @@ typedef enum kd_checkpoint_policy {
     KD_CHECKPOINTS_EVERY = 1      /* best.h5 and epoch-NNN.h5 after every epoch */
 } kd_checkpoint_policy;
 
+/* train.precision: the products of a training step. */
+typedef enum kd_precision {
+    KD_PRECISION_FP32 = 0, /* float32 throughout */
+    KD_PRECISION_BF16 = 1, /* bf16 products with float32 accumulation and master weights */
+    KD_PRECISION_AUTO = 2  /* bf16 where oneDNN has a native bf16 kernel, else fp32 */
+} kd_precision;
+
 typedef struct kd_config {
     struct {
         char path[KD_CONFIG_STR];
@@ -51,6 +58,7 @@ typedef struct kd_config {
         int64_t epochs, batch_size, threads, jitter;
         uint64_t seed;
         kd_optim_kind optimizer; /* adamw | sgd */
+        kd_precision precision;  /* fp32 | bf16 | auto */
         double lr, momentum, beta1, beta2, eps, weight_decay, clip_norm, min_lr, gamma;
         bool nesterov;
         kd_schedule schedule;  /* constant | step | cosine */

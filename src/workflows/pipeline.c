@@ -66,6 +66,16 @@ static int key_teacher(const kd_key *k, void *field, const char *display, const 
     return parse_spec(at, value, false, field, err);
 }
 
+static int key_precision(const kd_key *k, void *field, const char *display, const char *value, const char *where,
+                         kd_error *err)
+{
+    char *out = field;
+    if (value[0] && strcmp(value, "fp32") && strcmp(value, "bf16") && strcmp(value, "auto"))
+        return kd_keys_bad_value(k, display, where, value, "fp32, bf16 or auto (nothing: each run's own)", err);
+    snprintf(out, sizeof ((kd_pipeline *)0)->precision, "%s", value);
+    return KD_OK;
+}
+
 static int key_seeds(const kd_key *k, void *field, const char *display, const char *value, const char *where,
                      kd_error *err)
 {
@@ -133,6 +143,7 @@ static const kd_key keys[] = {
     {"pipeline", "seeds", KD_KEY_CUSTOM, 0, 0, "1", 0, 0, false, NULL, key_seeds},
     {"pipeline", "teacher", KD_KEY_CUSTOM, P(teacher), "", 0, 0, false, NULL, key_teacher},
     {"pipeline", "threads", KD_KEY_INT, P(threads), "0", 0, 1024, false, NULL, NULL},
+    {"pipeline", "precision", KD_KEY_CUSTOM, P(precision), "", 0, 0, false, NULL, key_precision},
     {"regime", "title", KD_KEY_TEXT, R(title), "", 0, 0, false, NULL, NULL},
     {"regime", "note", KD_KEY_TEXT, R(note), "", 0, 0, false, NULL, NULL},
     {"regime", "teacher", KD_KEY_CUSTOM, R(teacher), "", 0, 0, false, NULL, key_teacher},
@@ -208,6 +219,15 @@ static int on_entry(const kd_ini_entry *e, void *user, kd_error *err)
 
 /* A run's config file with its overrides, as build_request will load it (the
  * pipeline's data path stands in for data.path, which validation requires). */
+/* pipeline.precision, when set, overrides every run's train.precision (the teachers' too). */
+static int apply_precision(const kd_pipeline *p, kd_config *c, kd_error *err)
+{
+    if (!p->precision[0]) return KD_OK;
+    char set[64];
+    snprintf(set, sizeof set, "train.precision=%s", p->precision);
+    return kd_config_set(c, set, err);
+}
+
 static int check_spec(const kd_pipeline *p, const char *where, const kd_pipeline_spec *spec, kd_error *err)
 {
     kd_config *c = malloc(sizeof *c);
@@ -215,6 +235,7 @@ static int check_spec(const kd_pipeline *p, const char *where, const kd_pipeline
     kd_config_defaults(c);
     int rc = kd_config_load_file(c, spec->config, err);
     for (int i = 0; !rc && i < spec->n_sets; i++) rc = kd_config_set(c, spec->sets[i], err);
+    if (!rc) rc = apply_precision(p, c, err);
     if (!rc) {
         snprintf(c->data.path, sizeof c->data.path, "%s", p->data);
         rc = kd_config_validate(c, err);
@@ -283,6 +304,7 @@ static int build_request(const pipe_state *s, const kd_pipeline_spec *spec, cons
     kd_config_defaults(&req->config);
     int rc = kd_config_load_file(&req->config, spec->config, err);
     for (int i = 0; !rc && i < spec->n_sets; i++) rc = kd_config_set(&req->config, spec->sets[i], err);
+    if (!rc) rc = apply_precision(p, &req->config, err);
     if (rc) return rc;
     kd_config *c = &req->config;
     snprintf(c->data.path, sizeof c->data.path, "%s", p->data);

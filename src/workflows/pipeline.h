@@ -57,6 +57,7 @@ typedef struct kd_pipeline {
     uint64_t seeds[KD_PIPE_MAX_SEEDS];
     int n_seeds;
     int64_t threads;             /* 0: the idle cores */
+    char precision[8];           /* "": each config's train.precision; else fp32|bf16|auto for every run */
     kd_pipeline_spec teacher;
     kd_pipeline_regime regimes[KD_PIPE_MAX_REGIMES];
     int n_regimes;

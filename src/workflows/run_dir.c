@@ -278,6 +278,8 @@ int kd_run_dir_write_summary(const kd_run_dir *r, const kd_run_summary *s, kd_er
     kd_json_number(&j, "mean_epoch_seconds", r->n_rows ? epoch_seconds / (double)r->n_rows : NAN);
     kd_json_number(&j, "this_session_seconds", s->session_seconds);
     kd_json_int(&j, "threads", s->threads);
+    if (s->precision) kd_json_string(&j, "precision", s->precision);
+    if (s->precision_reason) kd_json_string(&j, "precision_reason", s->precision_reason);
     char commit[128], date[64];
     kd_provenance_commit(commit, sizeof commit);
     kd_provenance_date(date, sizeof date);

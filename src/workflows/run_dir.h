@@ -83,6 +83,8 @@ typedef struct kd_run_summary {
     double best_val_accuracy;
     double session_seconds;     /* this invocation's wall time (a resumed run: since the resume) */
     int threads;
+    const char *precision;        /* "fp32" or "bf16": what the training steps took */
+    const char *precision_reason; /* why (train.precision and what oneDNN offers) */
 } kd_run_summary;
 
 /* summary.json, which marks a finished run (the pipeline reuses such runs). */

@@ -14,6 +14,7 @@
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
 #include "workflows/model.h"
+#include "workflows/precision.h"
 #include "workflows/run_data.h"
 #include "workflows/run_dir.h"
 #include "workflows/teacher.h"
@@ -35,6 +36,8 @@ typedef struct trainer {
     kd_optim optim;
     kd_rng rng;               /* dropout and jitter */
     kd_tape tape;
+    kd_precision_choice precision;
+    kd_mm_cache *products;    /* bf16 training: oneDNN's primitives; NULL in fp32 */
     kd_loader loader;
     kd_run_dir run;
     bool distill;             /* request->distill, or a teacher given */
@@ -243,7 +246,7 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
         loss = kd_op_softmax_ce(tape, logits, b->y);
     }
     kd_tape_backward(tape, loss);
-    kd_optim_step(&t->optim, t->model.params, t->model.grads);
+    kd_optim_step_bf16(&t->optim, t->model.params, t->model.grads, t->model.params_bf16);
     totals->loss_sum += (double)loss->data[0] * b->rows;
     totals->rows += b->rows;
     for (int i = 0; i < b->rows; i++) {
@@ -367,7 +370,9 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
                         .best_epoch = t->best_epoch,
                         .best_val_accuracy = t->best_val_acc,
                         .session_seconds = total_seconds,
-                        .threads = kd_threads_count()};
+                        .threads = kd_threads_count(),
+                        .precision = t->precision.name,
+                        .precision_reason = t->precision.reason};
     return kd_run_dir_write_summary(&t->run, &s, err);
 }
 
@@ -397,6 +402,11 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     if ((rc = kd_config_model(c, &mc, err)) || (rc = kd_mlp_create(&t->model, &mc, err))) return rc;
     if ((rc = reserve_step_memory(t, err))) return rc;
     kd_mlp_init(&t->model, c->train.seed);
+    if ((rc = kd_precision_resolve(c, (int)c->train.batch_size, mc.sizes[1], mc.sizes[0], &t->precision, err)))
+        return rc;
+    if (t->precision.bf16 && ((rc = kd_mm_cache_create(&t->products, err)) ||
+                              (rc = kd_mlp_use_bf16(&t->model, t->products, err))))
+        return rc;
     kd_rng_seed(&t->rng, c->train.seed ^ 0x5DEECE66DULL);
     if (kd_loader_batches_per_epoch(&t->loader) == 0)
         return kd_error_set(err, KD_ERR_CONFIG,
@@ -425,6 +435,7 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     } else if (req->resume) {
         if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
         if ((rc = resume_state(t, err))) return rc;
+        kd_mlp_sync_bf16(&t->model); /* the copy the optimiser would have written */
         kd_run_dir_close(&t->run);
         if ((rc = kd_run_dir_open(&t->run, req->resume, t->start_epoch, err))) return rc;
         for (int64_t i = 0; i < t->run.n_rows && !t->best_from_checkpoint; i++) /* older checkpoints */
@@ -464,6 +475,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
                    t->distill ? "distilling" : "training", kd_mlp_describe(&t->model.config, arch, sizeof arch),
                    t->model.n_params, t->cfg->data.path, (long long)t->loader.rows, (long long)t->cfg->train.epochs,
                    (long long)kd_loader_batches_per_epoch(&t->loader), kd_threads_count(), t->run.path);
+        kd_run_log(&t->run, "precision: %s (%s)", t->precision.name, t->precision.reason);
     }
     int64_t end = t->cfg->train.epochs;
     if (request->stop_after > 0 && request->stop_after < end) end = request->stop_after;
@@ -482,6 +494,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     kd_loader_close(&t->loader);
     kd_dataset_close(&t->ds);
     kd_mlp_free(&t->model);
+    kd_mm_cache_free(t->products);
     kd_optim_free(&t->optim);
     kd_tape_free(&t->tape);
     kd_run_dir_close(&t->run);
