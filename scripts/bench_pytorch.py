@@ -4,8 +4,11 @@ as kdtrain's benchmarks, timed with Debian's python3-torch (1.13) on the CPU.
 
     /usr/bin/python3 scripts/bench_pytorch.py [--threads 2] [--steps 200] [--quick]
                                               [--logits PREFIX] [--path auto]
+                                              [--precision fp32|bf16|both]
 
-Prints `name value` lines on stdout (N = the thread count):
+Prints `name value` lines on stdout (N = the thread count). --precision fp32 prints the
+float32 lines below; bf16 the bfloat16 ones and pytorch_version; both (the default) the
+float32 lines, then the bfloat16 ones, then pytorch_version.
 
     pytorch_path              the way the Linear layers were run (see below)
     pytorch_teacher_b128_tN   samples/s, 784-1200-1200-10, ReLU, dropout 0.3, Adam, CE
@@ -19,6 +22,22 @@ Prints `name value` lines on stdout (N = the thread count):
     pytorch_lbfgs_T_tN        the temperature it ends at
     pytorch_lbfgs_nll_tN      the NLL at that temperature, in float64
     pytorch_version           torch.__version__
+
+  bfloat16 mixed precision (torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+  around forward and loss, backward outside it, the same Adam on float32 master weights):
+
+    pytorch_bf16_ok           1 if F.linear under autocast returns bfloat16, the weight
+                              gradients stay float32, and a small MLP's loss and gradients
+                              under autocast agree with float32's (check_bf16); 0 otherwise,
+                              and then no other pytorch_bf16_ line follows
+    pytorch_bf16_path         F.linear (the only Linear path autocast runs in bfloat16, below)
+    pytorch_bf16_onednn       the oneDNN matmul implementation F.linear reached under
+                              autocast (from DNNL_VERBOSE=1 in a child python, e.g.
+                              brg:avx512_core_amx_bf16), `none` if oneDNN ran no matmul
+    pytorch_bf16_teacher_b128_tN  samples/s, as pytorch_teacher_b128_tN
+    pytorch_bf16_teacher_b256_tN  as pytorch_teacher_b256_tN
+    pytorch_bf16_student_b128_tN  as pytorch_student_b128_tN
+    pytorch_bf16_distill_b128_tN  as pytorch_distill_b128_tN
 
 A training step is zero_grad(set_to_none=True), forward, loss, backward, Adam step, on
 one fixed synthetic batch (x uniform in [0, 1), random labels; no data loading, as in
@@ -48,9 +67,20 @@ F.linear). Candidates, fastest first, ms per training step measured on the proje
 
 --path auto (the default) takes the first of these whose loss and gradients match
 F.linear's on a small MLP; --path NAME forces one.
+
+The bfloat16 path. Under autocast F.linear is on the list of ops cast to bfloat16, and
+torch 1.13 sends bfloat16 matrix products to oneDNN (with AVX512_BF16 or AMX, on this
+machine oneDNN's brgemm AMX matmul, forward and both backward products), so the slow
+BLAS is out of the way. mkldnn_linear is not on autocast's lists (it stays float32), and
+conv1x1 does run in bfloat16 but is 3 to 7 times slower than F.linear there, so --path
+applies to float32 only. The loss functions run as autocast decides (log_softmax,
+cross_entropy and kl_div take the bfloat16 logits; the loss comes out float32).
 """
 import argparse
+import contextlib
 import math
+import os
+import subprocess
 import sys
 import time
 
@@ -67,6 +97,8 @@ STUDENT = [784, 64, 10]
 DROPOUT = 0.3
 KD_T, KD_ALPHA = 4.0, 0.9
 LBFGS_REPEAT = 5
+BF16_LOSS_TOLERANCE = 5e-2  # relative; bfloat16 keeps 8 significant bits (2^-8 = 3.9e-3)
+BF16_MIN_COSINE = 0.98       # of every bfloat16 gradient with its float32 counterpart
 
 
 def say(*args):
@@ -148,20 +180,103 @@ def check_path(name):
     return worst < 1e-4, worst
 
 
+def autocast_bf16():
+    return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+
+def check_bf16():
+    """Whether autocast runs F.linear in bfloat16 here: the output dtype of one product,
+    the dtype of the weight gradient (float32 master weights), and a 20-16-16-5 MLP
+    (batch 8, CE and KD loss) under autocast against float32 F.linear: the loss within
+    BF16_LOSS_TOLERANCE (relative), every gradient at cosine similarity >= BF16_MIN_COSINE.
+    Not an elementwise bound: bfloat16 rounding flips the odd ReLU whose input is near 0,
+    which changes single gradient elements by tens of percent of the largest (seen for
+    1 seed in 20; its worst cosine was 0.989, the others' above 0.9998; the relative loss
+    difference was at most 1.5e-2 over those 20 seeds). Returns (ok, text)."""
+    try:
+        w = torch.randn(4, 3, requires_grad=True)
+        with autocast_bf16():
+            z = F.linear(torch.randn(2, 3), w)
+        if z.dtype != torch.bfloat16:
+            return False, f"F.linear under autocast returned {z.dtype}"
+        z.float().sum().backward()
+        if w.grad is None or w.grad.dtype != torch.float32:
+            return False, f"the weight gradient is {None if w.grad is None else w.grad.dtype}"
+        gen = torch.Generator().manual_seed(7)
+        x = torch.randn(8, 20, generator=gen)
+        y = torch.randint(0, 5, (8,), generator=gen)
+        t = 3.0 * torch.randn(8, 5, generator=gen)
+        torch.manual_seed(7)
+        model = MLP([20, 16, 16, 5], 0.0, F.linear)
+        worst_loss, worst_cosine = 0.0, 1.0
+        for loss_fn in (lambda z: F.cross_entropy(z, y), lambda z: kd_loss(z, t, y)):
+            xs = []
+            for context in (contextlib.nullcontext, autocast_bf16):
+                model.zero_grad(set_to_none=True)
+                xi = x.clone().requires_grad_()
+                with context():
+                    loss = loss_fn(model(xi))
+                loss.backward()
+                xs.append([loss.detach().float(), xi.grad] + [p.grad for p in model.parameters()])
+            (loss32, *grads32), (loss16, *grads16) = xs
+            worst_loss = max(worst_loss, (abs(loss16 - loss32) / abs(loss32)).item())
+            for a, b in zip(grads32, grads16):
+                if b is None or b.shape != a.shape or b.dtype != torch.float32:
+                    return False, "a missing or non-float32 gradient"
+                worst_cosine = min(worst_cosine, F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item())
+    except Exception as e:  # noqa: BLE001 - any failure rules the path out
+        return False, str(e).splitlines()[0]
+    ok = worst_loss < BF16_LOSS_TOLERANCE and worst_cosine >= BF16_MIN_COSINE
+    return ok, (f"loss differs from float32 by {worst_loss:.1e} (relative, at most {BF16_LOSS_TOLERANCE:g}), "
+                f"gradients at cosine >= {worst_cosine:.5f} (at least {BF16_MIN_COSINE:g})")
+
+
+ONEDNN_PROBE = """
+import torch, torch.nn.functional as F
+torch.set_num_threads(1)
+x = torch.rand(32, 64, requires_grad=True)
+w = torch.randn(48, 64, requires_grad=True)
+with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+    z = F.linear(x, w)
+z.float().sum().backward()
+"""
+
+
+def onednn_matmul():
+    """The oneDNN matmul implementations an autocast F.linear forward and backward reach,
+    read from DNNL_VERBOSE=1 in a child python (oneDNN prints on the C stdout)."""
+    env = dict(os.environ, DNNL_VERBOSE="1", ONEDNN_VERBOSE="1")
+    try:
+        run = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], env=env, capture_output=True,
+                             text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "none", f"the probe failed: {e}"
+    impls = []
+    for line in run.stdout.splitlines():
+        f = line.split(",")
+        if len(f) > 4 and f[1] == "exec" and f[3] == "matmul" and f[4] not in impls:
+            impls.append(f[4])
+    if run.returncode != 0:
+        return "none", f"the probe exited with {run.returncode}"
+    return ("+".join(impls) if impls else "none"), f"{len(impls)} implementation(s)"
+
+
 # --- training steps -----------------------------------------------------------------------
 
-def bench_train(sizes, dropout, batch, steps, warmup, linear, distill=False):
+def bench_train(sizes, dropout, batch, steps, warmup, linear, distill=False, bf16=False):
     torch.manual_seed(1)
     model = MLP(sizes, dropout, linear).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch, sizes[0])
     y = torch.randint(0, sizes[-1], (batch,))
     teacher = 4.0 * torch.randn(batch, sizes[-1])  # cached teacher logits
+    context = autocast_bf16 if bf16 else contextlib.nullcontext
 
     def step():
         opt.zero_grad(set_to_none=True)
-        z = model(x)
-        loss = kd_loss(z, teacher, y) if distill else F.cross_entropy(z, y)
+        with context():
+            z = model(x)
+            loss = kd_loss(z, teacher, y) if distill else F.cross_entropy(z, y)
         loss.backward()
         opt.step()
         return loss
@@ -251,7 +366,11 @@ def main():
     ap.add_argument("--logits", metavar="PREFIX", help="fit T on PREFIX.logits.f32 / .labels.i32 / .shape")
     ap.add_argument("--quick", action="store_true", help="fewer steps")
     ap.add_argument("--path", default="auto", choices=["auto"] + list(PATHS),
-                    help="how to run the Linear layers (default: the fastest that passes the gradient check)")
+                    help="how to run the Linear layers in float32 (default: the fastest that passes the "
+                         "gradient check)")
+    ap.add_argument("--precision", default="both", choices=["fp32", "bf16", "both"],
+                    help="float32 training steps and temperature fit, bfloat16 autocast training steps, "
+                         "or both (default)")
     args = ap.parse_args()
     if args.threads < 1 or (args.steps is not None and args.steps < 1):
         ap.error("--threads and --steps must be positive")
@@ -273,6 +392,16 @@ def main():
         f"mkldnn {'available' if torch.backends.mkldnn.is_available() else 'NOT available'}; "
         f"{steps} timed steps after {warmup} warm-up steps")
 
+    if args.precision in ("fp32", "both") and run_fp32(args, n, steps, warmup, z, y, source):
+        return 1
+    if args.precision in ("bf16", "both"):
+        run_bf16(n, steps, warmup)
+    out("pytorch_version", torch.__version__)
+    return 0
+
+
+def run_fp32(args, n, steps, warmup, z, y, source):
+    """The float32 lines: the Linear path, the training steps, the temperature fit."""
     # The Linear path: the first candidate that computes the same loss and gradients.
     chosen = None
     for name in (list(PATHS) if args.path == "auto" else [args.path]):
@@ -317,8 +446,29 @@ def main():
     out(f"pytorch_lbfgs_ms_t{n}", f"{1e3 * best:.3f}")
     out(f"pytorch_lbfgs_T_t{n}", f"{T:.8f}")
     out(f"pytorch_lbfgs_nll_t{n}", fmt_nll(nll))
-    out("pytorch_version", torch.__version__)
     return 0
+
+
+def run_bf16(n, steps, warmup):
+    """The bfloat16 autocast lines (see the docstring's last paragraph)."""
+    ok, detail = check_bf16()
+    say(f"  bf16 autocast: check {'passed' if ok else 'FAILED'} ({detail})")
+    out("pytorch_bf16_ok", 1 if ok else 0)
+    if not ok:
+        say("  no bfloat16 training steps: autocast does not run F.linear in bfloat16 here")
+        return
+    impl, detail = onednn_matmul()
+    say(f"  bf16 F.linear under autocast reaches oneDNN matmul: {impl} ({detail})")
+    out("pytorch_bf16_path", "F.linear")
+    out("pytorch_bf16_onednn", impl)
+    for label, sizes, dropout, batch, distill in (
+            (f"teacher_b128_t{n}", TEACHER, DROPOUT, 128, False),
+            (f"teacher_b256_t{n}", TEACHER, DROPOUT, 256, False),
+            (f"student_b128_t{n}", STUDENT, 0.0, 128, False),
+            (f"distill_b128_t{n}", STUDENT, 0.0, 128, True)):
+        rate, ms = bench_train(sizes, dropout, batch, steps, warmup, F.linear, distill, bf16=True)
+        say(f"  bf16 {label}: {ms:.3f} ms/step")
+        out(f"pytorch_bf16_{label}", f"{rate:.1f}")
 
 
 def fmt_nll(v):
