@@ -156,8 +156,7 @@ mkdir -p results
       "$(value kdtrain_tfit_ms_t$t)" "$(value pytorch_lbfgs_ms_t$t)" "$(ratio "$(value pytorch_lbfgs_ms_t$t)" "$(value kdtrain_tfit_ms_t$t)")" "≥ 50"
   done
   echo
-  echo
-  echo "bf16 (\\`train.precision = bf16\\`: bf16 products with float32 accumulation, float32 master weights; oneDNN's"
+  echo "bf16 (\`train.precision = bf16\`: bf16 products with float32 accumulation, float32 master weights; oneDNN's"
   echo "kernel here: $(value gemm_bf16_impl)). The peers: kdtrain's own float32 step, PyTorch's float32 path and its"
   echo "bf16 path (torch.autocast on the CPU around forward and loss, F.linear in bf16 through oneDNN's"
   echo "$(value pytorch_bf16_onednn); float32 weights and Adam; autocast check passed: $(value pytorch_bf16_ok))."
