@@ -4,6 +4,7 @@
 #include "workflows/pipeline_internal.h"
 
 #include "core/check.h"
+#include "core/timer.h"
 #include "data/dataset.h"
 #include "data/prepare.h"
 #include "io/checkpoint.h"
@@ -336,6 +337,7 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
         if (!rc && kd_file_exists(file)) {
             fprintf(stderr, "[%d/%d] %s: done before, reused\n", s->done, s->total, dir);
             kd_commit_set_add_run(&s->trained, dir);
+            s->runs_reused++;
             free(req);
             return KD_OK;
         }
@@ -353,7 +355,10 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
         req->quiet = s->quiet;
         req->threads_override = (int)s->p->threads;
         char out[KD_PIPE_TEXT + 128];
+        double t0 = kd_now_seconds();
         rc = kd_train(req, out, sizeof out, err);
+        s->train_seconds += kd_now_seconds() - t0;
+        s->runs_trained++;
         if (!rc) snprintf(result->path, sizeof result->path, "%s", out); /* where it really went */
         if (!rc) kd_commit_set_add_run(&s->trained, result->path);
     }
@@ -471,11 +476,18 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
     if (!s) return kd_error_set(err, KD_ERR_IO, "out of memory");
     s->p = p;
     s->quiet = quiet;
+    s->started = kd_now_seconds();
     int rc = run_all(s, err);
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);
         rc = kd_pipeline_write_reports(s, command, err);
+    }
+    if (!rc) {
+        double wall = kd_now_seconds() - s->started;
+        fprintf(stderr, "kdtrain run: %.1f s wall clock: %.1f s on the %d runs trained now (%d reused), %.1f s evaluating, "
+                        "calibrating and reporting\n", wall, s->train_seconds, s->runs_trained, s->runs_reused,
+                wall - s->train_seconds);
     }
     kd_dataset_close(&s->ds);
     free(s);

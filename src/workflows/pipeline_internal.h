@@ -33,6 +33,9 @@ typedef struct pipe_state {
     model_result results[KD_PIPE_MAX_REGIMES][KD_PIPE_MAX_RUNS][KD_PIPE_MAX_SEEDS];
     int done, total;
     kd_commit_set trained; /* the commits that trained the runs, from their summary.json */
+    double started;        /* kd_now_seconds() when this invocation began */
+    double train_seconds;  /* spent in kd_train (training, resuming) */
+    int runs_trained, runs_reused;
 } pipe_state;
 
 /* Imports the data when missing and opens it (labels only). */

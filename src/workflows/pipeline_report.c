@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "workflows/pipeline_internal.h"
 
+#include "core/timer.h"
+
 #include "calib/temperature.h"
 #include "io/fileutil.h"
 #include "io/provenance.h"
@@ -327,8 +329,11 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
     kd_strbuf_printf(&md, ". Metrics on the test split (%lld samples) of `%s`. ECE: 15 equal-width bins, with a 95 %% bootstrap "
                           "interval (%d resamples) for single models. T: one temperature fitted on the validation split by exact "
                           "NLL minimisation (`kdtrain calibrate`); accuracy does not depend on it. s/epoch: training time of one "
-                          "epoch on the machine that ran this. Run folders: `%s/`.\n\n## Teacher\n\n%s",
-                     (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, KD_CALIBRATE_DEFAULT_BOOTSTRAP, p->runs_dir, header);
+                          "epoch on the machine that ran this. Run folders: `%s/`. This invocation: %.1f s wall clock up to "
+                          "these reports, %.1f s of it on the %d runs trained now (%d reused)%s%s.\n\n## Teacher\n\n%s",
+                     (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, KD_CALIBRATE_DEFAULT_BOOTSTRAP, p->runs_dir,
+                     kd_now_seconds() - s->started, s->train_seconds, s->runs_trained, s->runs_reused,
+                     p->precision[0] ? ", pipeline.precision = " : "", p->precision, header);
     model_row(&md, "teacher", &s->teacher);
     kd_strbuf_printf(&md, "\nFitted T = %.3f %s 1: the teacher was %s on validation (T > 1: its logits had to be divided by T to "
                           "soften them; T < 1: to sharpen them).\n",
