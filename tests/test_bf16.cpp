@@ -414,6 +414,11 @@ TEST_CASE("on a CPU without native bf16, auto takes fp32 and says why, and bf16 
     std::string out;
     int refused = kdtest::run_kdtrain("train " + fx.base("refused") + " --set train.precision=bf16", &out);
     int fallback = kdtest::run_kdtrain("train " + fx.base("avx2") + " --set train.precision=auto --set train.epochs=1");
+    std::string info_avx2;
+    REQUIRE(kdtest::run_kdtrain("info", &info_avx2) == 0);
+    setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE", 1);
+    std::string info_emulated;
+    REQUIRE(kdtest::run_kdtrain("info", &info_emulated) == 0);
     if (outer) setenv("DNNL_MAX_CPU_ISA", outer_value.c_str(), 1);
     else unsetenv("DNNL_MAX_CPU_ISA");
     REQUIRE(emulated == 0);
@@ -428,4 +433,7 @@ TEST_CASE("on a CPU without native bf16, auto takes fp32 and says why, and bf16 
     REQUIRE(fallback == 0);
     REQUIRE(read_text(fx.runs + "/avx2/summary.json").find("train.precision = auto: no bf16 product on this CPU") !=
             std::string::npos);
+    // kdtrain info says what auto would take.
+    REQUIRE(info_avx2.find("bf16      no bf16 product: train.precision = auto takes fp32") != std::string::npos);
+    REQUIRE(info_emulated.find("bf16      gemm:jit: train.precision = auto takes fp32") != std::string::npos);
 }

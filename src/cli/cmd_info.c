@@ -9,6 +9,7 @@
 #include "kd_version.h"
 #include "workflows/config.h"
 #include "workflows/inspect.h"
+#include "workflows/precision.h"
 #include "workflows/run_data.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -39,7 +40,8 @@ static void print_help(void)
     printf("usage: kdtrain info\n"
            "       kdtrain info FILE_OR_RUN [-c CONFIG] [--set data.KEY=VALUE ...]\n\n"
            "Without a file: kdtrain's version, the oneDNN, HDF5 and zlib it runs with, the CPU ISA\n"
-           "oneDNN dispatches to, and the thread count (the first thing to paste into a bug report).\n\n"
+           "oneDNN dispatches to, its bf16 product kernel (and so train.precision = auto's choice),\n"
+           "and the thread count (the first thing to paste into a bug report).\n\n"
            "With a file, what it holds:\n"
            "  a data set     splits, rows, feature shape and stored type, classes, class counts per\n"
            "                 split, and whether it matches kdtrain's schema (docs/DATA.md); for another\n"
@@ -64,6 +66,14 @@ static int print_versions(void)
     printf("kdtrain   %s (commit %s)\n", KD_VERSION_STRING, commit);
     printf("oneDNN    %d.%d.%d (%s)\n", v->major, v->minor, v->patch, v->hash);
     printf("cpu isa   %s\n", isa_name(dnnl_get_effective_cpu_isa()));
+    kd_config c; /* what train.precision = auto would take for the teacher's first product */
+    kd_config_defaults(&c);
+    c.train.precision = KD_PRECISION_AUTO;
+    kd_precision_choice choice;
+    kd_error err;
+    if (kd_precision_resolve(&c, 128, 1200, 784, &choice, &err) == KD_OK)
+        printf("bf16      %s: train.precision = auto takes %s\n", choice.impl[0] ? choice.impl : "no bf16 product",
+               choice.name);
     printf("HDF5      %u.%u.%u\n", h5_major, h5_minor, h5_release);
     printf("zlib      %s\n", zlibVersion());
     printf("threads   %d\n", kd_threads_count());
