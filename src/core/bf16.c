@@ -29,7 +29,7 @@ void kd_bf16_from_floats(const float *in, kd_bf16 *out, size_t n)
     void (*block)(const float *restrict, kd_bf16 *restrict, size_t, size_t) =
         kd_cpu_has_avx512() ? round_avx512 : round_generic;
     size_t blocks = (n + KD_BF16_BLOCK - 1) / KD_BF16_BLOCK;
-    KD_PARALLEL_FOR(n >= 4 * KD_PARALLEL_MIN, size_t, b, blocks,
+    KD_PARALLEL_FOR(n >= 2 * KD_PARALLEL_MIN, size_t, b, blocks,
                     size_t begin = b * KD_BF16_BLOCK;
                     block(in, out, begin, begin + KD_BF16_BLOCK < n ? begin + KD_BF16_BLOCK : n));
 }
@@ -75,6 +75,6 @@ static void transpose_rows(const kd_bf16 *in, int rows, int cols, kd_bf16 *out, 
 void kd_bf16_transpose(const kd_bf16 *in, int rows, int cols, kd_bf16 *out)
 {
     int bands = (rows + KD_BAND - 1) / KD_BAND;
-    KD_PARALLEL_FOR((size_t)rows * cols >= 4 * KD_PARALLEL_MIN && bands > 1, int, b, bands,
+    KD_PARALLEL_FOR((size_t)rows * cols >= KD_PARALLEL_MIN && bands > 1, int, b, bands,
                     transpose_rows(in, rows, cols, out, b * KD_BAND, b * KD_BAND + KD_BAND < rows ? b * KD_BAND + KD_BAND : rows));
 }

@@ -6,8 +6,11 @@
  *             hidden layer, rounded once to bf16;
  *   backward: dY (float32, masked by ReLU) -> bf16 once, read by both products;
  *             dW += X^T dY and dX += dY W^T accumulate in float32; db in float32.
- * X^T is copied (bf16) before dW's product: oneDNN's kernels read a transposed A
- * much more slowly (measured, 784 x 1200 x 128: 280 against 175 us on 2 threads). */
+ * For a wide layer X^T is copied (bf16) before dW's product: oneDNN's kernels read a
+ * transposed A much more slowly (784 x 1200 x 128 on 2 threads: 280 us against 175
+ * us plus about 35 us for the copy). For a narrow one the copy costs more than it saves
+ * (784 x 64 x 128: 27 us transposed against 12 us plus the same 35 us), and the
+ * product reads X transposed in place. */
 #include "core/check.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
@@ -17,6 +20,9 @@
 #include <string.h>
 
 static bool wants_grad(const kd_tensor *t) { return t && t->requires_grad && t->grad; }
+
+/* Layers at least this wide (outputs) copy X^T for dW's product. */
+#define KD_TRANSPOSE_MIN_OUT 256
 
 kd_tensor *kd_op_linear_bf16(kd_tape *tape, kd_mm_cache *products, kd_tensor *x, kd_tensor *w, kd_tensor *b,
                              kd_activation act, bool bf16_out)
@@ -93,9 +99,11 @@ void kd_linear_bf16_backward(const kd_node *node)
                           begin + KD_MASK_BLOCK < count ? begin + KD_MASK_BLOCK : count, mode));
     if (wants_grad(b)) kd_bias_gradient(dy, b->grad, batch, out);
     if (wants_grad(w)) { /* dW (in, out) += X^T dY */
-        kd_bf16_transpose(x->bf16, batch, in, xt);
-        kd_mm_bf16 product = {.m = in, .n = out, .k = batch, .a = xt, .lda = batch, .b = dy_bf16, .ldb = out,
-                              .c = w->grad, .ldc = out, .accumulate = true};
+        bool copy = out >= KD_TRANSPOSE_MIN_OUT;
+        if (copy) kd_bf16_transpose(x->bf16, batch, in, xt);
+        kd_mm_bf16 product = {.m = in, .n = out, .k = batch, .trans_a = !copy, .a = copy ? xt : x->bf16,
+                              .lda = copy ? batch : in, .b = dy_bf16, .ldb = out, .c = w->grad, .ldc = out,
+                              .accumulate = true};
         kd_mm_bf16_run(products, &product);
     }
     if (wants_grad(x)) { /* dX (batch, in) += dY W^T */
