@@ -35,7 +35,9 @@ for p in ${order//,/ }; do
   train[$p]=$(echo "$line" | awk '{print $7}')
   rest[$p]=$(awk -v w="${wall[$p]}" -v t="${train[$p]}" 'BEGIN { printf "%.1f", w - t }')
 done
-precision_of_teacher=$(grep -h '"precision"' "$work"/runs-auto/teacher/summary.json | head -1 | sed 's/.*: "\(.*\)".*/\1/')
+# What the auto job's runs took, counted from their summary.json files.
+took=$(grep -h '"precision"' "$work"/runs-auto/*/summary.json | sed 's/.*: "\(.*\)".*/\1/' | sort | uniq -c |
+       awk '{ printf "%s%d %s", NR > 1 ? ", " : "", $1, $2 }')
 reason=$(grep -h '"precision_reason"' "$work"/runs-auto/teacher/summary.json | head -1 | sed 's/.*: "\(.*\)".*/\1/')
 out=results/precision/timing.md
 mkdir -p results/precision
@@ -46,7 +48,7 @@ mkdir -p results/precision
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(build/kdtrain info | grep '^bf16' | sed 's/^bf16 *//')."
   echo "Both jobs are configs/fashion-mnist.ini (the main job of scripts/run.sh) from empty run folders with"
   echo "the same build, one right after the other in the order above; times are the pipeline's own"
-  echo "(\`kdtrain run: N s wall clock\`). With auto every run took $precision_of_teacher ($reason)."
+  echo "(\`kdtrain run: N s wall clock\`). The auto job's runs took: $took (the teacher's reason: $reason)."
   echo
   echo "| job | wall clock, s | training runs, s | evaluation, calibration, reports, s | competing load at start |"
   echo "|---|---|---|---|---|"
