@@ -61,6 +61,7 @@ static const kd_key keys[] = {
     {"train", "batch_size", KD_KEY_INT, F(train.batch_size), "128", 1, 1 << 20, false, NULL, NULL},
     {"train", "seed", KD_KEY_U64, F(train.seed), "1", 0, 0, false, NULL, NULL},
     {"train", "threads", KD_KEY_INT, F(train.threads), "0", 0, 1024, false, NULL, NULL},
+    {"train", "shards", KD_KEY_INT, F(train.shards), "1", 1, 4096, false, NULL, NULL},
     {"train", "jitter", KD_KEY_INT, F(train.jitter), "0", 0, 64, false, NULL, NULL},
     {"train", "optimizer", KD_KEY_CHOICE, F(train.optimizer), "adamw", 0, 0, false, optimizer_choices, NULL},
     {"train", "precision", KD_KEY_CHOICE, F(train.precision), "fp32", 0, 0, false, precision_choices, NULL},
@@ -234,6 +235,10 @@ int kd_config_validate(const kd_config *c, kd_error *err)
     if (c->train.schedule == KD_SCHEDULE_COSINE && c->train.min_lr >= c->train.lr)
         return kd_error_set(err, KD_ERR_CONFIG, "train.min_lr: expected less than train.lr = %g, found %g",
                             c->train.lr, c->train.min_lr);
+    if (c->train.shards > c->train.batch_size)
+        return kd_error_set(err, KD_ERR_CONFIG, "train.shards: expected at most train.batch_size = %lld (a shard is at "
+                                                "least one row of the batch), found %lld",
+                            (long long)c->train.batch_size, (long long)c->train.shards);
     if (c->train.warmup_epochs >= c->train.epochs && c->train.warmup_epochs > 0)
         return kd_error_set(err, KD_ERR_CONFIG, "train.warmup_epochs: expected fewer than train.epochs = %lld, found %lld",
                             (long long)c->train.epochs, (long long)c->train.warmup_epochs);

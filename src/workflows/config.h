@@ -56,6 +56,7 @@ typedef struct kd_config {
     } model;
     struct {
         int64_t epochs, batch_size, threads, jitter;
+        int64_t shards;          /* the batch's fixed row ranges, summed in order (1: the whole batch) */
         uint64_t seed;
         kd_optim_kind optimizer; /* adamw | sgd */
         kd_precision precision;  /* fp32 | bf16 | auto */

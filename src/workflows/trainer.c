@@ -220,42 +220,73 @@ typedef struct epoch_totals {
     double loss_sum, correct, rows;
 } epoch_totals;
 
-static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
+/* Forward and backward of rows [r0, r1) of the batch: the loss op's batch mean over
+ * those rows, its gradient scaled by `scale` (the rows' share of the batch, so the
+ * shards' gradients add up to the batch mean's), accumulated into the model's
+ * gradients. Dropout draws from rng. */
+static void shard_pass(trainer *t, const kd_batch *b, int r0, int r1, kd_rng *rng, float scale, epoch_totals *totals)
 {
     const kd_config *c = t->cfg;
     kd_tape *tape = &t->tape;
+    int rows = r1 - r0;
     kd_tape_reset(tape);
-    if (c->train.jitter > 0)
-        kd_jitter_batch(b->x, b->rows, t->ds.image_shape[0], t->ds.image_shape[1], (int)c->train.jitter, &t->rng,
-                        t->jitter_scratch);
-    kd_tensor *x = kd_tape_view(tape, b->rows, t->ds.dim, b->x, NULL);
-    kd_tensor *logits = kd_mlp_forward(&t->model, tape, x, true, &t->rng);
+    kd_tensor *x = kd_tape_view(tape, rows, t->ds.dim, b->x + (size_t)r0 * t->ds.dim, NULL);
+    kd_tensor *logits = kd_mlp_forward(&t->model, tape, x, true, rng);
     kd_tensor *loss;
     if (t->teacher.logits) {
         size_t k = (size_t)t->classes;
-        for (int i = 0; i < b->rows; i++) {
+        for (int i = r0; i < r1; i++) {
             memcpy(t->batch_teacher + i * k, t->teacher.logits + (size_t)b->index[i] * k, k * sizeof(float));
             bool labelled = c->data.labelled == 0 || b->index[i] < c->data.labelled;
             t->batch_labels[i] = labelled ? b->y[i] : -1;
         }
-        kd_tensor *teacher = kd_tape_view(tape, b->rows, t->classes, t->batch_teacher, NULL);
+        kd_tensor *teacher = kd_tape_view(tape, rows, t->classes, t->batch_teacher + (size_t)r0 * k, NULL);
         kd_distill_loss settings;
         kd_config_distill_loss(c, &settings);
-        loss = kd_op_distill_loss(tape, logits, teacher, t->batch_labels, &settings);
+        loss = kd_op_distill_loss(tape, logits, teacher, t->batch_labels + r0, &settings);
     } else {
-        loss = kd_op_softmax_ce(tape, logits, b->y);
+        loss = kd_op_softmax_ce(tape, logits, b->y + r0);
     }
-    kd_tape_backward(tape, loss);
-    kd_optim_step_bf16(&t->optim, t->model.params, t->model.grads, t->model.params_bf16);
-    totals->loss_sum += (double)loss->data[0] * b->rows;
-    totals->rows += b->rows;
-    for (int i = 0; i < b->rows; i++) {
+    kd_tape_backward_seeded(tape, loss, &scale);
+    totals->loss_sum += (double)loss->data[0] * rows;
+    totals->rows += rows;
+    for (int i = 0; i < rows; i++) {
         const float *z = logits->data + (size_t)i * t->classes;
         int top = 0;
         for (int j = 1; j < t->classes; j++)
             if (z[j] > z[top]) top = j;
-        totals->correct += top == b->y[i];
+        totals->correct += top == b->y[r0 + i];
     }
+}
+
+/* One optimiser step on a batch. train.shards = 1: the whole batch at once, dropout
+ * and jitter from the run's stream. S > 1: the batch cut into S row ranges
+ * (rows s b / S to (s + 1) b / S), each shard's jitter and dropout drawn from its
+ * own key (the seed, the step, the shard), so that any process can compute any shard
+ * and get the same bits; the gradients accumulate shard by shard, in shard order. */
+static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
+{
+    const kd_config *c = t->cfg;
+    int shards = (int)c->train.shards;
+    if (shards <= 1) {
+        if (c->train.jitter > 0)
+            kd_jitter_batch(b->x, b->rows, t->ds.image_shape[0], t->ds.image_shape[1], (int)c->train.jitter, &t->rng,
+                            t->jitter_scratch);
+        shard_pass(t, b, 0, b->rows, &t->rng, 1.0f, totals);
+    } else {
+        uint64_t step = (uint64_t)t->optim.step;
+        for (int s = 0; s < shards; s++) {
+            int r0 = (int)((int64_t)s * b->rows / shards), r1 = (int)((int64_t)(s + 1) * b->rows / shards);
+            if (r1 == r0) continue; /* a last batch with fewer rows than shards */
+            kd_rng rng;
+            kd_rng_seed(&rng, kd_rng_at(c->train.seed ^ 0x9E3779B97F4A7C15ULL, step * (uint64_t)shards + (uint64_t)s));
+            if (c->train.jitter > 0)
+                kd_jitter_batch(b->x + (size_t)r0 * t->ds.dim, r1 - r0, t->ds.image_shape[0], t->ds.image_shape[1],
+                                (int)c->train.jitter, &rng, t->jitter_scratch);
+            shard_pass(t, b, r0, r1, &rng, (float)(r1 - r0) / (float)b->rows, totals);
+        }
+    }
+    kd_optim_step_bf16(&t->optim, t->model.params, t->model.grads, t->model.params_bf16);
 }
 
 /* The overfitting diagnostic: the temperature the model needs now (fitted on the

@@ -1,0 +1,99 @@
+// train.shards: the batch cut into fixed row ranges whose gradients add up, in shard
+// order, to the batch's; the ground data parallelism across processes stands on (each
+// shard draws its dropout and jitter from its own key, so any process can compute it).
+#include "support.h"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+const std::string kSmoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
+
+struct ShardFixture {
+    std::string dir, data, runs;
+    ShardFixture() : dir(kdtest::temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
+    {
+        kdtest::write_cluster_dataset(data, 500, 200, 16, 4, 3);
+    }
+    std::string base(const std::string &name) const
+    {
+        return "-c " + kSmoke + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name;
+    }
+};
+
+std::vector<double> parameters(const std::string &file)
+{
+    std::vector<double> all;
+    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b"}) {
+        std::vector<size_t> dims;
+        std::vector<double> v = kdtest::h5_read_doubles(file, name, dims);
+        all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+}
+
+} // namespace
+
+TEST_CASE("the gradients of the shards add up to the whole batch's gradient", "[train][shards]")
+{
+    ShardFixture fx;
+    // One plain SGD step on the whole training split (400 rows, one batch), no dropout:
+    // the weights move by lr times the gradient, so sharded and whole agree to float
+    // rounding of the gradient. A shard's missing rows/batch factor would make its
+    // gradient 3 or 7 times too large and the step far off.
+    std::string one_step = " --set model.dropout=0 --set train.batch_size=400 --set train.epochs=1"
+                           " --set train.optimizer=sgd --set train.momentum=0 --set train.lr=0.5"
+                           " --set train.schedule=constant";
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole") + one_step) == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + one_step + " --set train.shards=3") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("seven") + one_step + " --set train.shards=7") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("none") + one_step + " --set train.lr=1e-30") == 0);
+    std::vector<double> whole = parameters(fx.runs + "/whole/model.h5"), start = parameters(fx.runs + "/none/model.h5");
+    for (const char *run : {"three", "seven"}) {
+        std::vector<double> sharded = parameters(fx.runs + "/" + run + "/model.h5");
+        double worst = 0, moved = 0;
+        for (size_t i = 0; i < whole.size(); i++) {
+            worst = std::max(worst, std::fabs(sharded[i] - whole[i]));
+            moved = std::max(moved, std::fabs(whole[i] - start[i]));
+        }
+        INFO(run << ": largest difference from the whole batch's step " << worst << ", largest step " << moved);
+        REQUIRE(moved > 1e-3);               // the step is real
+        REQUIRE(worst <= 1e-5 * moved + 1e-7); // and the sharded one is the same step
+    }
+}
+
+TEST_CASE("a sharded run is bit for bit the same on any thread count and after a resume", "[train][shards]")
+{
+    ShardFixture fx;
+    // Dropout and jitter draw per shard; the shards accumulate in order.
+    std::string sharded = " --set train.shards=6 --set model.dropout=0.3 --set model.layers=16,64,4";
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("one") + sharded + " --set train.threads=1") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + sharded + " --set train.threads=3") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("parts") + sharded + " --set train.threads=2 --stop-after 2") == 0);
+    REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts") == 0);
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole") + " --set model.dropout=0.3 --set model.layers=16,64,4") == 0);
+    std::vector<double> one = parameters(fx.runs + "/one/model.h5");
+    REQUIRE(one == parameters(fx.runs + "/three/model.h5"));
+    REQUIRE(one == parameters(fx.runs + "/parts/model.h5"));
+    REQUIRE(one != parameters(fx.runs + "/whole/model.h5")); // other dropout masks: another run
+    // A distilled student in shards (teacher rows and labels taken per shard).
+    std::string distill = " --teacher " + fx.runs + "/whole --set train.shards=4"
+                          " --set data.labelled=200";
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d1") + distill + " --set train.threads=1") == 0);
+    REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d3") + distill + " --set train.threads=3") == 0);
+    REQUIRE(parameters(fx.runs + "/d1/model.h5") == parameters(fx.runs + "/d3/model.h5"));
+}
+
+TEST_CASE("train.shards above the batch size is refused naming the key", "[train][shards][config]")
+{
+    ShardFixture fx;
+    std::string out;
+    REQUIRE(kdtest::run_kdtrain("train " + fx.base("bad") + " --set train.shards=33", &out) == 2);
+    REQUIRE(out.find("train.shards: expected at most train.batch_size = 32 (a shard is at least one row of the batch), "
+                     "found 33") != std::string::npos);
+    REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/bad"));
+}
