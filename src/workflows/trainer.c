@@ -3,6 +3,8 @@
 #include "workflows/trainer.h"
 
 #include "calib/temperature.h"
+#include "core/arena.h"
+#include "core/parallel.h"
 #include "core/threads.h"
 #include "core/timer.h"
 #include "data/jitter.h"
@@ -48,6 +50,7 @@ typedef struct trainer {
     bool best_from_checkpoint; /* a resume took the best epoch from the checkpoint's /train */
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
+    float *shard_sum;         /* (n_params) train.shards > 1: the shards' gradients summed in order */
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
     int classes;
     int64_t start_epoch, best_epoch;
@@ -262,8 +265,9 @@ static void shard_pass(trainer *t, const kd_batch *b, int r0, int r1, kd_rng *rn
 /* One optimiser step on a batch. train.shards = 1: the whole batch at once, dropout
  * and jitter from the run's stream. S > 1: the batch cut into S row ranges
  * (rows s b / S to (s + 1) b / S), each shard's jitter and dropout drawn from its
- * own key (the seed, the step, the shard), so that any process can compute any shard
- * and get the same bits; the gradients accumulate shard by shard, in shard order. */
+ * own key (the seed, the step, the shard), each shard's gradient computed from zero,
+ * and the S gradients added element by element in shard order: any process can
+ * compute any shard, and the sum does not depend on which computed which. */
 static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
 {
     const kd_config *c = t->cfg;
@@ -275,6 +279,9 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
         shard_pass(t, b, 0, b->rows, &t->rng, 1.0f, totals);
     } else {
         uint64_t step = (uint64_t)t->optim.step;
+        size_t n = t->model.n_params;
+        float *restrict sum = t->shard_sum, *restrict grads = t->model.grads;
+        memset(sum, 0, n * sizeof(float));
         for (int s = 0; s < shards; s++) {
             int r0 = (int)((int64_t)s * b->rows / shards), r1 = (int)((int64_t)(s + 1) * b->rows / shards);
             if (r1 == r0) continue; /* a last batch with fewer rows than shards */
@@ -284,7 +291,12 @@ static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
                 kd_jitter_batch(b->x + (size_t)r0 * t->ds.dim, r1 - r0, t->ds.image_shape[0], t->ds.image_shape[1],
                                 (int)c->train.jitter, &rng, t->jitter_scratch);
             shard_pass(t, b, r0, r1, &rng, (float)(r1 - r0) / (float)b->rows, totals);
+            /* Each shard's gradient on its own (the products accumulate into what the
+             * gradient holds, in an order of their own), then added in shard order:
+             * element by element, the sum a process holding other shards would make. */
+            KD_ELEMENTWISE(n, i, sum[i] += grads[i]; grads[i] = 0.0f);
         }
+        memcpy(grads, sum, n * sizeof(float));
     }
     kd_optim_step_bf16(&t->optim, t->model.params, t->model.grads, t->model.params_bf16);
 }
@@ -450,6 +462,8 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     t->batch_teacher = malloc(b * (size_t)t->classes * sizeof(float));
     t->batch_labels = malloc(b * sizeof(int32_t));
     t->jitter_scratch = malloc((size_t)t->ds.dim * sizeof(float));
+    if (c->train.shards > 1 && !(t->shard_sum = kd_calloc_aligned(t->model.n_params, sizeof(float))))
+        return kd_error_set(err, KD_ERR_IO, "out of memory for the shards' gradient sum (%zu parameters)", t->model.n_params);
     if (c->train.temperature_every > 0)
         t->val_logits = malloc((size_t)t->ds.split[KD_SPLIT_VAL].rows * (size_t)t->classes * sizeof(float));
     if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch || (c->train.temperature_every > 0 && !t->val_logits))
@@ -526,6 +540,7 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     kd_dataset_close(&t->ds);
     kd_mlp_free(&t->model);
     kd_mm_cache_free(t->products);
+    free(t->shard_sum);
     kd_optim_free(&t->optim);
     kd_tape_free(&t->tape);
     kd_run_dir_close(&t->run);
