@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -96,4 +97,28 @@ TEST_CASE("train.shards above the batch size is refused naming the key", "[train
     REQUIRE(out.find("train.shards: expected at most train.batch_size = 32 (a shard is at least one row of the batch), "
                      "found 33") != std::string::npos);
     REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/bad"));
+}
+
+TEST_CASE("started as several processes by an MPI launcher, a kdtrain without MPI refuses and says why", "[shards][cli]")
+{
+    ShardFixture fx;
+    std::string out, info;
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1); // what Open MPI's mpirun sets in each process
+    int refused = kdtest::run_kdtrain("train " + fx.base("mpi"), &out);
+    int info_rc = kdtest::run_kdtrain("info", &info);
+    setenv("OMPI_COMM_WORLD_SIZE", "1", 1); // one process: runs as usual
+    int single = kdtest::run_kdtrain("train " + fx.base("single") + " --set train.epochs=1");
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    setenv("PMI_SIZE", "3", 1); // MPICH's and Slurm's launchers
+    std::string out_pmi;
+    int refused_pmi = kdtest::run_kdtrain("run -c " + kSmoke, &out_pmi);
+    unsetenv("PMI_SIZE");
+    REQUIRE(refused == 2);
+    REQUIRE(out.find("kdtrain train: started as one of 2 processes by an MPI launcher, but this kdtrain is built "
+                     "without MPI") != std::string::npos);
+    REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/mpi"));
+    REQUIRE(info_rc == 0); // info writes nothing: allowed
+    REQUIRE(single == 0);
+    REQUIRE(refused_pmi == 2);
+    REQUIRE(out_pmi.find("kdtrain run: started as one of 3 processes") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,6 +70,20 @@ static void catch_faults(void)
 #endif
 }
 
+/* How many processes a launcher started together with this one: Open MPI's mpirun
+ * sets OMPI_COMM_WORLD_SIZE, MPICH's and Slurm's launchers PMI_SIZE. 1 when none. */
+static long launched_processes(void)
+{
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        char *end;
+        long n = v ? strtol(v, &end, 10) : 0;
+        if (v && *v && !*end && n > 1) return n;
+    }
+    return 1;
+}
+
 static void print_usage(FILE *out)
 {
     fprintf(out,
@@ -94,6 +109,16 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
         printf("kdtrain %s\n", KD_VERSION_STRING);
         return 0;
+    }
+    /* This kdtrain has no MPI: N copies of a command would each train the same runs and
+     * race for the same folders. Refused before anything is read or written. */
+    long processes = launched_processes();
+    if (processes > 1 && strcmp(argv[1], "info") != 0) {
+        fprintf(stderr,
+                "kdtrain %s: started as one of %ld processes by an MPI launcher, but this kdtrain is built without "
+                "MPI, so each process would train the same runs into the same folders; run it as one process\n",
+                argv[1], processes);
+        return 2;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
