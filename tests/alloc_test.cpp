@@ -92,6 +92,20 @@ int posix_memalign(void **p, size_t a, size_t n)
 }
 }
 
+// AdamW at lr 1e-3 with a cosine schedule over 1000 steps: the training steps' optimiser.
+static kd_optim_config adamw_config()
+{
+    kd_optim_config oc = {};
+    oc.kind = KD_OPTIM_ADAMW;
+    oc.lr = 1e-3;
+    oc.beta1 = 0.9;
+    oc.beta2 = 0.999;
+    oc.eps = 1e-8;
+    oc.schedule = KD_SCHEDULE_COSINE;
+    oc.total_steps = 1000;
+    return oc;
+}
+
 TEST_CASE("the steady-state training step allocates nothing beyond oneDNN's own product buffers", "[alloc]")
 {
     const int B = 32, sizes[4] = {16, 64, 64, 4};
@@ -114,14 +128,7 @@ TEST_CASE("the steady-state training step allocates nothing beyond oneDNN's own 
     kd_mlp mlp;
     REQUIRE(kd_mlp_create(&mlp, &c, &err) == KD_OK);
     kd_mlp_init(&mlp, 1);
-    kd_optim_config oc = {};
-    oc.kind = KD_OPTIM_ADAMW;
-    oc.lr = 1e-3;
-    oc.beta1 = 0.9;
-    oc.beta2 = 0.999;
-    oc.eps = 1e-8;
-    oc.schedule = KD_SCHEDULE_COSINE;
-    oc.total_steps = 1000;
+    kd_optim_config oc = adamw_config();
     kd_optim opt;
     REQUIRE(kd_optim_create(&opt, &oc, mlp.n_params, &err) == KD_OK);
     kd_rng rng;
@@ -239,12 +246,7 @@ TEST_CASE("the steady-state bf16 training step allocates nothing outside oneDNN'
     kd_mm_cache *cache;
     REQUIRE(kd_mm_cache_create(&cache, &err) == KD_OK);
     REQUIRE(kd_mlp_use_bf16(&mlp, cache, &err) == KD_OK);
-    kd_optim_config oc = {};
-    oc.kind = KD_OPTIM_ADAMW;
-    oc.lr = 1e-3;
-    oc.beta1 = 0.9;
-    oc.beta2 = 0.999;
-    oc.eps = 1e-8;
+    kd_optim_config oc = adamw_config();
     kd_optim opt;
     REQUIRE(kd_optim_create(&opt, &oc, mlp.n_params, &err) == KD_OK);
     kd_rng rng;

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <dirent.h>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <random>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -343,6 +345,43 @@ std::vector<double> h5_read_doubles(const std::string &file, const std::string &
     H5Fclose(f);
     if (status < 0) FAIL(file << ": cannot read " << name);
     return out;
+}
+
+std::vector<double> model_parameters(const std::string &checkpoint)
+{
+    std::vector<double> all;
+    hid_t f = open_or_fail(checkpoint);
+    int layers = 0;
+    while (H5Lexists(f, ("/model/layer" + std::to_string(layers + 1)).c_str(), H5P_DEFAULT) > 0) layers++;
+    H5Fclose(f);
+    if (layers == 0) FAIL(checkpoint << ": no /model/layer1");
+    for (int k = 1; k <= layers; k++)
+        for (const char *part : {"/W", "/b"}) {
+            std::vector<size_t> dims;
+            std::vector<double> v = h5_read_doubles(checkpoint, "/model/layer" + std::to_string(k) + part, dims);
+            all.insert(all.end(), v.begin(), v.end());
+        }
+    return all;
+}
+
+std::string smoke_config() { return std::string(KD_SOURCE_DIR) + "/configs/smoke.ini"; }
+
+SmokeRuns::SmokeRuns() : dir(temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
+{
+    write_cluster_dataset(data, 500, 200, 16, 4, 3);
+}
+
+std::string SmokeRuns::base(const std::string &name) const
+{
+    return "-c " + smoke_config() + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name;
+}
+
+std::string read_text(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name)

@@ -101,6 +101,23 @@ std::vector<double> h5_read_doubles(const std::string &file, const std::string &
 std::vector<int32_t> h5_read_ints(const std::string &file, const std::string &name);
 // name: "attr" of the root or "group/attr".
 double h5_read_attr_double(const std::string &file, const std::string &name);
+// Every parameter of a checkpoint, /model/layer1/W, /model/layer1/b, layer2 ... in
+// order, as doubles: two runs have the same weights when these are equal.
+std::vector<double> model_parameters(const std::string &checkpoint);
+// A whole file as text ("" when it cannot be read).
+std::string read_text(const std::string &path);
+
+// configs/smoke.ini, the tiny training config the command-line tests start from.
+std::string smoke_config();
+
+// A temporary folder with a tiny data set (4 Gaussian clusters of 16 features: 500
+// training rows, 200 test rows) and a runs folder: base(NAME) is the arguments that
+// train run NAME on it from configs/smoke.ini, quietly.
+struct SmokeRuns {
+    std::string dir, data, runs;
+    SmokeRuns();
+    std::string base(const std::string &name) const;
+};
 
 } // namespace kdtest
 

@@ -9,6 +9,7 @@ extern "C" {
 #include "core/matmul_bf16.h"
 #include "core/ops.h"
 #include "core/tape.h"
+#include "nn/optim.h"
 }
 
 #include <catch2/catch.hpp>
@@ -70,14 +71,6 @@ std::vector<float> widened(const std::vector<kd_bf16> &v)
     return out;
 }
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 } // namespace
 
 TEST_CASE("bf16 rounding is to nearest with ties to even and keeps infinities and NaN", "[bf16]")
@@ -118,6 +111,42 @@ TEST_CASE("bf16 array conversion gives the scalar rounding in its AVX-512 and ge
     kd_bf16_transpose(a.data(), 37, 70, t.data());
     for (int r = 0; r < 37; r++)
         for (int c = 0; c < 70; c++) REQUIRE(t[(size_t)c * 37 + r] == a[(size_t)r * 70 + c]);
+}
+
+TEST_CASE("the optimiser's pass writes the bf16 copy of what it wrote and the same float32 update", "[bf16]")
+{
+    // 20,011 parameters: the threaded pass's blocks and a ragged end. SGD with Nesterov
+    // momentum and weight decay, and AdamW, three steps each.
+    const size_t n = 20011;
+    for (kd_optim_kind kind : {KD_OPTIM_SGD, KD_OPTIM_ADAMW}) {
+        kd_optim_config oc = {};
+        oc.kind = kind;
+        oc.lr = 0.05;
+        oc.momentum = 0.9;
+        oc.nesterov = 1;
+        oc.beta1 = 0.9;
+        oc.beta2 = 0.999;
+        oc.eps = 1e-8;
+        oc.weight_decay = 0.01;
+        std::vector<float> p_plain = kdtest::random_normal(n, 1.0f, 21), p_copy = p_plain;
+        std::vector<kd_bf16> copy(n, 0);
+        kd_optim plain, with_copy;
+        kd_error err;
+        REQUIRE(kd_optim_create(&plain, &oc, n, &err) == KD_OK);
+        REQUIRE(kd_optim_create(&with_copy, &oc, n, &err) == KD_OK);
+        for (int step = 0; step < 3; step++) {
+            std::vector<float> g1 = kdtest::random_normal(n, 0.1f, 30 + (uint64_t)step), g2 = g1;
+            kd_optim_step(&plain, p_plain.data(), g1.data());
+            kd_optim_step_bf16(&with_copy, p_copy.data(), g2.data(), copy.data());
+        }
+        INFO("optimiser kind " << (int)kind);
+        REQUIRE(std::memcmp(p_plain.data(), p_copy.data(), n * sizeof(float)) == 0);
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++) wrong += copy[i] != kd_bf16_round(p_copy[i]);
+        REQUIRE(wrong == 0);
+        kd_optim_free(&plain);
+        kd_optim_free(&with_copy);
+    }
 }
 
 namespace {
@@ -309,32 +338,14 @@ TEST_CASE("a bf16 linear layer's output and gradients agree with float32 within 
 
 namespace {
 
-const std::string kSmoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
-
-struct RunFixture {
-    std::string dir, data, runs;
-    RunFixture() : dir(kdtest::temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
-    {
-        kdtest::write_cluster_dataset(data, 500, 200, 16, 4, 3);
-    }
+// The smoke runs with two hidden layers (bf16 hidden activations feeding a bf16 product),
+// dropout on them, and batches of 48 that leave a short last batch (a second set of shapes).
+struct RunFixture : kdtest::SmokeRuns {
     std::string base(const std::string &name) const
     {
-        return "-c " + kSmoke + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name +
-               " --set model.layers=16,96,64,4 --set model.dropout=0.2 --set train.batch_size=48";
+        return SmokeRuns::base(name) + " --set model.layers=16,96,64,4 --set model.dropout=0.2 --set train.batch_size=48";
     }
 };
-
-std::vector<double> parameters(const std::string &file)
-{
-    std::vector<double> all;
-    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b",
-                             "/model/layer3/W", "/model/layer3/b"}) {
-        std::vector<size_t> dims;
-        std::vector<double> v = kdtest::h5_read_doubles(file, name, dims);
-        all.insert(all.end(), v.begin(), v.end());
-    }
-    return all;
-}
 
 // The precision a test run should ask for: bf16 where oneDNN runs it natively, else
 // fp32, said in the test's output.
@@ -355,16 +366,16 @@ TEST_CASE("a bf16 run resumes bit for bit and does not depend on the thread coun
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole") + p + " --set train.threads=1") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + p + " --set train.threads=3") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("parts") + p + " --set train.threads=2 --stop-after 2") == 0);
-    REQUIRE(parameters(fx.runs + "/whole/model.h5") != parameters(fx.runs + "/parts/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/whole/model.h5") != kdtest::model_parameters(fx.runs + "/parts/model.h5"));
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts") == 0);
-    REQUIRE(parameters(fx.runs + "/whole/model.h5") == parameters(fx.runs + "/parts/model.h5"));
-    REQUIRE(parameters(fx.runs + "/whole/model.h5") == parameters(fx.runs + "/three/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/whole/model.h5") == kdtest::model_parameters(fx.runs + "/parts/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/whole/model.h5") == kdtest::model_parameters(fx.runs + "/three/model.h5"));
     // And a distilled student from it, in the same precision.
     std::string teacher = " --teacher " + fx.runs + "/whole";
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d1") + p + teacher) == 0);
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d2") + p + teacher + " --stop-after 1") == 0);
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d2" + teacher) == 0);
-    REQUIRE(parameters(fx.runs + "/d1/model.h5") == parameters(fx.runs + "/d2/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/d1/model.h5") == kdtest::model_parameters(fx.runs + "/d2/model.h5"));
 }
 
 TEST_CASE("bf16 training learns what fp32 learns and records its precision and why", "[bf16][train]")
@@ -379,17 +390,17 @@ TEST_CASE("bf16 training learns what fp32 learns and records its precision and w
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("bf16") + " --set train.precision=bf16") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("auto") + " --set train.precision=auto") == 0);
     // fp32 is the default, and bf16 is another computation whose accuracy is the same here.
-    REQUIRE(parameters(fx.runs + "/fp32/model.h5") == parameters(fx.runs + "/default/model.h5"));
-    REQUIRE(parameters(fx.runs + "/fp32/model.h5") != parameters(fx.runs + "/bf16/model.h5"));
-    REQUIRE(parameters(fx.runs + "/bf16/model.h5") == parameters(fx.runs + "/auto/model.h5"));
-    std::string fp32 = read_text(fx.runs + "/fp32/summary.json"), bf16 = read_text(fx.runs + "/bf16/summary.json"),
-                autos = read_text(fx.runs + "/auto/summary.json");
+    REQUIRE(kdtest::model_parameters(fx.runs + "/fp32/model.h5") == kdtest::model_parameters(fx.runs + "/default/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/fp32/model.h5") != kdtest::model_parameters(fx.runs + "/bf16/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/bf16/model.h5") == kdtest::model_parameters(fx.runs + "/auto/model.h5"));
+    std::string fp32 = kdtest::read_text(fx.runs + "/fp32/summary.json"), bf16 = kdtest::read_text(fx.runs + "/bf16/summary.json"),
+                autos = kdtest::read_text(fx.runs + "/auto/summary.json");
     REQUIRE(fp32.find("\"precision\": \"fp32\"") != std::string::npos);
     REQUIRE(fp32.find("\"precision_reason\": \"train.precision = fp32\"") != std::string::npos);
     REQUIRE(bf16.find("\"precision\": \"bf16\"") != std::string::npos);
     REQUIRE(autos.find("\"precision\": \"bf16\"") != std::string::npos);
     REQUIRE(autos.find("train.precision = auto: oneDNN runs bf16 natively here (") != std::string::npos);
-    REQUIRE(read_text(fx.runs + "/auto/train.log").find("precision: bf16 (train.precision = auto") != std::string::npos);
+    REQUIRE(kdtest::read_text(fx.runs + "/auto/train.log").find("precision: bf16 (train.precision = auto") != std::string::npos);
     auto accuracy = [](const std::string &json) {
         size_t at = json.find("\"final_val_accuracy\": ");
         REQUIRE(at != std::string::npos);
@@ -422,7 +433,7 @@ TEST_CASE("on a CPU without native bf16, auto takes fp32 and says why, and bf16 
     if (outer) setenv("DNNL_MAX_CPU_ISA", outer_value.c_str(), 1);
     else unsetenv("DNNL_MAX_CPU_ISA");
     REQUIRE(emulated == 0);
-    std::string summary = read_text(fx.runs + "/emulated/summary.json");
+    std::string summary = kdtest::read_text(fx.runs + "/emulated/summary.json");
     INFO(summary);
     REQUIRE(summary.find("\"precision\": \"fp32\"") != std::string::npos);
     REQUIRE(summary.find("an emulation slower than fp32") != std::string::npos);
@@ -431,7 +442,7 @@ TEST_CASE("on a CPU without native bf16, auto takes fp32 and says why, and bf16 
             std::string::npos);
     REQUIRE_FALSE(kdtest::file_exists(fx.runs + "/refused"));
     REQUIRE(fallback == 0);
-    REQUIRE(read_text(fx.runs + "/avx2/summary.json").find("train.precision = auto: no bf16 product on this CPU") !=
+    REQUIRE(kdtest::read_text(fx.runs + "/avx2/summary.json").find("train.precision = auto: no bf16 product on this CPU") !=
             std::string::npos);
     // kdtrain info says what auto would take.
     REQUIRE(info_avx2.find("bf16      no bf16 product: train.precision = auto takes fp32") != std::string::npos);

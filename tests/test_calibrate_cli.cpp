@@ -15,14 +15,6 @@
 
 namespace {
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 } // namespace
 
 TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calibrate][smoke]")
@@ -34,14 +26,14 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
                                 " --set run.name=m --set train.epochs=8 --set model.dropout=0",
                                 &out) == 0);
     std::string run = dir + "/m";
-    std::string before = read_text(run + "/model.h5");
+    std::string before = kdtest::read_text(run + "/model.h5");
 
     // A failing calibration (a data set of another shape) writes nothing and leaves the checkpoint alone.
     std::string other = dir + "/other.h5";
     kdtest::write_cluster_dataset(other, 300, 50, 12, 4, 1);
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + run + " --data " + other, &out) == 1);
     REQUIRE(out.find("expected 16 features and 4 classes for the 16-32-4 model, found 12 and 4") != std::string::npos);
-    REQUIRE(read_text(run + "/model.h5") == before);
+    REQUIRE(kdtest::read_text(run + "/model.h5") == before);
     REQUIRE_FALSE(kdtest::file_exists(run + "/calibration.json"));
 
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + run + " --bootstrap 100", &out) == 0);
@@ -49,15 +41,15 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
     for (const char *f : {"calibration.json", "calibration.md", "reliability-val-before.svg", "reliability-val-after.svg",
                           "reliability-test-before.svg", "reliability-test-after.svg"})
         REQUIRE(kdtest::file_exists(run + "/" + f));
-    REQUIRE(read_text(run + "/reliability-test-after.svg").rfind("<svg", 0) == 0);
+    REQUIRE(kdtest::read_text(run + "/reliability-test-after.svg").rfind("<svg", 0) == 0);
     // every metric a row, with its interval and its resample count, calibration errors with their noise floor
-    std::string md = read_text(run + "/calibration.md");
+    std::string md = kdtest::read_text(run + "/calibration.md");
     for (const char *row : {"| accuracy %", "| NLL |", "| ECE, equal-width bins %", "| ECE, equal-mass bins %",
                             "| debiased L2 calibration error, equal-mass bins %", "| KS calibration error %",
                             "95 % CI, 100 resamples", "over 200 draws of the labels", " (floor "})
         REQUIRE(md.find(row) != std::string::npos);
     REQUIRE(md.find("adaptive") == std::string::npos);
-    std::string json = read_text(run + "/calibration.json");
+    std::string json = kdtest::read_text(run + "/calibration.json");
     for (const char *key : {"\"ece_equal_mass\": ", "\"rms_ce_ci_low\": ", "\"ks_ce_floor_p95\": ", "\"noise_draws\": 200"})
         REQUIRE(json.find(key) != std::string::npos);
     size_t at = json.find("\"temperature\": ");
@@ -79,9 +71,9 @@ TEST_CASE("calibrate writes its reports, stores T, and eval applies it", "[calib
     REQUIRE(stored == T);
 
     REQUIRE(kdtest::run_kdtrain("eval --model " + run + " --out " + dir + "/scaled.json", &out) == 0);
-    REQUIRE(read_text(dir + "/scaled.json").find("\"temperature_applied\": true") != std::string::npos);
+    REQUIRE(kdtest::read_text(dir + "/scaled.json").find("\"temperature_applied\": true") != std::string::npos);
     REQUIRE(kdtest::run_kdtrain("eval --no-temperature --model " + run + " --out " + dir + "/raw.json", &out) == 0);
-    std::string raw = read_text(dir + "/raw.json"), scaled = read_text(dir + "/scaled.json");
+    std::string raw = kdtest::read_text(dir + "/raw.json"), scaled = kdtest::read_text(dir + "/scaled.json");
     REQUIRE(raw.find("\"temperature\": 1,") != std::string::npos);
     auto number = [](const std::string &j, const std::string &key) {
         return std::stod(j.substr(j.find("\"" + key + "\": ") + key.size() + 4));
@@ -100,7 +92,7 @@ TEST_CASE("calibrate fits T on the validation split: the NLL minimum worked out 
                                     " --set run.name=m --set model.layers=16,4 --set model.dropout=0",
                                 &out) == 0);
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + dir + "/m", &out) == 0);
-    std::string json = read_text(dir + "/m/calibration.json");
+    std::string json = kdtest::read_text(dir + "/m/calibration.json");
     double fitted = std::stod(json.substr(json.find("\"temperature\": ") + 15));
 
     std::vector<size_t> dims;
@@ -183,6 +175,6 @@ TEST_CASE("a checkpoint with only /model (written by hand, as docs/CHECKPOINT.md
     REQUIRE(kdtest::run_kdtrain("eval --model " + bare + " --data " + data + " --out " + json_bare, &out) == 0);
     REQUIRE(kdtest::run_kdtrain("eval --model " + dir + "/m --out " + json_run, &out) == 0);
     // Same weights, same test split: the same metrics (the reports differ only in the model path).
-    std::string a = read_text(json_bare), b = read_text(json_run);
+    std::string a = kdtest::read_text(json_bare), b = kdtest::read_text(json_run);
     REQUIRE(a.substr(a.find("\"accuracy\"")) == b.substr(b.find("\"accuracy\"")));
 }

@@ -18,14 +18,6 @@
 
 namespace {
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // Overconfident logits of a C-class problem: the true class's logit is raised by a
 // class-dependent margin, everything scaled by 4 (so the fitted T is well above 1).
 struct Logits {
@@ -163,7 +155,7 @@ TEST_CASE("calibrate --logits fits every method on h5py-style files and writes o
                           "reliability-test-matrix.svg", "reliability-test-isotonic.svg"})
         REQUIRE(kdtest::file_exists(dir + "/report/" + f));
     REQUIRE(kdtest::leftover_temporaries(dir + "/report").empty());
-    std::string md = read_text(dir + "/report/calibration.md");
+    std::string md = kdtest::read_text(dir + "/report/calibration.md");
     for (const char *method : {"| temperature |", "| vector |", "| matrix |", "| dirichlet |", "| histogram |",
                                "| isotonic |", "| scaling-binning |", "| ets |"})
         REQUIRE(md.find(method) != std::string::npos);
@@ -171,7 +163,7 @@ TEST_CASE("calibrate --logits fits every method on h5py-style files and writes o
     REQUIRE(md.find("100 resamples") != std::string::npos);
 
     // T against an independent golden-section minimum of the NLL in double.
-    std::string json = read_text(dir + "/report/calibration.json");
+    std::string json = kdtest::read_text(dir + "/report/calibration.json");
     double T = fitted_temperature(json);
     double reference = best_temperature(val);
     REQUIRE(reference > 1.5); // the data are overconfident, as made
@@ -207,7 +199,7 @@ TEST_CASE("calibrate --logits reads a numpy.save pair and finds the labels besid
                                    &out);
     INFO(out);
     REQUIRE(code == 0);
-    std::string json = read_text(dir + "/r/calibration.json");
+    std::string json = kdtest::read_text(dir + "/r/calibration.json");
     REQUIRE(fitted_temperature(json) == Approx(best_temperature(val)).epsilon(1e-5));
 }
 
@@ -228,8 +220,8 @@ TEST_CASE("calibrate --logits refuses probabilities unless told, then fits the s
     REQUIRE(kdtest::run_kdtrain("calibrate --logits " + dir + "/val.h5 --out " + dir + "/c --bootstrap 0 --noise-draws 0",
                                 &out) == 0);
     // log softmax(z) differs from z by a constant a row: the same T, up to float rounding of the probabilities
-    double from_probs = fitted_temperature(read_text(dir + "/b/calibration.json"));
-    double from_logits = fitted_temperature(read_text(dir + "/c/calibration.json"));
+    double from_probs = fitted_temperature(kdtest::read_text(dir + "/b/calibration.json"));
+    double from_logits = fitted_temperature(kdtest::read_text(dir + "/c/calibration.json"));
     REQUIRE(from_probs == Approx(from_logits).epsilon(1e-4));
 }
 
@@ -269,12 +261,12 @@ TEST_CASE("calibrate --logits does not replace an earlier report without --force
     write_h5(dir + "/val.h5", val);
     std::string out, args = "calibrate --logits " + dir + "/val.h5 --out " + dir + "/r --bootstrap 0 --noise-draws 0";
     REQUIRE(kdtest::run_kdtrain(args, &out) == 0);
-    std::string first = read_text(dir + "/r/calibration.md");
+    std::string first = kdtest::read_text(dir + "/r/calibration.md");
     REQUIRE(kdtest::run_kdtrain(args + " --method vector", &out) == 2);
     REQUIRE(out.find("--force") != std::string::npos);
-    REQUIRE(read_text(dir + "/r/calibration.md") == first);
+    REQUIRE(kdtest::read_text(dir + "/r/calibration.md") == first);
     REQUIRE(kdtest::run_kdtrain(args + " --method vector --force", &out) == 0);
-    REQUIRE(read_text(dir + "/r/calibration.md").find("| vector |") != std::string::npos);
+    REQUIRE(kdtest::read_text(dir + "/r/calibration.md").find("| vector |") != std::string::npos);
 }
 
 TEST_CASE("calibrate --logits exits 1 naming the row on NaN, Inf, labels out of range and mismatched rows",

@@ -37,14 +37,6 @@ struct H5File {
     }
 };
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
 
 // The whitespace-separated words of the line after `heading` that starts with `first`.
@@ -191,7 +183,7 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     REQUIRE_FALSE(has(run.out, "commit       not recorded"));
 
     // The last row of metrics.csv is what the checkpoint's validation line says.
-    std::string csv = read_text(run_dir + "/metrics.csv");
+    std::string csv = kdtest::read_text(run_dir + "/metrics.csv");
     std::vector<std::string> lines;
     std::stringstream ss(csv);
     for (std::string line; std::getline(ss, line);) lines.push_back(line);
@@ -210,7 +202,7 @@ TEST_CASE("info on a run reports architecture, parameters, epochs, validation me
     REQUIRE(has(run.out, expected));
 
     REQUIRE(kdtest::run_kdtrain("calibrate --model " + run_dir, &out) == 0);
-    std::string json = read_text(run_dir + "/calibration.json");
+    std::string json = kdtest::read_text(run_dir + "/calibration.json");
     size_t at = json.find("\"temperature\": ");
     REQUIRE(at != std::string::npos);
     double T = std::stod(json.substr(at + 15));

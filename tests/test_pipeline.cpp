@@ -19,14 +19,6 @@ extern "C" {
 
 namespace {
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 } // namespace
 
 TEST_CASE("statistics over seeds: mean, sample sd and paired differences, by hand", "[stats]")
@@ -95,7 +87,7 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
                        << " model.layers=16,8,4 distill.temperature=4\ncompare = kd - alone\nvs_temperature = kd - alone\n";
     std::string out;
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
-    std::string md = read_text(dir + "/out/summary.md");
+    std::string md = kdtest::read_text(dir + "/out/summary.md");
     INFO(md);
     REQUIRE(md.find("# Tiny") != std::string::npos);
     REQUIRE(md.find("seeds 1, 2") != std::string::npos);
@@ -108,7 +100,7 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     REQUIRE(md.find("**Answer:** against the distilled student without a temperature") != std::string::npos);
     REQUIRE(md.find("Verdicts: a two-sided paired t-test of the mean difference at 95 %, beyond seed noise when |t| > 12.706 "
                     "(1 degree of freedom)") != std::string::npos);
-    std::string csv = read_text(dir + "/out/summary.csv");
+    std::string csv = kdtest::read_text(dir + "/out/summary.csv");
     // The word for each run follows the sign of T - 1 of its seeds, as summary.csv has them.
     for (std::string run : {"alone", "kd", "kd4"}) {
         int over = 0, under = 0;
@@ -129,30 +121,30 @@ TEST_CASE("kdtrain run trains, evaluates and reports a whole experiment, and reu
     }
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 8); // header, teacher, 3 runs x 2 seeds
     for (const char *plot : {"tiny-val-accuracy.svg", "tiny-test-accuracy.svg", "tiny-test-nll.svg", "tiny-test-ece.svg"})
-        REQUIRE(read_text(dir + "/out/" + plot).find("distill.alpha = 0.5") != std::string::npos);
+        REQUIRE(kdtest::read_text(dir + "/out/" + plot).find("distill.alpha = 0.5") != std::string::npos);
     REQUIRE(kdtest::file_exists(dir + "/runs/tiny-kd-s2/model.h5"));
 
     // A second start reuses every finished run and writes the same tables.
     REQUIRE(kdtest::run_kdtrain("run -c " + ini, &out) == 0);
     REQUIRE(out.find("[5/7] " + dir + "/runs/tiny-kd-s2: done before, reused") != std::string::npos);
     REQUIRE(out.find("training") == std::string::npos);
-    REQUIRE(read_text(dir + "/out/summary.csv") == csv);
+    REQUIRE(kdtest::read_text(dir + "/out/summary.csv") == csv);
 
     // The report names the commits that trained its runs, as their summary.json say.
-    std::string summary_file = dir + "/runs/tiny-kd-s2/summary.json", summary = read_text(summary_file);
+    std::string summary_file = dir + "/runs/tiny-kd-s2/summary.json", summary = kdtest::read_text(summary_file);
     size_t key = summary.find("\"commit\": \"");
     REQUIRE(key != std::string::npos);
     size_t value = key + std::string("\"commit\": \"").size();
     std::string trained = summary.substr(value, summary.find('"', value) - value);
     REQUIRE(trained == KD_BUILD_COMMIT); // the commit the binary was built from
-    REQUIRE(read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ";") != std::string::npos);
+    REQUIRE(kdtest::read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ";") != std::string::npos);
     std::ofstream(summary_file) << summary.substr(0, value) << "feedbee" << summary.substr(summary.find('"', value));
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
-    REQUIRE(read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ", feedbee;") != std::string::npos);
+    REQUIRE(kdtest::read_text(dir + "/out/summary.md").find("from runs trained at commit " + trained + ", feedbee;") != std::string::npos);
 
     // A run folder trained with another config is never overwritten.
     std::ofstream(ini, std::ios::app) << "run.other = train " << smoke << "\n";
-    std::string changed = read_text(ini);
+    std::string changed = kdtest::read_text(ini);
     size_t at = changed.find("model.layers=16,8,4\nrun.kd");
     changed.replace(at, std::string("model.layers=16,8,4").size(), "model.layers=16,9,4");
     std::ofstream(ini) << changed;
@@ -201,14 +193,14 @@ TEST_CASE("kdtrain sweep fits T every epoch and reports its correlation with the
                        << " model.layers=16,64,4 model.dropout=0 train.temperature_every=1 train.epochs=6\n";
     std::string out;
     REQUIRE(kdtest::run_kdtrain("sweep --quiet -c " + ini, &out) == 0);
-    std::string csv = read_text(dir + "/out/sweep.csv");
+    std::string csv = kdtest::read_text(dir + "/out/sweep.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 1 + 4 + 6); // a row per run and epoch
     REQUIRE(csv.find("\nwide,6,") != std::string::npos);
-    std::string md = read_text(dir + "/out/summary.md");
+    std::string md = kdtest::read_text(dir + "/out/summary.md");
     REQUIRE(md.find("Pearson r = ") != std::string::npos);
     REQUIRE(md.find("| narrow | 4 |") != std::string::npos);
     for (const char *f : {"temperature.svg", "val_nll.svg", "gap.svg"})
-        REQUIRE(read_text(dir + "/out/" + f).rfind("<svg", 0) == 0);
+        REQUIRE(kdtest::read_text(dir + "/out/" + f).rfind("<svg", 0) == 0);
     // A run without the diagnostic is an error naming the fix.
     std::ofstream(ini, std::ios::app) << "run.plain = train " << smoke << "\n";
     REQUIRE(kdtest::run_kdtrain("sweep --quiet -c " + ini, &out) == 2);
@@ -258,7 +250,7 @@ TEST_CASE("pipeline.precision sets every run's and teacher's train.precision", "
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
     for (const char *run : {"teacher", "r-alone-s1", "r-kd-s1"}) {
         INFO(run);
-        REQUIRE(read_text(dir + "/runs/" + run + "/config.ini").find("precision = fp32\n") != std::string::npos);
-        REQUIRE(read_text(dir + "/runs/" + run + "/summary.json").find("\"precision\": \"fp32\"") != std::string::npos);
+        REQUIRE(kdtest::read_text(dir + "/runs/" + run + "/config.ini").find("precision = fp32\n") != std::string::npos);
+        REQUIRE(kdtest::read_text(dir + "/runs/" + run + "/summary.json").find("\"precision\": \"fp32\"") != std::string::npos);
     }
 }

@@ -12,30 +12,8 @@
 
 namespace {
 
-const std::string kSmoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
-
-struct ShardFixture {
-    std::string dir, data, runs;
-    ShardFixture() : dir(kdtest::temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
-    {
-        kdtest::write_cluster_dataset(data, 500, 200, 16, 4, 3);
-    }
-    std::string base(const std::string &name) const
-    {
-        return "-c " + kSmoke + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name;
-    }
-};
-
-std::vector<double> parameters(const std::string &file)
-{
-    std::vector<double> all;
-    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b"}) {
-        std::vector<size_t> dims;
-        std::vector<double> v = kdtest::h5_read_doubles(file, name, dims);
-        all.insert(all.end(), v.begin(), v.end());
-    }
-    return all;
-}
+const std::string kSmoke = kdtest::smoke_config();
+using ShardFixture = kdtest::SmokeRuns;
 
 } // namespace
 
@@ -53,9 +31,9 @@ TEST_CASE("the gradients of the shards add up to the whole batch's gradient", "[
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("three") + one_step + " --set train.shards=3") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("seven") + one_step + " --set train.shards=7") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("none") + one_step + " --set train.lr=1e-30") == 0);
-    std::vector<double> whole = parameters(fx.runs + "/whole/model.h5"), start = parameters(fx.runs + "/none/model.h5");
+    std::vector<double> whole = kdtest::model_parameters(fx.runs + "/whole/model.h5"), start = kdtest::model_parameters(fx.runs + "/none/model.h5");
     for (const char *run : {"three", "seven"}) {
-        std::vector<double> sharded = parameters(fx.runs + "/" + run + "/model.h5");
+        std::vector<double> sharded = kdtest::model_parameters(fx.runs + "/" + run + "/model.h5");
         double worst = 0, moved = 0;
         for (size_t i = 0; i < whole.size(); i++) {
             worst = std::max(worst, std::fabs(sharded[i] - whole[i]));
@@ -77,16 +55,16 @@ TEST_CASE("a sharded run is bit for bit the same on any thread count and after a
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("parts") + sharded + " --set train.threads=2 --stop-after 2") == 0);
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts") == 0);
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("whole") + " --set model.dropout=0.3 --set model.layers=16,64,4") == 0);
-    std::vector<double> one = parameters(fx.runs + "/one/model.h5");
-    REQUIRE(one == parameters(fx.runs + "/three/model.h5"));
-    REQUIRE(one == parameters(fx.runs + "/parts/model.h5"));
-    REQUIRE(one != parameters(fx.runs + "/whole/model.h5")); // other dropout masks: another run
+    std::vector<double> one = kdtest::model_parameters(fx.runs + "/one/model.h5");
+    REQUIRE(one == kdtest::model_parameters(fx.runs + "/three/model.h5"));
+    REQUIRE(one == kdtest::model_parameters(fx.runs + "/parts/model.h5"));
+    REQUIRE(one != kdtest::model_parameters(fx.runs + "/whole/model.h5")); // other dropout masks: another run
     // A distilled student in shards (teacher rows and labels taken per shard).
     std::string distill = " --teacher " + fx.runs + "/whole --set train.shards=4"
                           " --set data.labelled=200";
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d1") + distill + " --set train.threads=1") == 0);
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d3") + distill + " --set train.threads=3") == 0);
-    REQUIRE(parameters(fx.runs + "/d1/model.h5") == parameters(fx.runs + "/d3/model.h5"));
+    REQUIRE(kdtest::model_parameters(fx.runs + "/d1/model.h5") == kdtest::model_parameters(fx.runs + "/d3/model.h5"));
 }
 
 TEST_CASE("train.shards above the batch size is refused naming the key", "[train][shards][config]")

@@ -45,23 +45,11 @@ struct Fixture {
     std::vector<int32_t> labels() const { return kdtest::h5_read_ints(data, "/train/y"); }
 };
 
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 bool has(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
 
 bool same_parameters(const std::string &a, const std::string &b)
 {
-    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b"}) {
-        std::vector<size_t> da, db;
-        if (kdtest::h5_read_doubles(a, name, da) != kdtest::h5_read_doubles(b, name, db)) return false;
-    }
-    return true;
+    return kdtest::model_parameters(a) == kdtest::model_parameters(b);
 }
 
 // numpy.save's format 1.0, little-endian float32, C order.
@@ -178,13 +166,13 @@ TEST_CASE("distilling from a logits file of a kdtrain teacher's training logits 
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("from-file") + " --teacher " + fx.dir + "/t-train.h5", &out) == 0);
     REQUIRE(same_parameters(fx.runs + "/from-model/model.h5", fx.runs + "/from-file/model.h5"));
     // --teacher FILE is recognised as logits (no /model group) and recorded as such.
-    std::string config = read_text(fx.runs + "/from-file/config.ini");
+    std::string config = kdtest::read_text(fx.runs + "/from-file/config.ini");
     REQUIRE(has(config, "teacher_logits = " + fx.dir + "/t-train.h5\n"));
     REQUIRE(has(config, "\nteacher = \n"));
-    std::string log = read_text(fx.runs + "/from-file/train.log");
+    std::string log = kdtest::read_text(fx.runs + "/from-file/train.log");
     REQUIRE(has(log, "teacher " + fx.dir + "/t-train.h5 (logits [400 x 4] float32: 400 training rows, fnv1a64 "));
     REQUIRE(has(log, "logits of 400 training rows cached"));
-    REQUIRE(has(read_text(fx.runs + "/from-file/summary.json"), "\"teacher\": \"" + fx.dir + "/t-train.h5 [fnv1a64 "));
+    REQUIRE(has(kdtest::read_text(fx.runs + "/from-file/summary.json"), "\"teacher\": \"" + fx.dir + "/t-train.h5 [fnv1a64 "));
 }
 
 TEST_CASE("an npy file and an HDF5 dataset with the same logits, and a file with the validation rows after them, give the same weights",
@@ -202,7 +190,7 @@ TEST_CASE("an npy file and an HDF5 dataset with the same logits, and a file with
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("all") + " --set distill.teacher_logits=" + fx.dir + "/all.h5") == 0);
     REQUIRE(same_parameters(fx.runs + "/npy/model.h5", fx.runs + "/h5/model.h5"));
     REQUIRE(same_parameters(fx.runs + "/npy/model.h5", fx.runs + "/all/model.h5"));
-    REQUIRE(has(read_text(fx.runs + "/all/train.log"), "400 training + 100 validation rows"));
+    REQUIRE(has(kdtest::read_text(fx.runs + "/all/train.log"), "400 training + 100 validation rows"));
 }
 
 TEST_CASE("bad teacher files are refused with a message naming the file and leave no run folder", "[teachers]")
@@ -220,7 +208,7 @@ TEST_CASE("bad teacher files are refused with a message naming the file and leav
     write_h5(d + "named.h5", "/teacher/z", train, kTrain, kClasses);
     write_npy(d + "whole.npy", train, kTrain, kClasses);
     {
-        std::string bytes = read_text(d + "whole.npy");
+        std::string bytes = kdtest::read_text(d + "whole.npy");
         std::ofstream(d + "truncated.npy", std::ios::binary) << bytes.substr(0, bytes.size() - 100);
     }
     std::vector<float> probs((size_t)kTrain * kClasses, 0.25f);
@@ -440,14 +428,14 @@ TEST_CASE("a resumed distillation refuses a teacher file whose logits changed an
     std::string file = " --set distill.teacher_logits=" + fx.dir + "/z.npy";
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("whole") + file) == 0);
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("parts") + file + " --stop-after 1") == 0);
-    std::string log = read_text(fx.runs + "/parts/train.log");
+    std::string log = kdtest::read_text(fx.runs + "/parts/train.log");
     write_npy(fx.dir + "/z.npy", other, kTrain, kClasses);
     std::string out;
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/parts", &out) == 2);
     INFO(out);
     REQUIRE(has(out, fx.runs + "/parts was distilled from " + fx.dir + "/z.npy [fnv1a64 "));
     REQUIRE(has(out, "], not " + fx.dir + "/z.npy [fnv1a64 "));
-    REQUIRE(read_text(fx.runs + "/parts/train.log") == log); // a refused resume leaves the log alone
+    REQUIRE(kdtest::read_text(fx.runs + "/parts/train.log") == log); // a refused resume leaves the log alone
     // train --resume of it would drop the teacher: refused, naming distill --resume.
     REQUIRE(kdtest::run_kdtrain("train --quiet --resume " + fx.runs + "/parts", &out) == 2);
     REQUIRE(has(out, "resume it with kdtrain distill --resume " + fx.runs + "/parts"));
@@ -507,13 +495,13 @@ TEST_CASE("an ensemble run logs each teacher and records them all", "[teachers]"
     write_npy(fx.dir + "/z.npy", plausible_logits(fx.labels(), kTrain, 2.0, 71), kTrain, kClasses);
     std::string teachers = " --set distill.teachers=" + fx.runs + "/t," + fx.dir + "/z.npy";
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("ens") + teachers) == 0);
-    std::string log = read_text(fx.runs + "/ens/train.log");
+    std::string log = kdtest::read_text(fx.runs + "/ens/train.log");
     INFO(log);
     REQUIRE(has(log, "teacher 1/2 " + fx.runs + "/t/model.h5 (16-32-4): T = 1.0000, train accuracy "));
     REQUIRE(has(log, "teacher 2/2 " + fx.dir + "/z.npy (logits [400 x 4] float32: 400 training rows, fnv1a64 "));
     REQUIRE(has(log, "teacher ensemble of 2 teachers (distill.teachers) (T log mean_k softmax(z_k / (T_k T)), T = 2): "
                      "logits of 400 training rows cached"));
-    std::string summary = read_text(fx.runs + "/ens/summary.json");
+    std::string summary = kdtest::read_text(fx.runs + "/ens/summary.json");
     REQUIRE(has(summary, "\"teacher\": \"" + fx.runs + "/t, " + fx.dir + "/z.npy [fnv1a64 "));
     // Resumed with the same teachers from config.ini alone.
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("ens2") + teachers + " --stop-after 1") == 0);
@@ -534,6 +522,6 @@ TEST_CASE("a pipeline run line that names a teacher file distils from it, not fr
     std::string out;
     REQUIRE(kdtest::run_kdtrain("run --quiet -c " + ini, &out) == 0);
     INFO(out);
-    REQUIRE(has(read_text(fx.runs + "/r-kd-s1/summary.json"), "\"teacher\": \"" + fx.runs + "/teacher\""));
-    REQUIRE(has(read_text(fx.runs + "/r-file-s1/summary.json"), "\"teacher\": \"" + fx.dir + "/z.npy [fnv1a64 "));
+    REQUIRE(has(kdtest::read_text(fx.runs + "/r-kd-s1/summary.json"), "\"teacher\": \"" + fx.runs + "/teacher\""));
+    REQUIRE(has(kdtest::read_text(fx.runs + "/r-file-s1/summary.json"), "\"teacher\": \"" + fx.dir + "/z.npy [fnv1a64 "));
 }

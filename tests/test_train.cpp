@@ -14,27 +14,8 @@
 
 namespace {
 
-const std::string kSmoke = std::string(KD_SOURCE_DIR) + "/configs/smoke.ini";
-
-struct Fixture {
-    std::string dir, data, runs;
-    Fixture() : dir(kdtest::temp_dir()), data(dir + "/clusters.h5"), runs(dir + "/runs")
-    {
-        kdtest::write_cluster_dataset(data, 500, 200, 16, 4, 3);
-    }
-    std::string base(const std::string &name) const
-    {
-        return "-c " + kSmoke + " --quiet --set data.path=" + data + " --set run.dir=" + runs + " --set run.name=" + name;
-    }
-};
-
-std::string read_text(const std::string &path)
-{
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+const std::string kSmoke = kdtest::smoke_config();
+using Fixture = kdtest::SmokeRuns;
 
 std::vector<double> read_param(const std::string &file, const std::string &name)
 {
@@ -44,9 +25,7 @@ std::vector<double> read_param(const std::string &file, const std::string &name)
 
 bool same_parameters(const std::string &a, const std::string &b)
 {
-    for (const char *name : {"/model/layer1/W", "/model/layer1/b", "/model/layer2/W", "/model/layer2/b"})
-        if (read_param(a, name) != read_param(b, name)) return false;
-    return true;
+    return kdtest::model_parameters(a) == kdtest::model_parameters(b);
 }
 
 // An attribute of a checkpoint's /train group, as a double.
@@ -152,18 +131,18 @@ TEST_CASE("train, distill and eval run end to end and fill the run folder", "[tr
     std::string run = fx.runs + "/teacher";
     for (const char *f : {"config.ini", "metrics.csv", "train.log", "model.h5", "best.h5", "summary.json"})
         REQUIRE(kdtest::file_exists(run + "/" + f));
-    std::string csv = read_text(run + "/metrics.csv");
+    std::string csv = kdtest::read_text(run + "/metrics.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5); // header + 4 epochs
-    REQUIRE(json_number(read_text(run + "/summary.json"), "final_val_accuracy") > 0.8); // chance is 0.25
-    REQUIRE(read_text(run + "/config.ini").find("path = " + fx.data) != std::string::npos);
+    REQUIRE(json_number(kdtest::read_text(run + "/summary.json"), "final_val_accuracy") > 0.8); // chance is 0.25
+    REQUIRE(kdtest::read_text(run + "/config.ini").find("path = " + fx.data) != std::string::npos);
 
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("student") + " --set model.layers=16,8,4 --teacher " + run, &out) == 0);
     std::string student = fx.runs + "/student";
-    REQUIRE(read_text(student + "/train.log").find("logits of 400 training rows cached") != std::string::npos);
-    REQUIRE(json_number(read_text(student + "/summary.json"), "final_val_accuracy") > 0.5); // chance is 0.25
+    REQUIRE(kdtest::read_text(student + "/train.log").find("logits of 400 training rows cached") != std::string::npos);
+    REQUIRE(json_number(kdtest::read_text(student + "/summary.json"), "final_val_accuracy") > 0.5); // chance is 0.25
 
     REQUIRE(kdtest::run_kdtrain("eval --model " + student + " --logits " + fx.dir + "/logits.h5", &out) == 0);
-    std::string report = read_text(student + "/eval-test.json");
+    std::string report = kdtest::read_text(student + "/eval-test.json");
     REQUIRE(json_number(report, "samples") == 200);
     REQUIRE(json_number(report, "accuracy") > 0.5);
     REQUIRE(report.find("\"confusion\"") != std::string::npos);
@@ -206,7 +185,7 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     for (const char *attr : {"best_epoch", "best_val_accuracy", "best_val_nll", "best_val_ece"})
         REQUIRE(train_attr(fx.runs + "/whole/model.h5", attr) == train_attr(fx.runs + "/parts/model.h5", attr));
     REQUIRE(kdtest::file_exists(fx.runs + "/parts/summary.json"));
-    std::string csv = read_text(fx.runs + "/parts/metrics.csv");
+    std::string csv = kdtest::read_text(fx.runs + "/parts/metrics.csv");
     REQUIRE(std::count(csv.begin(), csv.end(), '\n') == 5);
     // The distilled student resumes exactly too (its teacher logits are recomputed).
     std::string teacher = " --teacher " + fx.runs + "/whole";
@@ -217,7 +196,7 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one, bit for 
     REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d2/model.h5"));
     // --teacher is recorded in config.ini: the resume finds the teacher without it.
     REQUIRE(kdtest::run_kdtrain("distill " + fx.base("d3") + teacher + " --stop-after 1") == 0);
-    REQUIRE(read_text(fx.runs + "/d3/config.ini").find("teacher = " + fx.runs + "/whole\n") != std::string::npos);
+    REQUIRE(kdtest::read_text(fx.runs + "/d3/config.ini").find("teacher = " + fx.runs + "/whole\n") != std::string::npos);
     REQUIRE(kdtest::run_kdtrain("distill --quiet --resume " + fx.runs + "/d3", &out) == 0);
     REQUIRE(same_parameters(fx.runs + "/d1/model.h5", fx.runs + "/d3/model.h5"));
     // A resume of the other kind would train something else: refused, naming the right command.
@@ -353,7 +332,7 @@ TEST_CASE("calibrate and eval read the dataset paths the run was trained with", 
     REQUIRE(kdtest::run_kdtrain("train " + fx.base("named") + paths, &out) == 0);
     REQUIRE(kdtest::run_kdtrain("calibrate --bootstrap 0 --model " + fx.runs + "/named", &out) == 0);
     INFO(out);
-    REQUIRE(read_text(fx.runs + "/named/calibration.json").find("\"samples\": 100,") != std::string::npos); // /a/check_x
+    REQUIRE(kdtest::read_text(fx.runs + "/named/calibration.json").find("\"samples\": 100,") != std::string::npos); // /a/check_x
     REQUIRE(kdtest::run_kdtrain("eval --model " + fx.runs + "/named", &out) == 0);
     REQUIRE(out.find("(200 samples") != std::string::npos); // /a/final_x
 }
@@ -388,13 +367,13 @@ TEST_CASE("distillation trains with every distill.loss, and kl gives the weights
         INFO(loss << ": training loss by epoch " << train_loss[0] << " ... " << train_loss.back());
         REQUIRE(train_loss.size() == 4);
         std::printf("distill.loss = %-10s training loss %.4f -> %.4f, validation accuracy %.3f\n", loss, train_loss[0],
-                    train_loss[3], json_number(read_text(run + "/summary.json"), "final_val_accuracy"));
+                    train_loss[3], json_number(kdtest::read_text(run + "/summary.json"), "final_val_accuracy"));
         for (double v : train_loss) REQUIRE(std::isfinite(v));
         REQUIRE(train_loss.back() < 0.9 * train_loss.front());
-        std::string summary = read_text(run + "/summary.json");
+        std::string summary = kdtest::read_text(run + "/summary.json");
         REQUIRE(summary.find(std::string("\"loss\": \"") + loss + "\"") != std::string::npos);
         REQUIRE(json_number(summary, "final_val_accuracy") > 0.5);
-        REQUIRE(read_text(run + "/config.ini").find(std::string("loss = ") + loss + "\n") != std::string::npos);
+        REQUIRE(kdtest::read_text(run + "/config.ini").find(std::string("loss = ") + loss + "\n") != std::string::npos);
     }
     REQUIRE(same_parameters(fx.runs + "/before/model.h5", fx.runs + "/s-kl/model.h5"));
     REQUIRE_FALSE(same_parameters(fx.runs + "/s-kl/model.h5", fx.runs + "/s-js/model.h5"));
