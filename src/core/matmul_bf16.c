@@ -222,9 +222,7 @@ void kd_mm_bf16_run(kd_mm_cache *c, const kd_mm_bf16 *q)
     mm_part part[KD_MM_PARTS];
     for (int p = 0; p < parts; p++) {
         int begin = p == 0 ? 0 : cut, end = parts == 1 ? (by_columns ? q->n : q->m) : p == 0 ? cut : by_columns ? q->n : q->m;
-        mm_key key;
-        memset(&key, 0, sizeof key);
-        key = (mm_key){.m = by_columns ? q->m : end - begin, .n = by_columns ? end - begin : q->n, .k = q->k,
+        mm_key key = (mm_key){.m = by_columns ? q->m : end - begin, .n = by_columns ? end - begin : q->n, .k = q->k,
                        .lda = q->lda, .ldb = q->ldb, .ldc = q->ldc, .trans_a = q->trans_a, .trans_b = q->trans_b,
                        .c_bf16 = q->c_bf16, .accumulate = q->accumulate, .bias = q->bias != NULL, .relu = q->relu,
                        .slot = p};

@@ -46,8 +46,9 @@ kd_tensor *kd_op_linear_bf16(kd_tape *tape, kd_mm_cache *products, kd_tensor *x,
         node->iparam[0] = act;
         node->iparam[1] = bf16_out;
         node->context = products;
-        /* dY (batch, out) and X^T (in, batch) in bf16, for the backward */
-        node->scratch = kd_arena_alloc(&tape->arena, ((size_t)batch * out + (size_t)in * batch) * sizeof(kd_bf16));
+        /* dY (batch, out) in bf16 for the backward, and X^T (in, batch) for a wide layer */
+        size_t transposed = out >= KD_TRANSPOSE_MIN_OUT ? (size_t)in * batch : 0;
+        node->scratch = kd_arena_alloc(&tape->arena, ((size_t)batch * out + transposed) * sizeof(kd_bf16));
     }
     return y;
 }
