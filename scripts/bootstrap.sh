@@ -17,7 +17,9 @@ cd "$(dirname "$0")/.."
 # postinstall script is not run (it fetches GPU providers; the CPU one is in the package).
 ONNX_RUNTIME_VERSION=1.31.1
 
-packages=(g++ make cmake pkg-config libdnnl-dev libhdf5-dev zlib1g-dev catch2)
+# Open MPI: kdtrain builds without it, but with it runs under mpirun (docs/SCALING.md),
+# and the tests run it on loopback (tests/mpi/).
+packages=(g++ make cmake pkg-config libdnnl-dev libhdf5-dev zlib1g-dev catch2 libopenmpi-dev openmpi-bin)
 onnx=0
 for arg in "$@"; do
   case "$arg" in

@@ -294,9 +294,11 @@ void write_mlp_checkpoint(const std::string &path, const std::vector<int> &sizes
     REQUIRE(rc == KD_OK);
 }
 
-Run run_binary(const std::string &args)
+Run run_binary(const std::string &args) { return run_program(KDTRAIN_BINARY, args); }
+
+Run run_program(const std::string &program, const std::string &args)
 {
-    std::string command = std::string(KDTRAIN_BINARY) + " " + args + " 2>&1";
+    std::string command = program + " " + args + " 2>&1";
     FILE *pipe = popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
     Run run{-1, ""};

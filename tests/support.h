@@ -92,6 +92,8 @@ struct Run {
     std::string out;
 };
 Run run_binary(const std::string &args);
+// Another program with arguments, the same way.
+Run run_program(const std::string &program, const std::string &args);
 // The same, returning the exit code and filling *output when given.
 int run_kdtrain(const std::string &args, std::string *output = nullptr);
 

@@ -79,17 +79,25 @@ TEST_CASE("train.shards above the batch size is refused naming the key", "[train
 
 TEST_CASE("started as several processes by an MPI launcher, a kdtrain without MPI refuses and says why", "[shards][cli]")
 {
+    // KDTRAIN_WITHOUT_MPI: kdtrain itself when the build has no MPI, else the same
+    // program built without it (tests/CMakeLists.txt).
     ShardFixture fx;
+    auto run = [](const std::string &args, std::string *out = nullptr) {
+        kdtest::Run r = kdtest::run_program(KDTRAIN_WITHOUT_MPI, args);
+        if (out) *out = r.out;
+        return r.exit_code;
+    };
     std::string out, info;
     setenv("OMPI_COMM_WORLD_SIZE", "2", 1); // what Open MPI's mpirun sets in each process
-    int refused = kdtest::run_kdtrain("train " + fx.base("mpi"), &out);
-    int info_rc = kdtest::run_kdtrain("info", &info);
+    int refused = run("train " + fx.base("mpi"), &out);
+    int info_rc = run("info", &info);
     setenv("OMPI_COMM_WORLD_SIZE", "1", 1); // one process: runs as usual
-    int single = kdtest::run_kdtrain("train " + fx.base("single") + " --set train.epochs=1");
+    int single = run("train " + fx.base("single") + " --set train.epochs=1");
     unsetenv("OMPI_COMM_WORLD_SIZE");
     setenv("PMI_SIZE", "3", 1); // MPICH's and Slurm's launchers
-    std::string out_pmi;
-    int refused_pmi = kdtest::run_kdtrain("run -c " + kSmoke, &out_pmi);
+    std::string out_pmi, out_eval;
+    int refused_pmi = run("run -c " + kSmoke, &out_pmi);
+    int refused_eval = run("eval --model x.h5", &out_eval);
     unsetenv("PMI_SIZE");
     REQUIRE(refused == 2);
     REQUIRE(out.find("kdtrain train: started as one of 2 processes by an MPI launcher, but this kdtrain is built "
@@ -99,4 +107,7 @@ TEST_CASE("started as several processes by an MPI launcher, a kdtrain without MP
     REQUIRE(single == 0);
     REQUIRE(refused_pmi == 2);
     REQUIRE(out_pmi.find("kdtrain run: started as one of 3 processes") != std::string::npos);
+    REQUIRE(refused_eval == 2); // a one-process command, with or without MPI
+    REQUIRE(out_eval.find("kdtrain eval: started as one of 3 processes by an MPI launcher, but eval runs as one process") !=
+            std::string::npos);
 }

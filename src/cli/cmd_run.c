@@ -28,8 +28,8 @@ static const char *sweep_help =
     "correlation between the train-validation accuracy gap and the fitted temperature.\n"
     "Finished runs are reused.\n";
 
-static int pipeline_command(int argc, char **argv, const char *command, const char *help,
-                            int (*runner)(const kd_pipeline *, bool, kd_error *))
+static int pipeline_command(int argc, char **argv, kd_comm *comm, const char *command, const char *help,
+                            int (*runner)(const kd_pipeline *, bool, kd_comm *, kd_error *))
 {
     kd_args a = {argc, argv, 1, command};
     const char *config = NULL;
@@ -59,18 +59,21 @@ static int pipeline_command(int argc, char **argv, const char *command, const ch
     kd_error err;
     kd_error_clear(&err);
     int rc = kd_pipeline_load(p, config, &err);
-    if (!rc) rc = runner(p, quiet, &err);
+    if (!rc) rc = runner(p, quiet, comm, &err);
     free(p);
     if (rc) {
-        fprintf(stderr, "%s: %s\n", command, err.message);
+        kd_cli_report_error(command, comm, &err);
         return rc == KD_ERR_CONFIG ? 2 : 1;
     }
     return 0;
 }
 
-int kd_cmd_run(int argc, char **argv) { return pipeline_command(argc, argv, "kdtrain run", run_help, kd_pipeline_run); }
-
-int kd_cmd_sweep(int argc, char **argv)
+int kd_cmd_run(int argc, char **argv, kd_comm *comm)
 {
-    return pipeline_command(argc, argv, "kdtrain sweep", sweep_help, kd_sweep_run);
+    return pipeline_command(argc, argv, comm, "kdtrain run", run_help, kd_pipeline_run);
+}
+
+int kd_cmd_sweep(int argc, char **argv, kd_comm *comm)
+{
+    return pipeline_command(argc, argv, comm, "kdtrain sweep", sweep_help, kd_sweep_run);
 }

@@ -62,7 +62,7 @@ static const char *stem_of(const char *path, char *buf, size_t size)
     return buf;
 }
 
-static int run(bool distill, int argc, char **argv)
+static int run(bool distill, int argc, char **argv, kd_comm *comm)
 {
     kd_args a = {argc, argv, 1, distill ? "kdtrain distill" : "kdtrain train"};
     const char *config_path = NULL, *resume = NULL, *teacher = NULL, *sets[MAX_SETS];
@@ -142,17 +142,19 @@ static int run(bool distill, int argc, char **argv)
         req->threads_override = resume && threads > 0 ? (int)threads : 0;
         req->quiet = quiet;
         req->stop_after = stop_after;
+        req->comm = comm;
         char run_dir[KD_PATH_MAX];
         rc = kd_train(req, run_dir, sizeof run_dir, &err);
-        if (!rc) printf("%s\n", run_dir); /* stdout holds only the run folder, for scripts */
+        /* stdout holds only the run folder, for scripts (a parallel job's: rank 0's) */
+        if (!rc && kd_comm_rank(comm) == 0) printf("%s\n", run_dir);
     }
     free(req);
     if (rc) {
-        fprintf(stderr, "%s: %s\n", a.command, err.message);
+        kd_cli_report_error(a.command, comm, &err);
         return rc == KD_ERR_CONFIG ? 2 : 1;
     }
     return 0;
 }
 
-int kd_cmd_train(int argc, char **argv) { return run(false, argc, argv); }
-int kd_cmd_distill(int argc, char **argv) { return run(true, argc, argv); }
+int kd_cmd_train(int argc, char **argv, kd_comm *comm) { return run(false, argc, argv, comm); }
+int kd_cmd_distill(int argc, char **argv, kd_comm *comm) { return run(true, argc, argv, comm); }

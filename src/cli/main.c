@@ -2,6 +2,9 @@
 #define _XOPEN_SOURCE 700 /* sigaltstack, SA_ONSTACK */
 #include "cli/commands.h"
 #include "kd_version.h"
+#ifdef KD_HAVE_MPI
+#include "mpi/comm_mpi.h"
+#endif
 
 #include <signal.h>
 #include <stdio.h>
@@ -19,22 +22,35 @@
 
 typedef struct kd_command {
     const char *name;
-    int (*run)(int argc, char **argv);
+    int (*run)(int argc, char **argv);                   /* one process */
+    int (*run_job)(int argc, char **argv, kd_comm *comm); /* or one job over mpirun's ranks */
     const char *summary;
 } kd_command;
 
 static const kd_command commands[] = {
-    {"prepare", kd_cmd_prepare, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
-    {"train", kd_cmd_train, "train a model from a config"},
-    {"distill", kd_cmd_distill, "train a student by distillation from a teacher"},
-    {"calibrate", kd_cmd_calibrate, "calibrate a kdtrain model (one exact T), or any model's logits with every calibrator; reports"},
-    {"eval", kd_cmd_eval, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
-    {"run", kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
-    {"sweep", kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
-    {"gaussian", kd_cmd_gaussian, "Gaussian clusters: the learned temperature against the Bayes-optimal 1/(2 sigma^2)"},
-    {"export", kd_cmd_export, "write a model as a standard ONNX file (optionally with its temperature folded in)"},
-    {"info", kd_cmd_info, "what a data set, checkpoint or logits file holds; without one, versions and the CPU"},
+    {"prepare", kd_cmd_prepare, NULL, "import a data set (fashion-mnist) into kdtrain's HDF5 schema"},
+    {"train", NULL, kd_cmd_train, "train a model from a config"},
+    {"distill", NULL, kd_cmd_distill, "train a student by distillation from a teacher"},
+    {"calibrate", kd_cmd_calibrate, NULL, "calibrate a kdtrain model (one exact T), or any model's logits with every calibrator; reports"},
+    {"eval", kd_cmd_eval, NULL, "evaluate a model: accuracy, NLL, ECE, confusion matrix (JSON)"},
+    {"run", NULL, kd_cmd_run, "run a whole experiment: teacher, students alone and distilled, over seeds"},
+    {"sweep", NULL, kd_cmd_sweep, "the overfitting diagnostic: the fitted temperature against epoch, width, regularisation"},
+    {"gaussian", kd_cmd_gaussian, NULL, "Gaussian clusters: the learned temperature against the Bayes-optimal 1/(2 sigma^2)"},
+    {"export", kd_cmd_export, NULL, "write a model as a standard ONNX file (optionally with its temperature folded in)"},
+    {"info", kd_cmd_info, NULL, "what a data set, checkpoint or logits file holds; without one, versions and the CPU"},
 };
+
+void kd_cli_report_error(const char *command, const kd_comm *comm, const kd_error *err)
+{
+    if (!kd_comm_parallel(comm)) {
+        fprintf(stderr, "%s: %s\n", command, err->message);
+        return;
+    }
+    /* another rank's failure, known to all: rank 0 says it; a failure every rank found
+     * alike (check_same_job's verdict): rank 0 says it */
+    if (comm->rank != 0 && (comm->failure_agreed == 2 || (comm->failure_agreed && err->code == KD_ERR_PEER))) return;
+    fprintf(stderr, "%s (rank %d of %d): %s\n", command, comm->rank, comm->size, err->message);
+}
 
 /* A memory fault inside a library reading a damaged file (fuzzing found libhdf5
  * 1.10.8 copying a global-heap object of a damaged length, reached through a
@@ -84,6 +100,81 @@ static long launched_processes(void)
     return 1;
 }
 
+#ifdef KD_HAVE_MPI
+/* KDTRAIN_MPI_TIMEOUT: seconds a collective waits for the slowest rank (default 300:
+ * longer than rank 0 takes to write the largest checkpoint). */
+static int collective_timeout(double *seconds)
+{
+    const char *v = getenv("KDTRAIN_MPI_TIMEOUT");
+    *seconds = 300;
+    if (!v || !*v) return 0;
+    char *end;
+    double s = strtod(v, &end);
+    if (*end || !(s > 0 && s <= 1e6)) {
+        fprintf(stderr, "kdtrain: KDTRAIN_MPI_TIMEOUT: expected seconds in (0, 1e6], found '%s'\n", v);
+        return 2;
+    }
+    *seconds = s;
+    return 0;
+}
+
+/* What a rank says when the launcher ends the job (a rank died: Open MPI's mpirun
+ * then sends SIGTERM to the others). Formatted before any work starts: the handler
+ * only writes it. */
+static char stop_message[256];
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    ssize_t written = write(STDERR_FILENO, stop_message, strlen(stop_message));
+    (void)written;
+    _exit(1);
+}
+#endif
+
+/* train, distill, sweep and run: one process, or one job over the ranks of an MPI
+ * launcher when this kdtrain has MPI. */
+static int run_job(const kd_command *command, int argc, char **argv)
+{
+    long processes = launched_processes();
+    if (processes <= 1) return command->run_job(argc - 1, argv + 1, NULL);
+#ifdef KD_HAVE_MPI
+    double timeout;
+    if (collective_timeout(&timeout)) return 2;
+    kd_comm comm;
+    kd_error err;
+    kd_error_clear(&err);
+    int rc = kd_mpi_open(&comm, &argc, &argv, timeout, &err);
+    if (rc) {
+        fprintf(stderr, "kdtrain %s: %s\n", argv[1], err.message);
+        kd_mpi_close(&comm, 1);
+        return 1;
+    }
+    snprintf(stop_message, sizeof stop_message,
+             "kdtrain %s (rank %d of %d): stopped by the launcher, most likely because another rank died; files are "
+             "replaced by rename, so the last checkpoint is whole: continue with --resume\n",
+             argv[1], comm.rank, comm.size);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = command->run_job(argc - 1, argv + 1, &comm);
+    /* Done: a rank that exits first (with an error) makes the launcher end the others,
+     * which have nothing left to say then. */
+    signal(SIGTERM, SIG_DFL);
+    kd_mpi_close(&comm, rc);
+    return rc;
+#else
+    fprintf(stderr,
+            "kdtrain %s: started as one of %ld processes by an MPI launcher, but this kdtrain is built without "
+            "MPI, so each process would train the same runs into the same folders; run it as one process, or "
+            "build kdtrain with MPI (libopenmpi-dev)\n",
+            argv[1], processes);
+    return 2;
+#endif
+}
+
 static void print_usage(FILE *out)
 {
     fprintf(out,
@@ -110,18 +201,22 @@ int main(int argc, char **argv)
         printf("kdtrain %s\n", KD_VERSION_STRING);
         return 0;
     }
-    /* This kdtrain has no MPI: N copies of a command would each train the same runs and
-     * race for the same folders. Refused before anything is read or written. */
-    long processes = launched_processes();
-    if (processes > 1 && strcmp(argv[1], "info") != 0) {
-        fprintf(stderr,
-                "kdtrain %s: started as one of %ld processes by an MPI launcher, but this kdtrain is built without "
-                "MPI, so each process would train the same runs into the same folders; run it as one process\n",
-                argv[1], processes);
-        return 2;
-    }
+    const kd_command *command = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) command = &commands[i];
+    if (command && command->run) {
+        /* N copies of a one-process command would race for the same files; info only reads */
+        long processes = launched_processes();
+        if (processes > 1 && strcmp(argv[1], "info") != 0) {
+            fprintf(stderr,
+                    "kdtrain %s: started as one of %ld processes by an MPI launcher, but %s runs as one process "
+                    "(train, distill, sweep and run run as one job over the ranks)\n",
+                    argv[1], processes, argv[1]);
+            return 2;
+        }
+        return command->run(argc - 1, argv + 1);
+    }
+    if (command) return run_job(command, argc, argv);
     fprintf(stderr, "kdtrain: unknown command '%s'; 'kdtrain --help' lists the commands\n", argv[1]);
     return 2;
 }

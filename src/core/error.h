@@ -17,7 +17,8 @@ enum {
     KD_ERR_DATA = 2,    /* a file is readable but its contents are wrong */
     KD_ERR_CONFIG = 3,  /* a bad config key or value, a bad command line */
     KD_ERR_LIBRARY = 4, /* HDF5, oneDNN or zlib reported a failure */
-    KD_ERR_BUSY = 5     /* another process holds what this one would write (a run folder) */
+    KD_ERR_BUSY = 5,    /* another process holds what this one would write (a run folder) */
+    KD_ERR_PEER = 6     /* another rank of a parallel job failed or stopped answering (core/comm.h) */
 };
 
 typedef struct kd_error {

@@ -182,6 +182,10 @@ int kd_loader_open(kd_loader *l, const kd_dataset *ds, kd_split split, const kd_
         return kd_error_set(err, KD_ERR_DATA, "%s: expected a %s split, found none", ds->path, kd_split_name(split));
     if (options->batch_size < 1)
         return kd_error_set(err, KD_ERR_CONFIG, "batch size: expected >= 1, found %d", options->batch_size);
+    if (options->parts > 1 &&
+        !(options->part_first >= 0 && options->part_first < options->part_end && options->part_end <= options->parts))
+        return kd_error_set(err, KD_ERR_CONFIG, "batch parts: expected 0 <= first < end <= %d, found %d and %d",
+                            options->parts, options->part_first, options->part_end);
     if (!options->streaming && !info->features)
         return kd_error_set(err, KD_ERR_DATA, "%s: the %s split is not loaded into memory", ds->path,
                             kd_split_name(split));
@@ -225,13 +229,21 @@ int kd_loader_next(kd_loader *l, kd_batch *batch, kd_error *err)
     int64_t remaining = l->rows - l->position;
     int64_t want = remaining < l->options.batch_size ? remaining : l->options.batch_size;
     if (want < l->options.batch_size && l->options.last_batch == KD_LAST_BATCH_DROP) want = 0;
+    int64_t lo = 0, hi = want; /* the rows served: all, or this loader's parts */
+    if (l->options.parts > 1) {
+        lo = l->options.part_first * want / l->options.parts;
+        hi = l->options.part_end * want / l->options.parts;
+    }
     batch->x = l->x;
     batch->y = l->y;
     batch->index = l->index;
     batch->rows = 0;
+    batch->batch_rows = 0;
+    batch->offset = (int)lo;
     for (int64_t i = 0; i < want; i++) {
-        int64_t row;
-        float *out = l->x + (size_t)i * (size_t)l->ds->dim;
+        bool served = i >= lo && i < hi;
+        int64_t row, k = i - lo;
+        float *out = l->x + (size_t)k * (size_t)l->ds->dim;
         if (l->options.streaming) {
             if (l->stream->buffer_pos == l->stream->buffer_fill) {
                 int rc = fill_buffer(l, err);
@@ -240,17 +252,20 @@ int kd_loader_next(kd_loader *l, kd_batch *batch, kd_error *err)
                           (long long)l->rows);
             }
             int64_t slot = l->stream->buffer_order[l->stream->buffer_pos++];
+            if (!served) continue;
             row = l->stream->buffer_index[slot];
             gather_buffered(l, slot, out);
         } else {
+            if (!served) continue;
             row = l->order[l->position + i];
             kd_dataset_row(l->ds, l->split, row, out);
         }
-        l->index[i] = row;
-        l->y[i] = info->labels[row];
+        l->index[k] = row;
+        l->y[k] = info->labels[row];
     }
     l->position += want;
-    batch->rows = (int)want;
+    batch->rows = (int)(hi - lo);
+    batch->batch_rows = (int)want;
     return KD_OK;
 }
 

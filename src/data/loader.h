@@ -36,12 +36,19 @@ typedef struct kd_loader_options {
     int64_t buffer_rows;       /* streaming: rows in the shuffle buffer (0: 16384) */
     size_t chunk_cache_bytes;  /* streaming: HDF5 chunk cache (0: one block of chunks) */
     int64_t limit_rows;        /* > 0: only the first limit_rows rows of the split */
+    /* parts > 1: each batch is cut into `parts` row ranges (part p: rows p B / parts to
+     * (p + 1) B / parts of a batch of B rows), and only parts [part_first, part_end) are
+     * served: one rank's shards of a data-parallel step. The batches and their order
+     * are the whole loader's; rows outside the parts are never gathered or scaled. */
+    int parts, part_first, part_end;
 } kd_loader_options;
 
 void kd_loader_options_default(kd_loader_options *options);
 
 typedef struct kd_batch {
-    int rows;
+    int rows;        /* the rows served (all of the batch unless options.parts > 1) */
+    int batch_rows;  /* the whole batch's rows: 0 at the end of the epoch */
+    int offset;      /* the first served row's place in the whole batch */
     float *x;        /* (rows, dim) features times x_scale */
     int32_t *y;      /* (rows) labels */
     int64_t *index;  /* (rows) row numbers within the split */
@@ -69,7 +76,9 @@ int kd_loader_open(kd_loader *loader, const kd_dataset *ds, kd_split split,
                    const kd_loader_options *options, kd_error *err);
 /* Starts epoch `epoch` (0-based); its order depends only on seed and epoch. */
 void kd_loader_start_epoch(kd_loader *loader, int64_t epoch);
-/* Fills batch with the next minibatch; batch->rows == 0 at the end of the epoch.
+/* Fills batch with the next minibatch; batch->batch_rows == 0 at the end of the epoch
+ * (batch->rows can be 0 before it: the parts served of a last batch with fewer rows
+ * than parts).
  * Streaming reads can fail (I/O, non-finite features): then an error is returned. */
 int kd_loader_next(kd_loader *loader, kd_batch *batch, kd_error *err);
 int64_t kd_loader_batches_per_epoch(const kd_loader *loader);

@@ -298,21 +298,35 @@ int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err)
 
 /* ---- running -------------------------------------------------------------------------------- */
 
-static int build_request(const pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
-                         kd_train_request *req, kd_error *err)
+void kd_pipeline_run_name(const kd_pipeline *p, int ri, int k, int i, bool sweep, char *out, size_t size)
+{
+    const kd_pipeline_regime *r = &p->regimes[ri];
+    if (sweep && p->n_seeds == 1)
+        snprintf(out, size, "%s-%s", r->id, r->runs[k].name);
+    else
+        snprintf(out, size, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
+}
+
+int kd_pipeline_run_config(const pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
+                           kd_config *c, kd_error *err)
 {
     const kd_pipeline *p = s->p;
-    kd_config_defaults(&req->config);
-    int rc = kd_config_load_file(&req->config, spec->config, err);
-    for (int i = 0; !rc && i < spec->n_sets; i++) rc = kd_config_set(&req->config, spec->sets[i], err);
-    if (!rc) rc = apply_precision(p, &req->config, err);
+    kd_config_defaults(c);
+    int rc = kd_config_load_file(c, spec->config, err);
+    for (int i = 0; !rc && i < spec->n_sets; i++) rc = kd_config_set(c, spec->sets[i], err);
+    if (!rc) rc = apply_precision(p, c, err);
     if (rc) return rc;
-    kd_config *c = &req->config;
     snprintf(c->data.path, sizeof c->data.path, "%s", p->data);
     snprintf(c->run.dir, sizeof c->run.dir, "%s", p->runs_dir);
     snprintf(c->run.name, sizeof c->run.name, "%s", name);
     if (seed) c->train.seed = *seed;
     return kd_config_validate(c, err);
+}
+
+static int build_request(const pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
+                         kd_train_request *req, kd_error *err)
+{
+    return kd_pipeline_run_config(s, spec, name, seed, &req->config, err);
 }
 
 /* Trains (or reuses, or resumes) the run `name`; its folder goes to result->path. */
@@ -335,7 +349,7 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
             rc = kd_error_set(err, KD_ERR_CONFIG, "%s exists with another config: remove it, or set pipeline.runs elsewhere", dir);
         snprintf(file, sizeof file, "%s/summary.json", dir);
         if (!rc && kd_file_exists(file)) {
-            fprintf(stderr, "[%d/%d] %s: done before, reused\n", s->done, s->total, dir);
+            if (s->rank < 0) fprintf(stderr, "[%d/%d] %s: done before, reused\n", s->done, s->total, dir);
             kd_commit_set_add_run(&s->trained, dir);
             s->runs_reused++;
             free(req);
@@ -344,8 +358,11 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
         if (!rc) req->resume = dir;
     }
     if (!rc) {
-        fprintf(stderr, "[%d/%d] %s %s\n", s->done, s->total, req->resume ? "resuming" : spec->distill ? "distilling" : "training",
-                dir);
+        const char *doing = req->resume ? "resuming" : spec->distill ? "distilling" : "training";
+        if (s->rank >= 0)
+            fprintf(stderr, "[rank %d, run %d of %d] %s %s\n", s->rank, s->done, s->total, doing, dir);
+        else
+            fprintf(stderr, "[%d/%d] %s %s\n", s->done, s->total, doing, dir);
         /* A distill run whose line (or config) names distill.teacher_logits or
          * distill.teachers distils from those; the others from the pipeline's teacher. */
         const kd_config *c = &req->config;
@@ -353,7 +370,7 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
         req->distill = spec->distill;
         req->teacher = spec->distill && !own ? teacher : NULL;
         req->quiet = s->quiet;
-        req->threads_override = (int)s->p->threads;
+        req->threads_override = s->threads;
         char out[KD_PIPE_TEXT + 128];
         double t0 = kd_now_seconds();
         rc = kd_train(req, out, sizeof out, err);
@@ -458,7 +475,7 @@ static int run_all(pipe_state *s, kd_error *err)
         for (int k = 0; k < r->n_runs && !rc; k++)
             for (int i = 0; i < p->n_seeds && !rc; i++) {
                 model_result *m = &s->results[ri][k][i];
-                snprintf(name, sizeof name, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
+                kd_pipeline_run_name(p, ri, k, i, false, name, sizeof name);
                 rc = kd_pipeline_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? teacher_path : NULL, m, err);
                 if (!rc) rc = evaluate_run(s, m, err);
                 if (!rc)
@@ -469,7 +486,7 @@ static int run_all(pipe_state *s, kd_error *err)
     return rc;
 }
 
-int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
+int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *err)
 {
     if (!p->teacher.config[0]) return kd_error_set(err, KD_ERR_CONFIG, "%s: pipeline.teacher: required by kdtrain run", p->source);
     pipe_state *s = calloc(1, sizeof *s);
@@ -477,7 +494,17 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err)
     s->p = p;
     s->quiet = quiet;
     s->started = kd_now_seconds();
-    int rc = run_all(s, err);
+    s->threads = (int)p->threads;
+    s->rank = -1;
+    int rc = KD_OK;
+    /* A parallel job trains every run over the ranks first; rank 0 then goes through
+     * the pipeline as one process would, every run found finished, and reports. */
+    if (kd_comm_parallel(comm)) rc = kd_pipeline_train_over_ranks(s, comm, false, err);
+    if (!rc && kd_comm_rank(comm) != 0) {
+        free(s);
+        return KD_OK;
+    }
+    if (!rc) rc = run_all(s, err);
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);

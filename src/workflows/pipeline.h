@@ -9,6 +9,7 @@
 #ifndef KD_PIPELINE_H
 #define KD_PIPELINE_H
 
+#include "core/comm.h"
 #include "core/error.h"
 
 #include <stdbool.h>
@@ -65,7 +66,7 @@ typedef struct kd_pipeline {
 
 int kd_pipeline_load(kd_pipeline *p, const char *path, kd_error *err);
 /* Runs everything; quiet: no progress bars (logs still written). */
-int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_error *err);
+int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *err);
 
 #ifdef __cplusplus
 }

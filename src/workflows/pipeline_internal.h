@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "io/provenance.h"
 #include "workflows/pipeline.h"
+#include "workflows/config.h"
 #include "workflows/stats.h"
 
 #include <stddef.h>
@@ -36,6 +37,8 @@ typedef struct pipe_state {
     double started;        /* kd_now_seconds() when this invocation began */
     double train_seconds;  /* spent in kd_train (training, resuming) */
     int runs_trained, runs_reused;
+    int threads;           /* > 0: every run's thread count (pipeline.threads, or a rank's cores) */
+    int rank;              /* >= 0: the rank of a parallel job training its share (progress lines) */
 } pipe_state;
 
 /* Imports the data when missing and opens it (labels only). */
@@ -45,6 +48,18 @@ int kd_pipeline_open_data(pipe_state *s, kd_error *err);
  * the commit that trained the run joins s->trained. */
 int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
                        const char *teacher, model_result *result, kd_error *err);
+/* The folder name of run k of regime ri with seed i: "ID-NAME-sSEED"; a sweep of one
+ * seed leaves the seed out ("ID-NAME"). */
+void kd_pipeline_run_name(const kd_pipeline *p, int ri, int k, int i, bool sweep, char *out, size_t size);
+/* The run's resolved config (as kd_pipeline_ensure_run trains it) into c. */
+int kd_pipeline_run_config(const pipe_state *s, const kd_pipeline_spec *spec, const char *name, const uint64_t *seed,
+                           kd_config *c, kd_error *err);
+/* A parallel job (comm of more than one rank): every run of the pipeline (sweep: the
+ * teacher and the sweep's runs; run: the regime teachers too) trained over the ranks,
+ * teachers first, then the runs that may distil from them. Each stage's runs are
+ * handed out by rank 0, the most work first, and each rank trains its runs alone;
+ * the stage ends when every run of it has. Every rank returns the same status. */
+int kd_pipeline_train_over_ranks(pipe_state *s, kd_comm *comm, bool sweep, kd_error *err);
 /* The index of run `name` in a regime, or -1 (inline: pipeline_report.c needs it
  * and pipeline.c calls pipeline_report.c, not the other way round). */
 static inline int kd_pipeline_find_run(const kd_pipeline_regime *r, const char *name)

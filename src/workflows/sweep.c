@@ -149,7 +149,7 @@ static int write_outputs(const kd_pipeline *p, const kd_commit_set *trained_by, 
     return rc;
 }
 
-int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
+int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *err)
 {
     pipe_state *s = calloc(1, sizeof *s);
     curve *curves = calloc(MAX_CURVES, sizeof *curves);
@@ -160,7 +160,18 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
     }
     s->p = p;
     s->quiet = quiet;
-    int rc = kd_pipeline_open_data(s, err), n = 0;
+    s->threads = (int)p->threads;
+    s->rank = -1;
+    int rc = KD_OK, n = 0;
+    /* A parallel job: every run trained over the ranks, then rank 0 alone finds them
+     * finished and writes the report a serial sweep writes. */
+    if (kd_comm_parallel(comm)) rc = kd_pipeline_train_over_ranks(s, comm, true, err);
+    if (!rc && kd_comm_rank(comm) != 0) {
+        free(curves);
+        free(s);
+        return KD_OK;
+    }
+    if (!rc) rc = kd_pipeline_open_data(s, err);
     for (int ri = 0; ri < p->n_regimes; ri++) s->total += p->regimes[ri].n_runs * p->n_seeds;
     if (!rc && p->teacher.config[0]) {
         s->total++;
@@ -172,10 +183,7 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err)
             for (int i = 0; i < p->n_seeds && !rc; i++) {
                 char name[160];
                 model_result *m = &s->results[ri][k][i];
-                if (p->n_seeds > 1)
-                    snprintf(name, sizeof name, "%s-%s-s%llu", r->id, r->runs[k].name, (unsigned long long)p->seeds[i]);
-                else
-                    snprintf(name, sizeof name, "%s-%s", r->id, r->runs[k].name);
+                kd_pipeline_run_name(p, ri, k, i, true, name, sizeof name);
                 rc = kd_pipeline_ensure_run(s, &r->runs[k], name, &p->seeds[i], r->runs[k].distill ? s->teacher.path : NULL, m, err);
                 if (!rc) rc = read_curve(m->path, p->n_seeds > 1 ? name : r->runs[k].name, &curves[n++], err);
             }

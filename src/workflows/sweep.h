@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_error *err);
+int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *err);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 
 #include "calib/temperature.h"
 #include "core/arena.h"
+#include "core/comm.h"
 #include "core/parallel.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -51,6 +52,13 @@ typedef struct trainer {
     int32_t *batch_labels;    /* (batch_size) with -1 for unlabelled rows */
     float *jitter_scratch;    /* (dim) */
     float *shard_sum;         /* (n_params) train.shards > 1: the shards' gradients summed in order */
+    /* a parallel job (request->comm of more than one rank): */
+    kd_comm *comm;            /* NULL: one process */
+    bool writer;              /* rank 0: the run folder, checkpoints and reports; the others write nothing */
+    int shard_first, shard_end; /* this rank's shards [first, end) of train.shards */
+    float *shard_grads;       /* (end - first, n_params): each of its shards' gradient, to be summed in order */
+    double *step_totals;      /* (batches, end - first, 3): each shard's loss sum, correct rows, rows */
+    double *all_totals;       /* (ranks, batches, end - first, 3): every rank's, gathered at the epoch's end */
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
     int classes;
     int64_t start_epoch, best_epoch;
@@ -93,6 +101,11 @@ static int open_data(trainer *t, kd_error *err)
     kd_config_loader(c, &lo);
     /* Plain training with scarce labels trains on the labelled rows alone. */
     if (!t->distill) lo.limit_rows = c->data.labelled;
+    if (kd_comm_parallel(t->comm)) { /* this rank's shards' rows of each batch, no others */
+        lo.parts = (int)c->train.shards;
+        lo.part_first = t->shard_first;
+        lo.part_end = t->shard_end;
+    }
     return kd_loader_open(&t->loader, &t->ds, KD_SPLIT_TRAIN, &lo, err);
 }
 
@@ -227,7 +240,7 @@ typedef struct epoch_totals {
  * those rows, its gradient scaled by `scale` (the rows' share of the batch, so the
  * shards' gradients add up to the batch mean's), accumulated into the model's
  * gradients. Dropout draws from rng. */
-static void shard_pass(trainer *t, const kd_batch *b, int r0, int r1, kd_rng *rng, float scale, epoch_totals *totals)
+static epoch_totals shard_pass(trainer *t, const kd_batch *b, int r0, int r1, kd_rng *rng, float scale)
 {
     const kd_config *c = t->cfg;
     kd_tape *tape = &t->tape;
@@ -251,54 +264,104 @@ static void shard_pass(trainer *t, const kd_batch *b, int r0, int r1, kd_rng *rn
         loss = kd_op_softmax_ce(tape, logits, b->y + r0);
     }
     kd_tape_backward_seeded(tape, loss, &scale);
-    totals->loss_sum += (double)loss->data[0] * rows;
-    totals->rows += rows;
+    epoch_totals totals = {(double)loss->data[0] * rows, 0, rows};
     for (int i = 0; i < rows; i++) {
         const float *z = logits->data + (size_t)i * t->classes;
         int top = 0;
         for (int j = 1; j < t->classes; j++)
             if (z[j] > z[top]) top = j;
-        totals->correct += top == b->y[r0 + i];
+        totals.correct += top == b->y[r0 + i];
     }
+    return totals;
+}
+
+static void add_totals(epoch_totals *sum, epoch_totals part)
+{
+    sum->loss_sum += part.loss_sum;
+    sum->correct += part.correct;
+    sum->rows += part.rows;
 }
 
 /* One optimiser step on a batch. train.shards = 1: the whole batch at once, dropout
  * and jitter from the run's stream. S > 1: the batch cut into S row ranges
- * (rows s b / S to (s + 1) b / S), each shard's jitter and dropout drawn from its
- * own key (the seed, the step, the shard), each shard's gradient computed from zero,
- * and the S gradients added element by element in shard order: any process can
- * compute any shard, and the sum does not depend on which computed which. */
-static void train_step(trainer *t, const kd_batch *b, epoch_totals *totals)
+ * (rows s B / S to (s + 1) B / S of a batch of B rows), each shard's jitter and
+ * dropout drawn from its own key (the seed, the step, the shard), each shard's
+ * gradient computed from zero, and the S gradients added element by element in shard
+ * order: any process can compute any shard, and the sum does not depend on which
+ * computed which. A parallel job's rank computes its shards [first, end) only (the
+ * loader serves it their rows alone), and kd_comm_sum_shards adds every rank's in
+ * the same order. `step` numbers the batch within the epoch (the shards' totals). */
+static int train_step(trainer *t, const kd_batch *b, int64_t step, epoch_totals *totals, kd_error *err)
 {
     const kd_config *c = t->cfg;
     int shards = (int)c->train.shards;
-    if (shards <= 1) {
+    bool parallel = kd_comm_parallel(t->comm);
+    if (shards <= 1 && !parallel) {
         if (c->train.jitter > 0)
             kd_jitter_batch(b->x, b->rows, t->ds.image_shape[0], t->ds.image_shape[1], (int)c->train.jitter, &t->rng,
                             t->jitter_scratch);
-        shard_pass(t, b, 0, b->rows, &t->rng, 1.0f, totals);
+        add_totals(totals, shard_pass(t, b, 0, b->rows, &t->rng, 1.0f));
     } else {
-        uint64_t step = (uint64_t)t->optim.step;
+        uint64_t key = (uint64_t)t->optim.step;
         size_t n = t->model.n_params;
+        int mine = t->shard_end - t->shard_first;
         float *restrict sum = t->shard_sum, *restrict grads = t->model.grads;
-        memset(sum, 0, n * sizeof(float));
-        for (int s = 0; s < shards; s++) {
-            int r0 = (int)((int64_t)s * b->rows / shards), r1 = (int)((int64_t)(s + 1) * b->rows / shards);
-            if (r1 == r0) continue; /* a last batch with fewer rows than shards */
-            kd_rng rng;
-            kd_rng_seed(&rng, kd_rng_at(c->train.seed ^ 0x9E3779B97F4A7C15ULL, step * (uint64_t)shards + (uint64_t)s));
-            if (c->train.jitter > 0)
-                kd_jitter_batch(b->x + (size_t)r0 * t->ds.dim, r1 - r0, t->ds.image_shape[0], t->ds.image_shape[1],
-                                (int)c->train.jitter, &rng, t->jitter_scratch);
-            shard_pass(t, b, r0, r1, &rng, (float)(r1 - r0) / (float)b->rows, totals);
-            /* Each shard's gradient on its own (the products accumulate into what the
-             * gradient holds, in an order of their own), then added in shard order:
-             * element by element, the sum a process holding other shards would make. */
-            KD_ELEMENTWISE(n, i, sum[i] += grads[i]; grads[i] = 0.0f);
+        if (!parallel) memset(sum, 0, n * sizeof(float));
+        for (int s = t->shard_first; s < t->shard_end; s++) {
+            int64_t whole = b->batch_rows;
+            int r0 = (int)((int64_t)s * whole / shards) - b->offset, r1 = (int)((int64_t)(s + 1) * whole / shards) - b->offset;
+            epoch_totals part = {0, 0, 0};
+            if (r1 > r0) { /* else a last batch with fewer rows than shards: a zero gradient */
+                kd_rng rng;
+                kd_rng_seed(&rng, kd_rng_at(c->train.seed ^ 0x9E3779B97F4A7C15ULL, key * (uint64_t)shards + (uint64_t)s));
+                if (c->train.jitter > 0)
+                    kd_jitter_batch(b->x + (size_t)r0 * t->ds.dim, r1 - r0, t->ds.image_shape[0], t->ds.image_shape[1],
+                                    (int)c->train.jitter, &rng, t->jitter_scratch);
+                part = shard_pass(t, b, r0, r1, &rng, (float)(r1 - r0) / (float)whole);
+            }
+            add_totals(totals, part);
+            if (parallel) {
+                double *slot = t->step_totals + ((size_t)step * (size_t)mine + (size_t)(s - t->shard_first)) * 3;
+                slot[0] = part.loss_sum, slot[1] = part.correct, slot[2] = part.rows;
+                /* this shard's gradient, kept for the exchange; the next starts from zero */
+                float *restrict mine_s = t->shard_grads + (size_t)(s - t->shard_first) * n;
+                KD_ELEMENTWISE(n, i, mine_s[i] = grads[i]; grads[i] = 0.0f);
+            } else if (r1 > r0) {
+                /* Each shard's gradient on its own (the products accumulate into what the
+                 * gradient holds, in an order of their own), then added in shard order:
+                 * element by element, the sum a process holding other shards would make. */
+                KD_ELEMENTWISE(n, i, sum[i] += grads[i]; grads[i] = 0.0f);
+            }
         }
-        memcpy(grads, sum, n * sizeof(float));
+        if (parallel) {
+            /* 0 + g_0 + g_1 + ... in shard order, as above: adding a zero gradient (an
+             * empty shard) leaves every sum as it was, so the bits match one process's. */
+            int rc = kd_comm_sum_shards(t->comm, t->shard_grads, mine, n, grads, err);
+            if (rc) return rc;
+        } else {
+            memcpy(grads, sum, n * sizeof(float));
+        }
     }
     kd_optim_step_bf16(&t->optim, t->model.params, t->model.grads, t->model.params_bf16);
+    return KD_OK;
+}
+
+/* A parallel job's epoch totals, exactly as one process adds them: every rank's
+ * per-shard totals gathered, then added step by step, shard by shard. */
+static int gather_totals(trainer *t, int64_t steps, epoch_totals *totals, kd_error *err)
+{
+    int mine = t->shard_end - t->shard_first, ranks = kd_comm_size(t->comm);
+    size_t per_rank = (size_t)kd_loader_batches_per_epoch(&t->loader) * (size_t)mine * 3;
+    int rc = kd_comm_allgather(t->comm, t->step_totals, per_rank * sizeof(double), t->all_totals, err);
+    if (rc) return rc;
+    *totals = (epoch_totals){0, 0, 0};
+    for (int64_t step = 0; step < steps; step++)
+        for (int r = 0; r < ranks; r++)
+            for (int j = 0; j < mine; j++) {
+                const double *slot = t->all_totals + (size_t)r * per_rank + ((size_t)step * (size_t)mine + (size_t)j) * 3;
+                add_totals(totals, (epoch_totals){slot[0], slot[1], slot[2]});
+            }
+    return KD_OK;
 }
 
 /* The overfitting diagnostic: the temperature the model needs now (fitted on the
@@ -333,47 +396,32 @@ static void note_best(trainer *t, const kd_epoch_row *row)
     t->best_epoch = row->epoch;
 }
 
-static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
+/* The epoch's end on the writer (rank 0): validation, the diagnostic, metrics.csv
+ * and the checkpoints. */
+static int finish_epoch(trainer *t, int64_t epoch, const epoch_totals *totals, double seconds, double lr,
+                        double norm_sum, int64_t done, kd_error *err)
 {
     const kd_config *c = t->cfg;
-    kd_loader_start_epoch(&t->loader, epoch);
-    int64_t batches = kd_loader_batches_per_epoch(&t->loader), done = 0;
-    epoch_totals totals = {0, 0, 0};
-    double t0 = kd_now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
-    kd_batch b;
-    int rc;
-    char label[64], extra[96];
-    snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch + 1, (long long)c->train.epochs);
-    while ((rc = kd_loader_next(&t->loader, &b, err)) == KD_OK && b.rows > 0) {
-        train_step(t, &b, &totals);
-        norm_sum += t->optim.last_grad_norm;
-        if (++done % 20 == 0 || done == batches) {
-            snprintf(extra, sizeof extra, "loss %.4f acc %.2f%%", totals.loss_sum / totals.rows,
-                     100 * totals.correct / totals.rows);
-            kd_run_progress(&t->run, label, done, batches, extra);
-        }
-    }
-    if (rc) return rc;
-    double seconds = kd_now_seconds() - t0;
     bool diagnose = c->train.temperature_every > 0 &&
                     ((epoch + 1) % c->train.temperature_every == 0 || epoch + 1 == c->train.epochs);
     kd_eval_options eo = {.batch_size = (int)c->train.batch_size, .streaming = c->data.streaming, .temperature = 1.0,
                           .n_bins = 15};
     kd_metrics m;
+    int rc;
     if ((rc = kd_evaluate(&t->model, &t->tape, &t->ds, KD_SPLIT_VAL, &eo, diagnose ? t->val_logits : NULL, NULL, &m, err)))
         return rc;
     kd_metrics_summary v = kd_metrics_summarize(&m);
     kd_epoch_row row = {.epoch = epoch + 1,
                         .lr = lr,
-                        .train_loss = totals.loss_sum / totals.rows,
-                        .train_acc = totals.correct / totals.rows,
+                        .train_loss = totals->loss_sum / totals->rows,
+                        .train_acc = totals->correct / totals->rows,
                         .val_loss = v.nll,
                         .val_acc = v.accuracy,
                         .val_nll = v.nll,
                         .val_ece = v.ece,
                         .val_brier = v.brier,
                         .epoch_seconds = seconds,
-                        .samples_per_second = totals.rows / seconds,
+                        .samples_per_second = totals->rows / seconds,
                         .grad_norm = norm_sum / (double)(done ? done : 1),
                         .temperature = NAN, /* the diagnostic's four, on the epochs it runs */
                         .val_nll_at_t = NAN,
@@ -399,6 +447,36 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
     return save_checkpoint(t, "model.h5", &row, err);
 }
 
+static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
+{
+    const kd_config *c = t->cfg;
+    kd_loader_start_epoch(&t->loader, epoch);
+    int64_t batches = kd_loader_batches_per_epoch(&t->loader), done = 0;
+    epoch_totals totals = {0, 0, 0};
+    double t0 = kd_now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
+    kd_batch b;
+    int rc;
+    char label[64], extra[96];
+    snprintf(label, sizeof label, "epoch %lld/%lld", (long long)epoch + 1, (long long)c->train.epochs);
+    while ((rc = kd_loader_next(&t->loader, &b, err)) == KD_OK && b.batch_rows > 0) {
+        if ((rc = train_step(t, &b, done, &totals, err))) break;
+        norm_sum += t->optim.last_grad_norm;
+        if (++done % 20 == 0 || done == batches) { /* a parallel job's rank 0: its own shards' numbers */
+            snprintf(extra, sizeof extra, "loss %.4f acc %.2f%%", totals.loss_sum / totals.rows,
+                     100 * totals.correct / totals.rows);
+            kd_run_progress(&t->run, label, done, batches, extra);
+        }
+    }
+    /* A rank that failed alone inside the epoch stops here; the others find out in
+     * their next exchange (its deadline, or the launcher ending the job). */
+    if (rc) return rc;
+    double seconds = kd_now_seconds() - t0;
+    if (kd_comm_parallel(t->comm) && (rc = gather_totals(t, done, &totals, err))) return rc;
+    if (t->writer) rc = finish_epoch(t, epoch, &totals, seconds, lr, norm_sum, done, err);
+    /* every rank learns whether rank 0's epoch end (its files) went well */
+    return kd_comm_agree(t->comm, rc, err);
+}
+
 static int write_summary(trainer *t, double total_seconds, kd_error *err)
 {
     char arch[256];
@@ -419,25 +497,135 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     return kd_run_dir_write_summary(&t->run, &s, err);
 }
 
+static uint64_t fnv1a(uint64_t h, const void *data, size_t bytes)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* What every rank of a parallel job must share, compared at the start. */
+typedef struct job_print {
+    uint64_t config;  /* the resolved config text */
+    uint64_t data;    /* the splits' shapes, scale and labels (and loaded features) */
+    uint64_t state;   /* the weights and optimiser step training starts from */
+    int64_t start_epoch;
+} job_print;
+
+static job_print fingerprint(const trainer *t)
+{
+    const uint64_t basis = 1469598103934665603ULL;
+    job_print p = {fnv1a(basis, t->config_text, strlen(t->config_text)), basis, basis, t->start_epoch};
+    const kd_dataset *ds = &t->ds;
+    p.data = fnv1a(p.data, &ds->dim, sizeof ds->dim);
+    p.data = fnv1a(p.data, &ds->num_classes, sizeof ds->num_classes);
+    p.data = fnv1a(p.data, &ds->x_scale, sizeof ds->x_scale);
+    for (int s = 0; s < KD_SPLIT_COUNT; s++) {
+        const kd_split_info *info = &ds->split[s];
+        if (!info->present) continue;
+        p.data = fnv1a(p.data, &info->rows, sizeof info->rows);
+        p.data = fnv1a(p.data, info->labels, (size_t)info->rows * sizeof *info->labels);
+        if (info->features)
+            p.data = fnv1a(p.data, info->features,
+                           (size_t)info->rows * (size_t)ds->dim * (info->stored_type == KD_FEATURE_UINT8 ? 1 : sizeof(float)));
+    }
+    p.state = fnv1a(p.state, t->model.params, t->model.n_params * sizeof *t->model.params);
+    p.state = fnv1a(p.state, &t->optim.step, sizeof t->optim.step);
+    return p;
+}
+
+/* The first line of b that differs from a's, as "section.key = value" (the config
+ * text is INI: [section] headers, then key = value lines), into mine and theirs. */
+static void first_difference(const char *a, const char *b, char *mine, char *theirs, size_t size)
+{
+    char section[64] = "";
+    while (*a || *b) {
+        int la = (int)strcspn(a, "\n"), lb = (int)strcspn(b, "\n");
+        if (la != lb || memcmp(a, b, (size_t)la) != 0) {
+            const char *dot = section[0] ? "." : "";
+            snprintf(mine, size, "%s%s%.*s", section, dot, lb, b);
+            snprintf(theirs, size, "%s%s%.*s", section, dot, la, a);
+            return;
+        }
+        if (la > 2 && a[0] == '[' && a[la - 1] == ']') snprintf(section, sizeof section, "%.*s", la - 2, a + 1);
+        a += la + (a[la] == '\n');
+        b += lb + (b[lb] == '\n');
+    }
+    snprintf(mine, size, "(none)");
+    snprintf(theirs, size, "(none)");
+}
+
+/* Every rank started with the same config, read the same data and starts from the
+ * same state, or the job stops naming the first rank that differs from rank 0 and
+ * what differs. Every rank reaches the same verdict from the same gathered prints. */
+static int check_same_job(trainer *t, kd_error *err)
+{
+    int ranks = kd_comm_size(t->comm);
+    job_print mine = fingerprint(t), *all = calloc((size_t)ranks, sizeof *all);
+    if (!all) return kd_error_set(err, KD_ERR_IO, "out of memory");
+    int rc = kd_comm_allgather(t->comm, &mine, sizeof mine, all, err);
+    int bad = -1;
+    for (int r = 1; !rc && r < ranks && bad < 0; r++)
+        if (memcmp(&all[r], &all[0], sizeof mine) != 0) bad = r;
+    if (!rc && bad >= 0 && all[bad].config != all[0].config) {
+        char *texts = calloc((size_t)ranks, KD_CONFIG_TEXT_MAX);
+        rc = texts ? kd_comm_allgather(t->comm, t->config_text, KD_CONFIG_TEXT_MAX, texts, err)
+                   : kd_error_set(err, KD_ERR_IO, "out of memory");
+        if (!rc) {
+            char theirs[256], zero[256];
+            first_difference(texts, texts + (size_t)bad * KD_CONFIG_TEXT_MAX, theirs, zero, sizeof theirs);
+            rc = kd_error_set(err, KD_ERR_CONFIG,
+                              "rank %d of %d has another config than rank 0: `%s` where rank 0 has `%s`; start every rank "
+                              "with the same config and --set options",
+                              bad, ranks, theirs, zero);
+        }
+        free(texts);
+    } else if (!rc && bad >= 0 && all[bad].data != all[0].data) {
+        rc = kd_error_set(err, KD_ERR_DATA,
+                          "rank %d of %d read other data than rank 0 from %s (shapes, labels or features differ); every "
+                          "rank needs the same data file",
+                          bad, ranks, t->cfg->data.path);
+    } else if (!rc && bad >= 0) {
+        rc = kd_error_set(err, KD_ERR_DATA,
+                          "rank %d of %d starts from another state than rank 0 (epoch %lld against %lld, or other "
+                          "weights): every rank must read the same run folder %s",
+                          bad, ranks, (long long)all[bad].start_epoch, (long long)all[0].start_epoch,
+                          t->request->resume ? t->request->resume : "(new run)");
+    }
+    free(all);
+    if (rc && rc != KD_ERR_PEER) t->comm->failure_agreed = 2; /* every rank found the same */
+    return rc;
+}
+
 /* Everything that can reject the config or the data runs before the run folder
  * exists: a bad config writes nothing. */
-static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
+static int setup(trainer *t, kd_error *err)
 {
     const kd_train_request *req = t->request;
     const kd_config *c = t->cfg;
     int rc;
     if (kd_config_format(c, t->config_text, sizeof t->config_text) >= sizeof t->config_text)
         return kd_error_set(err, KD_ERR_CONFIG, "the resolved config is longer than %d bytes", KD_CONFIG_TEXT_MAX);
-    t->run.quiet = req->quiet;
+    t->run.quiet = req->quiet || !t->writer;
     t->run.interactive = false;
     double busy = -1;
+    bool parallel = kd_comm_parallel(t->comm);
     int threads = req->threads_override > 0 ? req->threads_override
                   : c->train.threads > 0    ? (int)c->train.threads
+                  : parallel                ? kd_comm_cores(t->comm)
                                             : kd_threads_idle(&busy);
     kd_threads_set(threads);
     if (busy >= 0)
         kd_run_log(&t->run, "threads: %d (train.threads = 0: the idle cores, %.1f of %d were busy)", threads, busy,
                    omp_get_num_procs());
+    int ranks = kd_comm_size(t->comm), shards = (int)c->train.shards;
+    if (shards % ranks != 0)
+        return kd_error_set(err, KD_ERR_CONFIG,
+                            "train.shards: expected a multiple of the %d ranks the job runs on (each rank computes "
+                            "train.shards / ranks shards of every batch), found %d",
+                            ranks, shards);
+    t->shard_first = kd_comm_rank(t->comm) * (shards / ranks);
+    t->shard_end = t->shard_first + shards / ranks;
     kd_threads_flush_denormals();
     kd_tape_init(&t->tape, 0);
     if ((rc = open_data(t, err))) return rc;
@@ -462,8 +650,17 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
     t->batch_teacher = malloc(b * (size_t)t->classes * sizeof(float));
     t->batch_labels = malloc(b * sizeof(int32_t));
     t->jitter_scratch = malloc((size_t)t->ds.dim * sizeof(float));
-    if (c->train.shards > 1 && !(t->shard_sum = kd_calloc_aligned(t->model.n_params, sizeof(float))))
+    if (c->train.shards > 1 && !parallel && !(t->shard_sum = kd_calloc_aligned(t->model.n_params, sizeof(float))))
         return kd_error_set(err, KD_ERR_IO, "out of memory for the shards' gradient sum (%zu parameters)", t->model.n_params);
+    if (parallel) {
+        size_t mine = (size_t)(t->shard_end - t->shard_first), batches = (size_t)kd_loader_batches_per_epoch(&t->loader);
+        t->shard_grads = kd_calloc_aligned(mine * t->model.n_params, sizeof(float));
+        t->step_totals = calloc(batches * mine * 3, sizeof(double));
+        t->all_totals = calloc((size_t)ranks * batches * mine * 3, sizeof(double));
+        if (!t->shard_grads || !t->step_totals || !t->all_totals)
+            return kd_error_set(err, KD_ERR_IO, "out of memory for %zu shards' gradients (%zu parameters each)", mine,
+                                t->model.n_params);
+    }
     if (c->train.temperature_every > 0)
         t->val_logits = malloc((size_t)t->ds.split[KD_SPLIT_VAL].rows * (size_t)t->classes * sizeof(float));
     if (!t->batch_teacher || !t->batch_labels || !t->jitter_scratch || (c->train.temperature_every > 0 && !t->val_logits))
@@ -474,7 +671,15 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
 
     char checkpoint[KD_PATH_MAX];
     snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", req->resume ? req->resume : "");
-    if (req->resume && !kd_file_exists(checkpoint)) {
+    if (req->resume && !t->writer) {
+        /* The other ranks read the checkpoint rank 0 reads (check_same_job compares
+         * what they found) and write nothing: the folder stays rank 0's. */
+        snprintf(t->run.path, sizeof t->run.path, "%s", req->resume);
+        if (kd_file_exists(checkpoint)) {
+            if ((rc = resume_state(t, err))) return rc;
+            kd_mlp_sync_bf16(&t->model);
+        }
+    } else if (req->resume && !kd_file_exists(checkpoint)) {
         /* Stopped inside its first epoch: nothing to resume, start it again in place. */
         if ((rc = kd_run_dir_open(&t->run, req->resume, 0, err))) return rc;
     } else if (req->resume) {
@@ -487,6 +692,20 @@ static int setup(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
             if (t->run.rows[i].val_acc > t->best_val_acc) note_best(t, &t->run.rows[i]);
     }
     if (t->distill && req->resume && (rc = load_teacher(t, err))) return rc;
+    return KD_OK;
+}
+
+/* The run folder, once every rank has set up and agrees on the job: made by rank 0
+ * (a new run), or its log started (a resumed one). */
+static int start_run(trainer *t, char *run_dir, size_t run_dir_size, kd_error *err)
+{
+    const kd_train_request *req = t->request;
+    const kd_config *c = t->cfg;
+    int rc;
+    if (!t->writer) {
+        snprintf(run_dir, run_dir_size, "%s", req->resume ? req->resume : "");
+        return KD_OK;
+    }
     if (!req->resume) {
         const char *name = c->run.name[0] ? c->run.name : req->name_hint ? req->name_hint : "run";
         if ((rc = kd_run_dir_create(&t->run, c->run.dir, name, err))) return rc;
@@ -512,7 +731,14 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     t->best_val_acc = -1;
     kd_loader_init(&t->loader);
     double t0 = kd_now_seconds();
-    int rc = setup(t, run_dir, run_dir_size, err);
+    t->comm = request->comm;
+    t->writer = kd_comm_rank(t->comm) == 0;
+    run_dir[0] = '\0';
+    int rc = setup(t, err);
+    /* every rank set up, then the same job on each, then rank 0's folder */
+    rc = kd_comm_agree(t->comm, rc, err);
+    if (!rc && kd_comm_parallel(t->comm)) rc = check_same_job(t, err);
+    if (!rc) rc = kd_comm_agree(t->comm, start_run(t, run_dir, run_dir_size, err), err);
     bool started = rc == KD_OK;
     if (!rc) {
         char arch[256];
@@ -521,6 +747,10 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
                    t->model.n_params, t->cfg->data.path, (long long)t->loader.rows, (long long)t->cfg->train.epochs,
                    (long long)kd_loader_batches_per_epoch(&t->loader), kd_threads_count(), t->run.path);
         kd_run_log(&t->run, "precision: %s (%s)", t->precision.name, t->precision.reason);
+        if (kd_comm_parallel(t->comm))
+            kd_run_log(&t->run, "parallel: %d ranks, %lld shards of each batch (%d a rank), %d threads a rank",
+                       kd_comm_size(t->comm), (long long)t->cfg->train.shards, t->shard_end - t->shard_first,
+                       kd_threads_count());
     }
     int64_t end = t->cfg->train.epochs;
     if (request->stop_after > 0 && request->stop_after < end) end = request->stop_after;
@@ -528,7 +758,8 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     if (!rc && end < t->cfg->train.epochs)
         kd_run_log(&t->run, "stopped after epoch %lld as asked; continue with --resume %s", (long long)end, t->run.path);
     /* summary.json marks a finished run (the pipeline reuses such runs) */
-    if (!rc && end == t->cfg->train.epochs) rc = write_summary(t, kd_now_seconds() - t0, err);
+    if (!rc && end == t->cfg->train.epochs)
+        rc = kd_comm_agree(t->comm, t->writer ? write_summary(t, kd_now_seconds() - t0, err) : KD_OK, err);
     if (!rc)
         kd_run_log(&t->run, "done: best val accuracy %.2f%% at epoch %lld; model %s/model.h5", 100 * t->best_val_acc,
                    (long long)t->best_epoch, t->run.path);
@@ -541,6 +772,9 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     kd_mlp_free(&t->model);
     kd_mm_cache_free(t->products);
     free(t->shard_sum);
+    free(t->shard_grads);
+    free(t->step_totals);
+    free(t->all_totals);
     kd_optim_free(&t->optim);
     kd_tape_free(&t->tape);
     kd_run_dir_close(&t->run);

@@ -12,6 +12,7 @@
 #ifndef KD_TRAINER_H
 #define KD_TRAINER_H
 
+#include "core/comm.h"
 #include "data/dataset.h"
 #include "workflows/config.h"
 
@@ -30,6 +31,8 @@ typedef struct kd_train_request {
     int threads_override;      /* > 0: thread count for a resumed run */
     int64_t stop_after;        /* > 0: stop once this many epochs are done (resume later) */
     bool quiet;                /* no progress on stderr (the log gets everything) */
+    kd_comm *comm;             /* a parallel job (mpirun -np N): every rank calls kd_train with
+                                  the same request; rank 0 writes the run folder. NULL: one process */
 } kd_train_request;
 
 /* Runs the training; run_dir receives the run folder's path. */
