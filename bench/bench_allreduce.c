@@ -2,17 +2,20 @@
  * MPI ranks costs on this machine's loopback, two ways:
  *   MPI_Allreduce (sum): what data-parallel trainers use; its summation order is MPI's
  *     and may change with the rank count, so the weights would too;
- *   ordered: every rank holds S/N shard gradients; MPI_Alltoall sends chunk k of each to
- *     rank k, which adds the S contributions to its chunk in shard order (from 0, as
- *     one process adding shards one by one does), then MPI_Allgather the chunks. Same
+ *   ordered: kdtrain's kd_comm_sum_shards (src/mpi/comm_mpi.c), which trains with it:
+ *     every rank holds S/N shard gradients; an all-to-all sends chunk k of each to rank
+ *     k, which adds the S contributions to its chunk in shard order (from 0, as one
+ *     process adding shards one by one does), then an allgather of the chunks. Same
  *     traffic as a ring allreduce when S = N, and a result that does not depend on N.
  * Each shard's gradient is generated from (seed, shard) alone, so every rank count
- * sums the same numbers; the ordered result's FNV-1a hash is printed to be compared
- * across rank counts (and with one process).
+ * sums the same numbers; rank 0 checks the ordered result against one process's sum
+ * and prints its FNV-1a hash, to be compared across rank counts.
  *   mpirun -np N bench_allreduce [--params 2395210] [--shards 6] [--repeat 20]
- *   -> allreduce_ms_np<N>, ordered_ms_np<N>, ordered_hash_np<N>, bytes
+ *   -> allreduce_ms_np<N>, ordered_ms_np<N>, ordered_hash_np<N>, ordered_equals_serial_np<N>, bytes
  */
 #define _POSIX_C_SOURCE 200809L
+#include "mpi/comm_mpi.h"
+
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,11 +40,14 @@ static float element(int s, size_t i)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    int rank, ranks;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    kd_comm comm;
+    kd_error err;
+    kd_error_clear(&err);
+    if (kd_mpi_open(&comm, &argc, &argv, 60, &err) != KD_OK) {
+        fprintf(stderr, "bench_allreduce: %s\n", err.message);
+        return 1;
+    }
+    int rank = comm.rank, ranks = comm.size;
     long params = 2395210;
     int shards = 6, repeat = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -51,58 +57,46 @@ int main(int argc, char **argv)
     }
     if (shards % ranks != 0 || params < ranks) {
         if (rank == 0) fprintf(stderr, "bench_allreduce: --shards %d must be a multiple of the %d ranks\n", shards, ranks);
-        MPI_Finalize();
+        kd_mpi_close(&comm, 0);
         return 2;
     }
     int local = shards / ranks;
-    size_t chunk = (size_t)(params + ranks - 1) / (size_t)ranks, padded = chunk * (size_t)ranks;
-    float *mine = calloc((size_t)local * padded, sizeof(float));  /* my shards' gradients */
-    float *send = malloc((size_t)local * padded * sizeof(float)); /* [rank k][local shard][chunk k] */
-    float *recv = malloc((size_t)local * padded * sizeof(float)); /* [rank r][r's shard][my chunk] */
-    float *sum = malloc(padded * sizeof(float));
-    float *reduce = malloc(padded * sizeof(float));
-    if (!mine || !send || !recv || !sum || !reduce) MPI_Abort(MPI_COMM_WORLD, 1);
+    size_t n = (size_t)params;
+    float *mine = malloc((size_t)local * n * sizeof(float)); /* my shards' gradients */
+    float *sum = malloc(n * sizeof(float));
+    float *reduce = malloc(n * sizeof(float));
+    if (!mine || !sum || !reduce) MPI_Abort(MPI_COMM_WORLD, 1);
     for (int j = 0; j < local; j++)
-        for (size_t i = 0; i < (size_t)params; i++) mine[(size_t)j * padded + i] = element(rank * local + j, i);
+        for (size_t i = 0; i < n; i++) mine[(size_t)j * n + i] = element(rank * local + j, i);
 
     double best_allreduce = 1e30, best_ordered = 1e30;
     for (int rep = 0; rep < repeat; rep++) {
         /* MPI_Allreduce of one gradient (the local shards pre-summed) */
-        memcpy(reduce, mine, padded * sizeof(float));
+        memcpy(reduce, mine, n * sizeof(float));
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        int rc = MPI_Allreduce(MPI_IN_PLACE, reduce, (int)padded, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, reduce, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         double t1 = MPI_Wtime();
         if (rc != MPI_SUCCESS) MPI_Abort(MPI_COMM_WORLD, 1);
         if (t1 - t0 < best_allreduce) best_allreduce = t1 - t0;
 
-        /* ordered: the pack, the exchange, the sum in shard order, the gather */
+        /* ordered: kdtrain's exchange, as a training step calls it */
         MPI_Barrier(MPI_COMM_WORLD);
         t0 = MPI_Wtime();
-        for (int k = 0; k < ranks; k++)
-            for (int j = 0; j < local; j++)
-                memcpy(send + ((size_t)k * local + j) * chunk, mine + (size_t)j * padded + (size_t)k * chunk,
-                       chunk * sizeof(float));
-        rc = MPI_Alltoall(send, (int)(local * chunk), MPI_FLOAT, recv, (int)(local * chunk), MPI_FLOAT, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) MPI_Abort(MPI_COMM_WORLD, 1);
-        float *my_sum = sum + (size_t)rank * chunk;
-        memset(my_sum, 0, chunk * sizeof(float));
-        for (int s = 0; s < shards; s++) { /* received block s is shard s: rank r's shards are r*local.. */
-            const float *g = recv + (size_t)s * chunk;
-            for (size_t i = 0; i < chunk; i++) my_sum[i] += g[i];
+        if (kd_comm_sum_shards(&comm, mine, local, n, sum, &err) != KD_OK) {
+            fprintf(stderr, "bench_allreduce: %s\n", err.message);
+            MPI_Abort(MPI_COMM_WORLD, 1);
         }
-        rc = MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, sum, (int)chunk, MPI_FLOAT, MPI_COMM_WORLD);
         t1 = MPI_Wtime();
-        if (rc != MPI_SUCCESS) MPI_Abort(MPI_COMM_WORLD, 1);
         if (t1 - t0 < best_ordered) best_ordered = t1 - t0;
     }
     /* The ordered sum against one process's: every shard regenerated here, added in order. */
     uint64_t hash = 1469598103934665603ULL;
     const unsigned char *bytes = (const unsigned char *)sum;
-    for (size_t i = 0; i < (size_t)params * sizeof(float); i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n * sizeof(float); i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
     int same = 1;
     if (rank == 0) {
-        for (size_t i = 0; i < (size_t)params && same; i++) {
+        for (size_t i = 0; i < n && same; i++) {
             float acc = 0.0f;
             for (int s = 0; s < shards; s++) acc += element(s, i);
             same = memcmp(&acc, &sum[i], sizeof acc) == 0;
@@ -113,10 +107,8 @@ int main(int argc, char **argv)
                params * 4);
     }
     free(mine);
-    free(send);
-    free(recv);
     free(sum);
     free(reduce);
-    MPI_Finalize();
+    kd_mpi_close(&comm, 0);
     return same ? 0 : 1;
 }

@@ -58,7 +58,7 @@ static int pipeline_command(int argc, char **argv, kd_comm *comm, const char *co
     if (!p) return 1;
     kd_error err;
     kd_error_clear(&err);
-    int rc = kd_pipeline_load(p, config, &err);
+    int rc = kd_comm_agree(comm, kd_pipeline_load(p, config, &err), &err);
     if (!rc) rc = runner(p, quiet, comm, &err);
     free(p);
     if (rc) {

@@ -134,6 +134,8 @@ static int run(bool distill, int argc, char **argv, kd_comm *comm)
         (logits ? req->config.distill.teacher : req->config.distill.teacher_logits)[0] = '\0';
         teacher = NULL;
     }
+    /* A parallel job's ranks stop together on a config one of them cannot read */
+    rc = kd_comm_agree(comm, rc, &err);
     if (!rc) {
         req->name_hint = config_path ? stem_of(config_path, name, sizeof name) : NULL;
         req->distill = distill;

@@ -7,6 +7,7 @@
 #endif
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,10 +151,23 @@ static int run_job(const kd_command *command, int argc, char **argv)
         kd_mpi_close(&comm, 1);
         return 1;
     }
+    if (comm.size != processes) {
+        /* MPI started this process alone (a launcher of another MPI, say): N copies
+         * would each train the same runs into the same folders */
+        fprintf(stderr,
+                "kdtrain %s: started as one of %ld processes by a launcher, but MPI sees a job of %d; start kdtrain "
+                "with the mpirun of the MPI it was built with (Open MPI)\n",
+                argv[1], processes, comm.size);
+        kd_mpi_close(&comm, 0);
+        return 2;
+    }
+    bool pipeline = strcmp(argv[1], "run") == 0 || strcmp(argv[1], "sweep") == 0;
     snprintf(stop_message, sizeof stop_message,
-             "kdtrain %s (rank %d of %d): stopped by the launcher, most likely because another rank died; files are "
-             "replaced by rename, so the last checkpoint is whole: continue with --resume\n",
-             argv[1], comm.rank, comm.size);
+             "kdtrain %s (rank %d of %d): stopped by the launcher (a rank died or failed, or the job was "
+             "interrupted); files are replaced by rename, so the last checkpoints are whole: %s\n",
+             argv[1], comm.rank, comm.size,
+             pipeline ? "start the same command again to reuse finished runs and resume the others"
+                      : "continue with --resume RUN");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;

@@ -6,8 +6,9 @@
  *
  * Every operation is collective (all ranks call it, in the same order) unless it
  * says otherwise, returns KD_OK or an error whose message names the rank that
- * failed, and gives up after the communicator's timeout: a rank that died makes the
- * others stop with an error, not hang. */
+ * failed, and the exchanges of a training step give up after the communicator's
+ * timeout: a rank that stalls makes the others stop with an error, not hang (one that
+ * dies, the launcher notices). */
 #ifndef KD_COMM_H
 #define KD_COMM_H
 
@@ -33,7 +34,8 @@ typedef struct kd_comm_ops {
     int (*allgather)(kd_comm *comm, const void *mine, size_t bytes, void *all, kd_error *err);
     /* Every rank's status (KD_OK or an error code): returns KD_OK when every rank is
      * fine, else KD_ERR_PEER with a message naming the lowest rank that failed (a
-     * failed rank keeps its own err and gets its own code back). */
+     * failed rank keeps its own err and gets its own code back). Waits without the
+     * timeout: ranks wait here for work one rank does alone (rank 0's epoch end). */
     int (*agree)(kd_comm *comm, int status, kd_error *err);
     /* Not collective. The job queue's owner (rank 0) starts serving `jobs` job numbers
      * 0, 1, ... to the ranks that ask, in that order; every rank then calls next_job

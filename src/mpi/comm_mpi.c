@@ -21,6 +21,8 @@ typedef struct agree_note {
 
 typedef struct mpi_impl {
     MPI_Comm world;     /* the collectives' communicator */
+    int32_t ask;        /* next_job's message and answer: here, not on its stack, so that a  */
+    int64_t answer;     /* request left pending by a timeout never writes into a freed frame */
     MPI_Comm queue;     /* the job queue's point-to-point messages, apart from the collectives */
     float *send, *recv; /* sum_shards: the packed chunks out and in */
     size_t capacity;    /* floats in each */
@@ -146,13 +148,20 @@ static int allgather(kd_comm *comm, const void *mine, size_t bytes, void *all, k
     return wait_all(comm, &request, 1, comm->timeout_seconds, "a gather", err);
 }
 
+/* Waits without a deadline: the others wait here for rank 0's epoch end (validation,
+ * the diagnostic, checkpoints), which has no bound of its own; a rank that dies
+ * meanwhile is the launcher's to notice. */
 static int agree(kd_comm *comm, int status, kd_error *err)
 {
     mpi_impl *m = comm->impl;
     agree_note mine = {.status = status};
     if (status && err) snprintf(mine.message, sizeof mine.message, "%.*s", (int)sizeof mine.message - 1, err->message);
-    int rc = allgather(comm, &mine, sizeof mine, m->notes, err);
-    if (rc) return rc;
+    MPI_Request request;
+    int rc = MPI_Iallgather(&mine, (int)sizeof mine, MPI_BYTE, m->notes, (int)sizeof mine, MPI_BYTE, m->world, &request);
+    kd_error lost;
+    if (rc != MPI_SUCCESS) rc = mpi_failed(comm, rc, "agreeing on the ranks' status", &lost);
+    else rc = wait_all(comm, &request, 1, 0, "agreeing on the ranks' status", &lost);
+    if (rc) return status ? status : kd_error_set(err, rc, "%s", lost.message); /* a rank's own failure keeps its message */
     int failed = 0, first = -1;
     bool alike = true; /* every rank failed with one message (a config every rank reads) */
     for (int r = 0; r < comm->size; r++) {
@@ -228,12 +237,14 @@ static int next_job(kd_comm *comm, int64_t *job, kd_error *err)
         *job = take_job(m);
         return KD_OK;
     }
-    int32_t ask = 1;
+    m->ask = 1;
     MPI_Request requests[2];
-    int rc = MPI_Isend(&ask, 1, MPI_INT32_T, 0, TAG_ASK, m->queue, &requests[0]);
-    if (rc == MPI_SUCCESS) rc = MPI_Irecv(job, 1, MPI_INT64_T, 0, TAG_JOB, m->queue, &requests[1]);
+    int rc = MPI_Isend(&m->ask, 1, MPI_INT32_T, 0, TAG_ASK, m->queue, &requests[0]);
+    if (rc == MPI_SUCCESS) rc = MPI_Irecv(&m->answer, 1, MPI_INT64_T, 0, TAG_JOB, m->queue, &requests[1]);
     if (rc != MPI_SUCCESS) return mpi_failed(comm, rc, "asking rank 0 for a job", err);
-    return wait_all(comm, requests, 2, comm->timeout_seconds, "asking rank 0 for a job", err);
+    rc = wait_all(comm, requests, 2, comm->timeout_seconds, "asking rank 0 for a job", err);
+    *job = m->answer;
+    return rc;
 }
 
 /* The ranks finish their last jobs at different times: the barrier waits without a
@@ -259,7 +270,7 @@ static const kd_comm_ops mpi_ops = {sum_shards, allgather, agree, queue_start, n
 int kd_mpi_open(kd_comm *comm, int *argc, char ***argv, double timeout_seconds, kd_error *err)
 {
     memset(comm, 0, sizeof *comm);
-    int provided = 0, rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+    int provided = 0, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return kd_error_set(err, KD_ERR_LIBRARY, "MPI_Init_thread failed (error %d)", rc);
     mpi_impl *m = calloc(1, sizeof *m);
     if (!m) return kd_error_set(err, KD_ERR_IO, "out of memory");

@@ -370,7 +370,7 @@ int kd_pipeline_ensure_run(pipe_state *s, const kd_pipeline_spec *spec, const ch
         req->distill = spec->distill;
         req->teacher = spec->distill && !own ? teacher : NULL;
         req->quiet = s->quiet;
-        req->threads_override = s->threads;
+        req->threads_override = s->threads > 0 ? s->threads : req->config.train.threads == 0 ? s->rank_cores : 0;
         char out[KD_PIPE_TEXT + 128];
         double t0 = kd_now_seconds();
         rc = kd_train(req, out, sizeof out, err);
@@ -496,6 +496,7 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *e
     s->started = kd_now_seconds();
     s->threads = (int)p->threads;
     s->rank = -1;
+    s->ranks = 1;
     int rc = KD_OK;
     /* A parallel job trains every run over the ranks first; rank 0 then goes through
      * the pipeline as one process would, every run found finished, and reports. */
@@ -505,6 +506,7 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *e
         return KD_OK;
     }
     if (!rc) rc = run_all(s, err);
+    if (s->ranks > 1) s->runs_reused -= s->runs_trained; /* the pass found the ranks' runs finished */
     if (!rc) {
         char command[KD_PIPE_TEXT + 32];
         snprintf(command, sizeof command, "kdtrain run -c %s", p->source);
@@ -512,9 +514,9 @@ int kd_pipeline_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *e
     }
     if (!rc) {
         double wall = kd_now_seconds() - s->started;
-        fprintf(stderr, "kdtrain run: %.1f s wall clock: %.1f s on the %d runs trained now (%d reused), %.1f s evaluating, "
-                        "calibrating and reporting\n", wall, s->train_seconds, s->runs_trained, s->runs_reused,
-                wall - s->train_seconds);
+        fprintf(stderr, "kdtrain run: %.1f s wall clock: %.1f s on the %d runs trained now%s (%d reused), %.1f s evaluating, "
+                        "calibrating and reporting\n", wall, s->train_seconds, s->runs_trained,
+                s->ranks > 1 ? " over the ranks" : "", s->runs_reused, wall - s->train_seconds);
     }
     kd_dataset_close(&s->ds);
     free(s);

@@ -37,8 +37,11 @@ typedef struct pipe_state {
     double started;        /* kd_now_seconds() when this invocation began */
     double train_seconds;  /* spent in kd_train (training, resuming) */
     int runs_trained, runs_reused;
-    int threads;           /* > 0: every run's thread count (pipeline.threads, or a rank's cores) */
+    int threads;           /* pipeline.threads: > 0, every run's thread count */
+    int rank_cores;        /* > 0 in a parallel job: the threads of a run whose config leaves them to
+                              kdtrain (train.threads = 0), as pipeline.threads = 0 does */
     int rank;              /* >= 0: the rank of a parallel job training its share (progress lines) */
+    int ranks;             /* a parallel job's ranks (1: one process) */
 } pipe_state;
 
 /* Imports the data when missing and opens it (labels only). */

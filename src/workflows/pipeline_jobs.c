@@ -97,7 +97,8 @@ int kd_pipeline_train_over_ranks(pipe_state *s, kd_comm *comm, bool sweep, kd_er
 {
     const kd_pipeline *p = s->p;
     s->rank = kd_comm_rank(comm);
-    if (s->threads <= 0) s->threads = kd_comm_cores(comm); /* pipeline.threads = 0: the rank's cores */
+    s->rank_cores = kd_comm_cores(comm);
+    double started = kd_now_seconds();
     /* rank 0 imports the data when missing, the others open it once it has */
     int rc = kd_comm_agree(comm, s->rank == 0 ? kd_pipeline_open_data(s, err) : KD_OK, err);
     if (!rc) rc = kd_comm_agree(comm, s->rank != 0 ? kd_pipeline_open_data(s, err) : KD_OK, err);
@@ -131,9 +132,19 @@ int kd_pipeline_train_over_ranks(pipe_state *s, kd_comm *comm, bool sweep, kd_er
     free(jobs);
     kd_dataset_close(&s->ds);
     memset(&s->ds, 0, sizeof s->ds);
+    /* What the reports say of this invocation: every run the ranks trained counts as
+     * trained now (the pass that follows finds them finished), its time the stages'
+     * wall clock. */
+    int32_t trained = s->runs_trained, *all = calloc((size_t)kd_comm_size(comm), sizeof *all);
+    if (!rc) rc = kd_comm_agree(comm, all ? KD_OK : kd_error_set(err, KD_ERR_IO, "out of memory"), err);
+    if (!rc) rc = kd_comm_allgather(comm, &trained, sizeof trained, all, err);
+    s->runs_trained = 0;
+    for (int r = 0; !rc && r < kd_comm_size(comm); r++) s->runs_trained += all[r];
+    free(all);
+    s->train_seconds = kd_now_seconds() - started;
+    s->ranks = kd_comm_size(comm);
     s->rank = -1;
     s->done = s->total = 0;
-    s->runs_trained = s->runs_reused = 0;
-    s->train_seconds = 0;
+    s->runs_reused = 0;
     return rc;
 }

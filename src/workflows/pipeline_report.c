@@ -319,7 +319,8 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
 {
     const kd_pipeline *p = s->p;
     kd_strbuf md = {0}, csv = {0};
-    char commit[128], date[64], dir[KD_PIPE_TEXT + 16], trained[512];
+    char commit[128], date[64], dir[KD_PIPE_TEXT + 16], trained[512], ranks[48] = "";
+    if (s->ranks > 1) snprintf(ranks, sizeof ranks, " over %d ranks", s->ranks);
     kd_provenance_commit(commit, sizeof commit);
     kd_provenance_date(date, sizeof date);
     kd_commit_set_format(&s->trained, trained, sizeof trained);
@@ -330,9 +331,9 @@ int kd_pipeline_write_reports(const pipe_state *s, const char *command, kd_error
                           "interval (%d resamples) for single models. T: one temperature fitted on the validation split by exact "
                           "NLL minimisation (`kdtrain calibrate`); accuracy does not depend on it. s/epoch: training time of one "
                           "epoch on the machine that ran this. Run folders: `%s/`. This invocation: %.1f s wall clock up to "
-                          "these reports, %.1f s of it on the %d runs trained now (%d reused)%s%s.\n\n## Teacher\n\n%s",
+                          "these reports, %.1f s of it on the %d runs trained now%s (%d reused)%s%s.\n\n## Teacher\n\n%s",
                      (long long)s->ds.split[KD_SPLIT_TEST].rows, p->data, KD_CALIBRATE_DEFAULT_BOOTSTRAP, p->runs_dir,
-                     kd_now_seconds() - s->started, s->train_seconds, s->runs_trained, s->runs_reused,
+                     kd_now_seconds() - s->started, s->train_seconds, s->runs_trained, ranks, s->runs_reused,
                      p->precision[0] ? ", pipeline.precision = " : "", p->precision, header);
     model_row(&md, "teacher", &s->teacher);
     kd_strbuf_printf(&md, "\nFitted T = %.3f %s 1: the teacher was %s on validation (T > 1: its logits had to be divided by T to "

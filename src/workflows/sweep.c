@@ -162,6 +162,7 @@ int kd_sweep_run(const kd_pipeline *p, bool quiet, kd_comm *comm, kd_error *err)
     s->quiet = quiet;
     s->threads = (int)p->threads;
     s->rank = -1;
+    s->ranks = 1;
     int rc = KD_OK, n = 0;
     /* A parallel job: every run trained over the ranks, then rank 0 alone finds them
      * finished and writes the report a serial sweep writes. */

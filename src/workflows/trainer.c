@@ -59,6 +59,7 @@ typedef struct trainer {
     float *shard_grads;       /* (end - first, n_params): each of its shards' gradient, to be summed in order */
     double *step_totals;      /* (batches, end - first, 3): each shard's loss sum, correct rows, rows */
     double *all_totals;       /* (ranks, batches, end - first, 3): every rank's, gathered at the epoch's end */
+    double exchange_seconds;  /* this epoch's time in kd_comm_sum_shards (waiting for the slowest rank included) */
     float *val_logits;        /* (val rows, classes), for the temperature diagnostic */
     int classes;
     int64_t start_epoch, best_epoch;
@@ -326,17 +327,19 @@ static int train_step(trainer *t, const kd_batch *b, int64_t step, epoch_totals 
                 /* this shard's gradient, kept for the exchange; the next starts from zero */
                 float *restrict mine_s = t->shard_grads + (size_t)(s - t->shard_first) * n;
                 KD_ELEMENTWISE(n, i, mine_s[i] = grads[i]; grads[i] = 0.0f);
-            } else if (r1 > r0) {
+            } else {
                 /* Each shard's gradient on its own (the products accumulate into what the
                  * gradient holds, in an order of their own), then added in shard order:
-                 * element by element, the sum a process holding other shards would make. */
+                 * element by element, the sum a process holding other shards would make
+                 * (an empty shard's zeros too, as the ranks add them). */
                 KD_ELEMENTWISE(n, i, sum[i] += grads[i]; grads[i] = 0.0f);
             }
         }
         if (parallel) {
-            /* 0 + g_0 + g_1 + ... in shard order, as above: adding a zero gradient (an
-             * empty shard) leaves every sum as it was, so the bits match one process's. */
+            /* 0 + g_0 + g_1 + ... in shard order, the sum one process makes above. */
+            double t0 = kd_now_seconds();
             int rc = kd_comm_sum_shards(t->comm, t->shard_grads, mine, n, grads, err);
+            t->exchange_seconds += kd_now_seconds() - t0;
             if (rc) return rc;
         } else {
             memcpy(grads, sum, n * sizeof(float));
@@ -433,6 +436,10 @@ static int finish_epoch(trainer *t, int64_t epoch, const epoch_totals *totals, d
     kd_run_log(&t->run, "epoch %3lld/%lld  lr %.3g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%% ECE %.2f%%  %.2f s (%.0f samples/s)",
                (long long)epoch + 1, (long long)c->train.epochs, lr, row.train_loss, 100 * row.train_acc, row.val_loss,
                100 * row.val_acc, 100 * row.val_ece, seconds, row.samples_per_second);
+    if (kd_comm_parallel(t->comm))
+        kd_run_log(&t->run, "          exchange: %.2f s of the epoch's %.2f s (%.0f%%) summing the gradients of %lld shards over %d ranks",
+                   t->exchange_seconds, seconds, 100 * t->exchange_seconds / seconds, (long long)c->train.shards,
+                   kd_comm_size(t->comm));
     if (diagnose && (rc = diagnose_epoch(t, &row, err))) return rc;
     /* metrics.csv first: a crash before the checkpoint only leaves a row that resume drops */
     if ((rc = kd_run_dir_add_epoch(&t->run, &row, err))) return rc;
@@ -451,6 +458,7 @@ static int run_epoch(trainer *t, int64_t epoch, kd_error *err)
 {
     const kd_config *c = t->cfg;
     kd_loader_start_epoch(&t->loader, epoch);
+    t->exchange_seconds = 0;
     int64_t batches = kd_loader_batches_per_epoch(&t->loader), done = 0;
     epoch_totals totals = {0, 0, 0};
     double t0 = kd_now_seconds(), lr = kd_optim_lr(&t->optim.config, t->optim.step), norm_sum = 0;
@@ -509,13 +517,17 @@ typedef struct job_print {
     uint64_t config;  /* the resolved config text */
     uint64_t data;    /* the splits' shapes, scale and labels (and loaded features) */
     uint64_t state;   /* the weights and optimiser step training starts from */
-    int64_t start_epoch;
+    uint64_t teacher; /* distillation: the teacher's cached logits */
+    int64_t start_epoch, stop_after;
 } job_print;
 
 static job_print fingerprint(const trainer *t)
 {
     const uint64_t basis = 1469598103934665603ULL;
-    job_print p = {fnv1a(basis, t->config_text, strlen(t->config_text)), basis, basis, t->start_epoch};
+    job_print p = {fnv1a(basis, t->config_text, strlen(t->config_text)), basis, basis, basis, t->start_epoch,
+                   t->request->stop_after};
+    if (t->teacher.logits)
+        p.teacher = fnv1a(p.teacher, t->teacher.logits, (size_t)t->teacher.rows * (size_t)t->classes * sizeof(float));
     const kd_dataset *ds = &t->ds;
     p.data = fnv1a(p.data, &ds->dim, sizeof ds->dim);
     p.data = fnv1a(p.data, &ds->num_classes, sizeof ds->num_classes);
@@ -562,15 +574,15 @@ static int check_same_job(trainer *t, kd_error *err)
 {
     int ranks = kd_comm_size(t->comm);
     job_print mine = fingerprint(t), *all = calloc((size_t)ranks, sizeof *all);
-    if (!all) return kd_error_set(err, KD_ERR_IO, "out of memory");
-    int rc = kd_comm_allgather(t->comm, &mine, sizeof mine, all, err);
+    int rc = kd_comm_agree(t->comm, all ? KD_OK : kd_error_set(err, KD_ERR_IO, "out of memory"), err);
+    if (!rc) rc = kd_comm_allgather(t->comm, &mine, sizeof mine, all, err);
     int bad = -1;
     for (int r = 1; !rc && r < ranks && bad < 0; r++)
         if (memcmp(&all[r], &all[0], sizeof mine) != 0) bad = r;
     if (!rc && bad >= 0 && all[bad].config != all[0].config) {
         char *texts = calloc((size_t)ranks, KD_CONFIG_TEXT_MAX);
-        rc = texts ? kd_comm_allgather(t->comm, t->config_text, KD_CONFIG_TEXT_MAX, texts, err)
-                   : kd_error_set(err, KD_ERR_IO, "out of memory");
+        rc = kd_comm_agree(t->comm, texts ? KD_OK : kd_error_set(err, KD_ERR_IO, "out of memory"), err);
+        if (!rc) rc = kd_comm_allgather(t->comm, t->config_text, KD_CONFIG_TEXT_MAX, texts, err);
         if (!rc) {
             char theirs[256], zero[256];
             first_difference(texts, texts + (size_t)bad * KD_CONFIG_TEXT_MAX, theirs, zero, sizeof theirs);
@@ -585,6 +597,14 @@ static int check_same_job(trainer *t, kd_error *err)
                           "rank %d of %d read other data than rank 0 from %s (shapes, labels or features differ); every "
                           "rank needs the same data file",
                           bad, ranks, t->cfg->data.path);
+    } else if (!rc && bad >= 0 && all[bad].teacher != all[0].teacher) {
+        rc = kd_error_set(err, KD_ERR_DATA,
+                          "rank %d of %d has other teacher logits than rank 0 (another teacher file, or a teacher "
+                          "evaluated on another thread count); every rank needs the same teacher",
+                          bad, ranks);
+    } else if (!rc && bad >= 0 && all[bad].stop_after != all[0].stop_after) {
+        rc = kd_error_set(err, KD_ERR_CONFIG, "rank %d of %d was given --stop-after %lld, rank 0 %lld; give every rank the same",
+                          bad, ranks, (long long)all[bad].stop_after, (long long)all[0].stop_after);
     } else if (!rc && bad >= 0) {
         rc = kd_error_set(err, KD_ERR_DATA,
                           "rank %d of %d starts from another state than rank 0 (epoch %lld against %lld, or other "
@@ -593,7 +613,7 @@ static int check_same_job(trainer *t, kd_error *err)
                           t->request->resume ? t->request->resume : "(new run)");
     }
     free(all);
-    if (rc && rc != KD_ERR_PEER) t->comm->failure_agreed = 2; /* every rank found the same */
+    if (bad >= 0 && rc && rc != KD_ERR_PEER) t->comm->failure_agreed = 2; /* every rank found the same */
     return rc;
 }
 
@@ -622,8 +642,9 @@ static int setup(trainer *t, kd_error *err)
     if (shards % ranks != 0)
         return kd_error_set(err, KD_ERR_CONFIG,
                             "train.shards: expected a multiple of the %d ranks the job runs on (each rank computes "
-                            "train.shards / ranks shards of every batch), found %d",
-                            ranks, shards);
+                            "train.shards / ranks shards of every batch), found %d; %s%d",
+                            ranks, shards, req->resume ? "run it on a rank count that divides " : "e.g. --set train.shards=",
+                            req->resume ? shards : ranks * ((shards + ranks - 1) / ranks));
     t->shard_first = kd_comm_rank(t->comm) * (shards / ranks);
     t->shard_end = t->shard_first + shards / ranks;
     kd_threads_flush_denormals();
