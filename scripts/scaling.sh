@@ -3,7 +3,8 @@
 # to N machines computed from it (scripts/scaling_projection.py):
 #   1. the teacher (configs/teacher.ini, 784-1200-1200-10, batch 128) trained for two
 #      epochs on Fashion-MNIST with train.shards = 2, as one process on 2 threads, as one
-#      process on 1 thread, and as `mpirun -np 2` ranks of 1 thread; the second epoch's
+#      process on 1 thread, and as `mpirun -np 2` ranks of 1 thread (and, for what the
+#      shards cost, one process on 2 threads with train.shards = 1); the second epoch's
 #      time, and the ranks' time in the gradients' exchange (train.log);
 #   2. one exchange of the teacher's gradients (2,395,210 floats) on loopback:
 #      bench_allreduce -np 2, MPI_Allreduce against kdtrain's ordered sum, S = 2 and 6;
@@ -29,6 +30,8 @@ started_load=$(load)
 # 1. the teacher's epoch, three ways
 teacher="-c configs/teacher.ini --quiet --set run.dir=$work --set train.epochs=2 --set train.shards=2"
 epoch2() { sed -n 3p "$1/metrics.csv" | cut -d, -f10; }
+echo "== teacher, one process, 2 threads, the whole batch at once (train.shards = 1)" >&2
+build/kdtrain train $teacher --set run.name=p1t2s1 --set train.threads=2 --set train.shards=1 >/dev/null
 echo "== teacher, one process, 2 threads" >&2
 build/kdtrain train $teacher --set run.name=p1t2 --set train.threads=2 >/dev/null
 echo "== teacher, one process, 1 thread" >&2
@@ -38,6 +41,7 @@ mpirun -np 2 build/kdtrain train $teacher --set run.name=p2t1 --set train.thread
 exchange=$(grep 'exchange:' "$work/p2t1/train.log" | tail -1 | awk '{print $2}')
 {
   echo "what,seconds"
+  echo "teacher_epoch_1proc_2threads_1shard,$(epoch2 "$work/p1t2s1")"
   echo "teacher_epoch_1proc_2threads,$(epoch2 "$work/p1t2")"
   echo "teacher_epoch_1proc_1thread,$(epoch2 "$work/p1t1")"
   echo "teacher_epoch_2ranks_1thread,$(epoch2 "$work/p2t1")"

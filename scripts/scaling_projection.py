@@ -9,10 +9,12 @@ one (2 cores each), data parallel, the exchange not overlapped with the computat
 kdtrain does it):
   compute(N) = rows / speed(rows), rows = B / N, speed measured by bench_train at that
                batch (STEPS.csv; interpolated in log-log between the measured batches)
-  exchange(N) = 2 (N - 1) / N * G / bandwidth + 2 (N - 1) * latency
+  exchange(N) = 2 (N - 1) / N * G / bandwidth + 2 (N - 1) * latency + local
                (a ring allreduce's bytes and steps; kdtrain's ordered sum with
                train.shards = N moves the same: an all-to-all of 1/N chunks, then an
-               allgather), G = the teacher's 2,395,210 float gradients = 9.58 MB
+               allgather), G = the teacher's 2,395,210 float gradients = 9.58 MB,
+               local = what the ordered sum took beyond MPI_Allreduce on loopback
+               (packing the chunks and the separate sum pass), measured at N = 2
   speedup(N) = compute(1) / (compute(N) + exchange(N)), efficiency = speedup / N.
 """
 import csv
@@ -53,8 +55,8 @@ def compute_seconds(steps, rows):
     return rows / speed_at(steps, rows)
 
 
-def exchange_seconds(n, bandwidth, latency):
-    return 2 * (n - 1) / n * GRADIENT_BYTES / bandwidth + 2 * (n - 1) * latency
+def exchange_seconds(n, bandwidth, latency, local):
+    return 2 * (n - 1) / n * GRADIENT_BYTES / bandwidth + 2 * (n - 1) * latency + local
 
 
 def main():
@@ -70,16 +72,17 @@ def main():
     out.append("# Scaling: measured here, projected to N machines\n")
     out.append(header + "\n")
     out.append("## Measured on this machine (2 cores, loopback)\n")
-    per_step = m["teacher_epoch_1proc_2threads"] / m["teacher_steps_per_epoch"]
-    out.append("The teacher (784-1200-1200-10, batch 128, `train.shards = 2`), the second of two epochs on "
-               "Fashion-MNIST (%d steps):\n" % m["teacher_steps_per_epoch"])
-    out.append("| how | epoch (s) | against 1 process × 2 threads |")
-    out.append("| --- | --- | --- |")
-    base = m["teacher_epoch_1proc_2threads"]
-    for key, name in [("teacher_epoch_1proc_2threads", "1 process × 2 threads"),
-                      ("teacher_epoch_1proc_1thread", "1 process × 1 thread"),
-                      ("teacher_epoch_2ranks_1thread", "`mpirun -np 2` × 1 thread")]:
-        out.append("| %s | %.2f | %.2f× the time |" % (name, m[key], m[key] / base))
+    out.append("The teacher (784-1200-1200-10, batch 128), the second of two epochs on Fashion-MNIST (%d steps):\n"
+               % m["teacher_steps_per_epoch"])
+    out.append("| how | train.shards | epoch (s) | ms a step | time against 1 process × 2 threads, 1 shard |")
+    out.append("| --- | --- | --- | --- | --- |")
+    base = m["teacher_epoch_1proc_2threads_1shard"]
+    for key, name, shards in [("teacher_epoch_1proc_2threads_1shard", "1 process × 2 threads", 1),
+                              ("teacher_epoch_1proc_2threads", "1 process × 2 threads", 2),
+                              ("teacher_epoch_1proc_1thread", "1 process × 1 thread", 2),
+                              ("teacher_epoch_2ranks_1thread", "`mpirun -np 2` × 1 thread", 2)]:
+        out.append("| %s | %d | %.2f | %.2f | %.2f× |" % (name, shards, m[key],
+                                                                  1e3 * m[key] / m["teacher_steps_per_epoch"], m[key] / base))
     out.append("")
     ex = m["teacher_epoch_2ranks_exchange"]
     out.append("Of the 2-rank epoch, %.2f s (%.0f%%, %.2f ms a step) went to the gradients' exchange, waiting for the "
@@ -99,25 +102,30 @@ def main():
     for rows, speed in steps:
         out.append("| %d | %.0f | %.3f |" % (rows, speed, 1e3 * rows / speed))
     out.append("")
+    local = max(0.0, m["ordered_np2_S2_ms"] - m["allreduce_np2_S2_ms"]) / 1e3
     out.append("## Projected to N machines like this one\n")
     out.append("Model: a step's compute on each machine is its B/N rows at the measured speed for that batch; the "
                "exchange is a ring allreduce's 2 (N−1)/N × 9.58 MB at the full link rate plus 2 (N−1) message "
-               "latencies (kdtrain's ordered sum with `train.shards = N` moves the same bytes), not overlapped with "
-               "the compute. Latencies assumed: 25 µs a message on 10 Gb/s Ethernet, 3 µs on 100 Gb/s. Efficiency = "
-               "speedup / N; speedup = one machine's step / (compute + exchange).\n")
+               "latencies (kdtrain's ordered sum with `train.shards = N` moves the same bytes), plus %.2f ms a step for "
+               "what kdtrain's ordered sum costs beyond MPI_Allreduce on this machine (measured above, S = 2: packing "
+               "the chunks and the separate sum pass); the exchange is not overlapped with the compute, as kdtrain "
+               "does it. Latencies assumed: 25 µs "
+               "a message on 10 Gb/s Ethernet, 3 µs on 100 Gb/s. Efficiency = speedup / N; speedup = one machine's "
+               "step / (compute + exchange).\n" % (1e3 * local))
     for batch, label in BATCHES:
         one = compute_seconds(steps, batch)
         out.append("Global batch %s; one machine: %.2f ms a step.\n" % (label, 1e3 * one))
         out.append("| N | rows a machine | compute (ms) | " + " | ".join(
-            "exchange, %s (ms) | efficiency" % name for name, _, _ in NETWORKS) + " |")
-        out.append("| --- | --- | --- | " + " | ".join("--- | ---" for _ in NETWORKS) + " |")
+            "exchange, %s (ms) | speedup | efficiency" % name for name, _, _ in NETWORKS) + " |")
+        out.append("| --- | --- | --- | " + " | ".join("--- | --- | ---" for _ in NETWORKS) + " |")
         for n in MACHINES:
             rows = batch / n
             comp = compute_seconds(steps, rows)
             cells = []
             for _, bw, lat in NETWORKS:
-                exch = exchange_seconds(n, bw, lat)
-                cells.append("%.2f | %.0f%%" % (1e3 * exch, 100 * one / (comp + exch) / n))
+                exch = exchange_seconds(n, bw, lat, local)
+                speedup = one / (comp + exch)
+                cells.append("%.2f | %.2f× | %.0f%%" % (1e3 * exch, speedup, 100 * speedup / n))
             out.append("| %d | %g | %.2f | %s |" % (n, rows, 1e3 * comp, " | ".join(cells)))
         out.append("")
     print("\n".join(out))
