@@ -40,10 +40,11 @@ compare() {
         if (d > 0) same = 0
         if (d > worst) { worst = d; where = key; split(names, h, ","); what = h[i]; a = old[key, i]; b = $i }
       }
-      identical += same }
+      identical += same
+      if (!same) differ = differ (differ == "" ? "" : ", ") key }
     END {
       if (worst == 0) printf "all %d runs: every metric equal to the committed summary.csv", rows
-      else printf "%d of %d runs with every metric equal; largest difference %.6g, %s of %s (committed %s, here %s)", identical, rows, worst, what, where, a, b
+      else printf "%d of %d runs with every metric equal (not: %s); largest difference %.6g, %s of %s (committed %s, here %s)", identical, rows, differ, worst, what, where, a, b
     }' results/fashion-mnist/summary.csv "$1"
 }
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+changes")
@@ -60,7 +61,8 @@ ratio=$(awk -v a="${wall[serial]}" -v b="${wall[ranks2]}" 'BEGIN { printf "%.2f"
   echo "| \`kdtrain run\`, one process, threads: the idle cores | ${wall[serial]} | ${loadv[serial]} | $(compare "$work/out-serial/summary.csv") |"
   echo "| \`mpirun -np 2 kdtrain run\`, 1 thread a rank | ${wall[ranks2]} | ${loadv[ranks2]} | $(compare "$work/out-ranks2/summary.csv") |"
   echo
-  echo "Over 2 ranks the job took 1/$ratio of the one-process time ($ratio× as fast)."
+  echo "Over 2 ranks the job took 1/$ratio of the one-process time ($ratio× as fast). The load at the start of"
+  echo "the second job is the first job's own, just ended (a 1-minute average)."
   echo
   echo "The ranks' own lines (which rank trained what, and each stage's time):"
   echo

@@ -296,9 +296,11 @@ void write_mlp_checkpoint(const std::string &path, const std::vector<int> &sizes
 
 Run run_binary(const std::string &args) { return run_program(KDTRAIN_BINARY, args); }
 
-Run run_program(const std::string &program, const std::string &args)
+Run run_program(const std::string &program, const std::string &args) { return run_command(program + " " + args); }
+
+Run run_command(const std::string &command_line)
 {
-    std::string command = program + " " + args + " 2>&1";
+    std::string command = command_line + " 2>&1";
     FILE *pipe = popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
     Run run{-1, ""};

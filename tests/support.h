@@ -94,6 +94,8 @@ struct Run {
 Run run_binary(const std::string &args);
 // Another program with arguments, the same way.
 Run run_program(const std::string &program, const std::string &args);
+// A shell command line, the same way (stderr with stdout).
+Run run_command(const std::string &command_line);
 // The same, returning the exit code and filling *output when given.
 int run_kdtrain(const std::string &args, std::string *output = nullptr);
 
