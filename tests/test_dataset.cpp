@@ -615,6 +615,80 @@ TEST_CASE("the streaming loader visits every sample once per epoch, stably, with
     kd_dataset_close(&ds);
 }
 
+TEST_CASE("a loader serving parts of each batch gives exactly those rows of the whole batches, in memory and streamed", "[loader]")
+{
+    // A data-parallel rank's loader (parts [first, end) of `parts`): the batches and their
+    // order are the whole loader's, and each batch's rows p B / parts to ... are served.
+    std::string dir = kdtest::temp_dir(), path = dir + "/p.h5";
+    Split s = make_split(100, 5, 4, 13);
+    {
+        H5Writer w(path);
+        w.dataset("/train/x", H5T_NATIVE_UINT8, {100, 5}, s.x.data(), 8);
+        w.dataset("/train/y", H5T_NATIVE_UINT8, {100}, s.y.data());
+    }
+    kd_dataset_options o;
+    kd_dataset_options_default(&o);
+    o.val_from_train = 0;
+    o.require_test = false;
+    kd_dataset ds;
+    kd_error err;
+    REQUIRE(kd_dataset_open(&ds, path.c_str(), &o, &err) == KD_OK);
+    REQUIRE(kd_dataset_load(&ds, KD_SPLIT_TRAIN, &err) == KD_OK);
+    for (bool streaming : {false, true}) {
+        kd_loader_options lo;
+        kd_loader_options_default(&lo);
+        lo.streaming = streaming;
+        lo.batch_size = 33; // 100 rows: batches of 33, 33, 33 and 1
+        lo.buffer_rows = 16;
+        std::vector<std::vector<int64_t>> whole;
+        kd_loader l;
+        kd_batch b;
+        REQUIRE(kd_loader_open(&l, &ds, KD_SPLIT_TRAIN, &lo, &err) == KD_OK);
+        kd_loader_start_epoch(&l, 1);
+        while (kd_loader_next(&l, &b, &err) == KD_OK && b.batch_rows > 0) {
+            REQUIRE(b.rows == b.batch_rows);
+            whole.emplace_back(b.index, b.index + b.rows);
+        }
+        kd_loader_close(&l);
+        REQUIRE(whole.size() == 4);
+        lo.parts = 6;
+        for (auto [first, end] : {std::pair<int, int>{0, 2}, {2, 4}, {4, 6}, {5, 6}}) {
+            INFO((streaming ? "streamed" : "in memory") << ", parts " << first << " to " << end);
+            lo.part_first = first;
+            lo.part_end = end;
+            REQUIRE(kd_loader_open(&l, &ds, KD_SPLIT_TRAIN, &lo, &err) == KD_OK);
+            kd_loader_start_epoch(&l, 1);
+            size_t k = 0;
+            std::vector<float> row(5);
+            while (kd_loader_next(&l, &b, &err) == KD_OK && b.batch_rows > 0) {
+                REQUIRE(k < whole.size());
+                int64_t B = (int64_t)whole[k].size(), lo_row = first * B / 6, hi_row = end * B / 6;
+                REQUIRE(b.batch_rows == B);
+                REQUIRE(b.offset == lo_row);
+                REQUIRE(b.rows == hi_row - lo_row); // the last batch's one row is part 5's alone
+                for (int i = 0; i < b.rows; i++) {
+                    REQUIRE(b.index[i] == whole[k][(size_t)(lo_row + i)]);
+                    kd_dataset_row(&ds, KD_SPLIT_TRAIN, b.index[i], row.data());
+                    REQUIRE(std::equal(row.begin(), row.end(), b.x + i * 5));
+                    REQUIRE(b.y[i] == s.y[(size_t)b.index[i]]);
+                }
+                k++;
+            }
+            REQUIRE(k == whole.size());
+            kd_loader_close(&l);
+        }
+    }
+    kd_loader_options bad;
+    kd_loader_options_default(&bad);
+    bad.parts = 4;
+    bad.part_first = 3;
+    bad.part_end = 3;
+    kd_loader l;
+    REQUIRE(kd_loader_open(&l, &ds, KD_SPLIT_TRAIN, &bad, &err) == KD_ERR_CONFIG);
+    REQUIRE(std::string(err.message) == "batch parts: expected 0 <= first < end <= 4, found 3 and 3");
+    kd_dataset_close(&ds);
+}
+
 TEST_CASE("streaming a contiguous dataset and without shuffling gives file order", "[loader]")
 {
     std::string dir = kdtest::temp_dir();
