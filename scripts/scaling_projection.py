@@ -107,8 +107,8 @@ def main():
     out.append("Model: a step's compute on each machine is its B/N rows at the measured speed for that batch; the "
                "exchange is a ring allreduce's 2 (N−1)/N × 9.58 MB at the full link rate plus 2 (N−1) message "
                "latencies (kdtrain's ordered sum with `train.shards = N` moves the same bytes), plus %.2f ms a step for "
-               "what kdtrain's ordered sum costs beyond MPI_Allreduce on this machine (measured above, S = 2: packing "
-               "the chunks and the separate sum pass); the exchange is not overlapped with the compute, as kdtrain "
+               "what kdtrain's ordered sum took beyond MPI_Allreduce on this machine (measured above, S = 2: its "
+               "packing, all-to-all, sum pass and allgather against MPI's one call); the exchange is not overlapped with the compute, as kdtrain "
                "does it. Latencies assumed: 25 µs "
                "a message on 10 Gb/s Ethernet, 3 µs on 100 Gb/s. Efficiency = speedup / N; speedup = one machine's "
                "step / (compute + exchange).\n" % (1e3 * local))

@@ -1,7 +1,8 @@
 /* pipeline_jobs.c - the runs of a pipeline or a sweep trained over the ranks of a
  * parallel job (pipeline_internal.h: kd_pipeline_train_over_ranks). A run is one
- * process's work: its rank trains it alone, exactly as a serial pipeline would (same
- * config, seed and threads, so the same weights), into the same folder. */
+ * process's work: its rank trains it alone, as a serial pipeline would (same config,
+ * seed and folder; the same weights given the same threads: a run left at
+ * train.threads = 0 takes the rank's cores), into the same folder. */
 #define _POSIX_C_SOURCE 200809L
 #include "core/timer.h"
 #include "io/fileutil.h"
