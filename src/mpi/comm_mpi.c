@@ -134,8 +134,8 @@ static int sum_shards(kd_comm *comm, const float *mine, int count, size_t n, flo
         recv_counts[j] = (int)(chunk_start(n, size, j + 1) - chunk_start(n, size, j));
     }
     rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, sum, recv_counts, recv_displs, MPI_FLOAT, m->world, &request);
-    if (rc != MPI_SUCCESS) return mpi_failed(comm, rc, "the summed gradients' gather", err);
-    return wait_all(comm, &request, 1, comm->timeout_seconds, "the summed gradients' gather", err);
+    if (rc != MPI_SUCCESS) return mpi_failed(comm, rc, "the gradients' exchange (the summed chunks' gather)", err);
+    return wait_all(comm, &request, 1, comm->timeout_seconds, "the gradients' exchange (the summed chunks' gather)", err);
 }
 
 static int allgather(kd_comm *comm, const void *mine, size_t bytes, void *all, kd_error *err)

@@ -291,7 +291,7 @@ TEST_CASE("a stalled rank makes the others stop after KDTRAIN_MPI_TIMEOUT with a
 {
     kdtest::SmokeRuns fx;
     std::string out = fx.dir + "/stall.txt";
-    pid_t job = start("KDTRAIN_MPI_TIMEOUT=10 " + std::string(MPIEXEC) + " -x KDTRAIN_MPI_TIMEOUT --oversubscribe -np 2 " + KDTRAIN_BINARY +
+    pid_t job = start("KDTRAIN_MPI_TIMEOUT=5 " + std::string(MPIEXEC) + " -x KDTRAIN_MPI_TIMEOUT --oversubscribe -np 2 " + KDTRAIN_BINARY +
                           " train " + fx.base("stall") + kLong,
                       out);
     wait_for_file(fx.runs + "/stall/model.h5", 120);
@@ -304,7 +304,9 @@ TEST_CASE("a stalled rank makes the others stop after KDTRAIN_MPI_TIMEOUT with a
     INFO(said);
     REQUIRE(status != -1);
     REQUIRE(status != 0);
-    REQUIRE(said.find("no answer from the other ranks in the gradients' exchange for 10 s") != std::string::npos);
+    // the all-to-all or the gather after it, whichever the stop caught
+    REQUIRE(said.find("no answer from the other ranks in the gradients' exchange") != std::string::npos);
+    REQUIRE(said.find(" for 5 s (a rank died, stalled or failed alone)") != std::string::npos);
     std::string info;
     REQUIRE(kdtest::run_kdtrain("info " + fx.runs + "/stall/model.h5", &info) == 0);
 }
