@@ -61,8 +61,8 @@ ratio=$(awk -v a="${wall[serial]}" -v b="${wall[ranks2]}" 'BEGIN { printf "%.2f"
   echo "| \`kdtrain run\`, one process, threads: the idle cores | ${wall[serial]} | ${loadv[serial]} | $(compare "$work/out-serial/summary.csv") |"
   echo "| \`mpirun -np 2 kdtrain run\`, 1 thread a rank | ${wall[ranks2]} | ${loadv[ranks2]} | $(compare "$work/out-ranks2/summary.csv") |"
   echo
-  echo "Over 2 ranks the job took 1/$ratio of the one-process time ($ratio× as fast). The load at the start of"
-  echo "the second job is the first job's own, just ended (a 1-minute average)."
+  echo "Over 2 ranks the job took 1/$ratio of the one-process time ($ratio× as fast). The load is the 1-minute"
+  echo "average at a job's start: it still counts what ran just before (for the second job, the first)."
   echo
   echo "The ranks' own lines (which rank trained what, and each stage's time):"
   echo
