@@ -562,12 +562,11 @@ TEST_CASE("the in-memory order does not depend on how the file is chunked", "[lo
     REQUIRE(orders[0] == orders[2]);
 }
 
-TEST_CASE("the streaming loader visits every sample once per epoch, stably, with the right rows", "[loader]")
+// 100 training rows of 5 uint8 features (4 classes) in chunks of 8, written to `path` and
+// opened with the last val_from_train rows as validation; the training split loaded.
+static Split open_chunked_rows(const std::string &path, uint64_t seed, int64_t val_from_train, kd_dataset *ds)
 {
-    std::string dir = kdtest::temp_dir();
-    // 100 train rows in chunks of 8; validation = the last 30 rows, starting mid-chunk.
-    std::string path = dir + "/s.h5";
-    Split s = make_split(100, 5, 4, 11);
+    Split s = make_split(100, 5, 4, seed);
     {
         H5Writer w(path);
         w.dataset("/train/x", H5T_NATIVE_UINT8, {100, 5}, s.x.data(), 8);
@@ -575,12 +574,20 @@ TEST_CASE("the streaming loader visits every sample once per epoch, stably, with
     }
     kd_dataset_options o;
     kd_dataset_options_default(&o);
-    o.val_from_train = 30;
+    o.val_from_train = val_from_train;
     o.require_test = false;
+    kd_error err;
+    REQUIRE(kd_dataset_open(ds, path.c_str(), &o, &err) == KD_OK);
+    REQUIRE(kd_dataset_load(ds, KD_SPLIT_TRAIN, &err) == KD_OK);
+    return s;
+}
+
+TEST_CASE("the streaming loader visits every sample once per epoch, stably, with the right rows", "[loader]")
+{
+    // 100 train rows in chunks of 8; validation = the last 30 rows, starting mid-chunk.
     kd_dataset ds;
     kd_error err;
-    REQUIRE(kd_dataset_open(&ds, path.c_str(), &o, &err) == KD_OK);
-    REQUIRE(kd_dataset_load(&ds, KD_SPLIT_TRAIN, &err) == KD_OK);
+    Split s = open_chunked_rows(kdtest::temp_dir() + "/s.h5", 11, 30, &ds);
     REQUIRE(kd_dataset_load(&ds, KD_SPLIT_VAL, &err) == KD_OK);
     for (kd_split split : {KD_SPLIT_TRAIN, KD_SPLIT_VAL})
         for (int64_t buffer : {1, 16, 24, 1000}) { // 1 is clamped up to one block
@@ -619,21 +626,9 @@ TEST_CASE("a loader serving parts of each batch gives exactly those rows of the 
 {
     // A data-parallel rank's loader (parts [first, end) of `parts`): the batches and their
     // order are the whole loader's, and each batch's rows p B / parts to ... are served.
-    std::string dir = kdtest::temp_dir(), path = dir + "/p.h5";
-    Split s = make_split(100, 5, 4, 13);
-    {
-        H5Writer w(path);
-        w.dataset("/train/x", H5T_NATIVE_UINT8, {100, 5}, s.x.data(), 8);
-        w.dataset("/train/y", H5T_NATIVE_UINT8, {100}, s.y.data());
-    }
-    kd_dataset_options o;
-    kd_dataset_options_default(&o);
-    o.val_from_train = 0;
-    o.require_test = false;
     kd_dataset ds;
     kd_error err;
-    REQUIRE(kd_dataset_open(&ds, path.c_str(), &o, &err) == KD_OK);
-    REQUIRE(kd_dataset_load(&ds, KD_SPLIT_TRAIN, &err) == KD_OK);
+    Split s = open_chunked_rows(kdtest::temp_dir() + "/p.h5", 13, 0, &ds);
     for (bool streaming : {false, true}) {
         kd_loader_options lo;
         kd_loader_options_default(&lo);
