@@ -2,6 +2,7 @@
  * logits on the training (and validation) rows, calibrated when asked, and combined
  * into the cache (see teacher.h; the combination is teacher_ensemble.c). */
 #define _POSIX_C_SOURCE 200809L
+#include "core/hash.h"
 #include "core/timer.h"
 #include "workflows/teacher.h"
 
@@ -135,13 +136,6 @@ static double accuracy(const float *z, const int32_t *labels, int64_t rows, int 
     return rows ? (double)correct / (double)rows : NAN;
 }
 
-static uint64_t fnv1a64(const void *data, size_t size)
-{
-    const unsigned char *p = data;
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < size; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
 
 static int open_model(kd_teacher_member *m, member_logits *ml, const char *key, const char *path, bool want_val,
                       bool calibrate, const kd_config *cfg, const kd_dataset *ds, kd_tape *tape, kd_error *err)
@@ -211,7 +205,7 @@ static int open_file(kd_teacher_member *m, member_logits *ml, const char *key, c
                               L.labels_dataset, train ? "training" : "validation", (long long)r, want);
     }
     if (!rc) {
-        m->fingerprint = fnv1a64(L.logits, (size_t)L.rows * (size_t)L.classes * sizeof(float));
+        m->fingerprint = kd_fnv1a64(KD_FNV1A64_BASIS, L.logits, (size_t)L.rows * (size_t)L.classes * sizeof(float));
         snprintf(m->source, sizeof m->source, "%s", spec);
         char val[48] = "";
         if (L.rows > tr->rows) snprintf(val, sizeof val, " + %lld validation", (long long)(L.rows - tr->rows));

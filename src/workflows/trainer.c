@@ -16,6 +16,7 @@
 #include "io/provenance.h"
 #include "nn/optim.h"
 #include "workflows/evaluate.h"
+#include "workflows/job_check.h"
 #include "workflows/model.h"
 #include "workflows/precision.h"
 #include "workflows/run_data.h"
@@ -505,118 +506,6 @@ static int write_summary(trainer *t, double total_seconds, kd_error *err)
     return kd_run_dir_write_summary(&t->run, &s, err);
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t bytes)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* What every rank of a parallel job must share, compared at the start. */
-typedef struct job_print {
-    uint64_t config;  /* the resolved config text */
-    uint64_t data;    /* the splits' shapes, scale and labels (and loaded features) */
-    uint64_t state;   /* the weights and optimiser step training starts from */
-    uint64_t teacher; /* distillation: the teacher's cached logits */
-    int64_t start_epoch, stop_after;
-} job_print;
-
-static job_print fingerprint(const trainer *t)
-{
-    const uint64_t basis = 1469598103934665603ULL;
-    job_print p = {fnv1a(basis, t->config_text, strlen(t->config_text)), basis, basis, basis, t->start_epoch,
-                   t->request->stop_after};
-    if (t->teacher.logits)
-        p.teacher = fnv1a(p.teacher, t->teacher.logits, (size_t)t->teacher.rows * (size_t)t->classes * sizeof(float));
-    const kd_dataset *ds = &t->ds;
-    p.data = fnv1a(p.data, &ds->dim, sizeof ds->dim);
-    p.data = fnv1a(p.data, &ds->num_classes, sizeof ds->num_classes);
-    p.data = fnv1a(p.data, &ds->x_scale, sizeof ds->x_scale);
-    for (int s = 0; s < KD_SPLIT_COUNT; s++) {
-        const kd_split_info *info = &ds->split[s];
-        if (!info->present) continue;
-        p.data = fnv1a(p.data, &info->rows, sizeof info->rows);
-        p.data = fnv1a(p.data, info->labels, (size_t)info->rows * sizeof *info->labels);
-        if (info->features)
-            p.data = fnv1a(p.data, info->features,
-                           (size_t)info->rows * (size_t)ds->dim * (info->stored_type == KD_FEATURE_UINT8 ? 1 : sizeof(float)));
-    }
-    p.state = fnv1a(p.state, t->model.params, t->model.n_params * sizeof *t->model.params);
-    p.state = fnv1a(p.state, &t->optim.step, sizeof t->optim.step);
-    return p;
-}
-
-/* The first line of b that differs from a's, as "section.key = value" (the config
- * text is INI: [section] headers, then key = value lines), into mine and theirs. */
-static void first_difference(const char *a, const char *b, char *mine, char *theirs, size_t size)
-{
-    char section[64] = "";
-    while (*a || *b) {
-        int la = (int)strcspn(a, "\n"), lb = (int)strcspn(b, "\n");
-        if (la != lb || memcmp(a, b, (size_t)la) != 0) {
-            const char *dot = section[0] ? "." : "";
-            snprintf(mine, size, "%s%s%.*s", section, dot, lb, b);
-            snprintf(theirs, size, "%s%s%.*s", section, dot, la, a);
-            return;
-        }
-        if (la > 2 && a[0] == '[' && a[la - 1] == ']') snprintf(section, sizeof section, "%.*s", la - 2, a + 1);
-        a += la + (a[la] == '\n');
-        b += lb + (b[lb] == '\n');
-    }
-    snprintf(mine, size, "(none)");
-    snprintf(theirs, size, "(none)");
-}
-
-/* Every rank started with the same config, read the same data and starts from the
- * same state, or the job stops naming the first rank that differs from rank 0 and
- * what differs. Every rank reaches the same verdict from the same gathered prints. */
-static int check_same_job(trainer *t, kd_error *err)
-{
-    int ranks = kd_comm_size(t->comm);
-    job_print mine = fingerprint(t), *all = calloc((size_t)ranks, sizeof *all);
-    int rc = kd_comm_agree(t->comm, all ? KD_OK : kd_error_set(err, KD_ERR_IO, "out of memory"), err);
-    if (!rc) rc = kd_comm_allgather(t->comm, &mine, sizeof mine, all, err);
-    int bad = -1;
-    for (int r = 1; !rc && r < ranks && bad < 0; r++)
-        if (memcmp(&all[r], &all[0], sizeof mine) != 0) bad = r;
-    if (!rc && bad >= 0 && all[bad].config != all[0].config) {
-        char *texts = calloc((size_t)ranks, KD_CONFIG_TEXT_MAX);
-        rc = kd_comm_agree(t->comm, texts ? KD_OK : kd_error_set(err, KD_ERR_IO, "out of memory"), err);
-        if (!rc) rc = kd_comm_allgather(t->comm, t->config_text, KD_CONFIG_TEXT_MAX, texts, err);
-        if (!rc) {
-            char theirs[256], zero[256];
-            first_difference(texts, texts + (size_t)bad * KD_CONFIG_TEXT_MAX, theirs, zero, sizeof theirs);
-            rc = kd_error_set(err, KD_ERR_CONFIG,
-                              "rank %d of %d has another config than rank 0: `%s` where rank 0 has `%s`; start every rank "
-                              "with the same config and --set options",
-                              bad, ranks, theirs, zero);
-        }
-        free(texts);
-    } else if (!rc && bad >= 0 && all[bad].data != all[0].data) {
-        rc = kd_error_set(err, KD_ERR_DATA,
-                          "rank %d of %d read other data than rank 0 from %s (shapes, labels or features differ); every "
-                          "rank needs the same data file",
-                          bad, ranks, t->cfg->data.path);
-    } else if (!rc && bad >= 0 && all[bad].teacher != all[0].teacher) {
-        rc = kd_error_set(err, KD_ERR_DATA,
-                          "rank %d of %d has other teacher logits than rank 0 (another teacher file, or a teacher "
-                          "evaluated on another thread count); every rank needs the same teacher",
-                          bad, ranks);
-    } else if (!rc && bad >= 0 && all[bad].stop_after != all[0].stop_after) {
-        rc = kd_error_set(err, KD_ERR_CONFIG, "rank %d of %d was given --stop-after %lld, rank 0 %lld; give every rank the same",
-                          bad, ranks, (long long)all[bad].stop_after, (long long)all[0].stop_after);
-    } else if (!rc && bad >= 0) {
-        rc = kd_error_set(err, KD_ERR_DATA,
-                          "rank %d of %d starts from another state than rank 0 (epoch %lld against %lld, or other "
-                          "weights): every rank must read the same run folder %s",
-                          bad, ranks, (long long)all[bad].start_epoch, (long long)all[0].start_epoch,
-                          t->request->resume ? t->request->resume : "(new run)");
-    }
-    free(all);
-    if (bad >= 0 && rc && rc != KD_ERR_PEER) t->comm->failure_agreed = 2; /* every rank found the same */
-    return rc;
-}
-
 /* Everything that can reject the config or the data runs before the run folder
  * exists: a bad config writes nothing. */
 static int setup(trainer *t, kd_error *err)
@@ -758,7 +647,19 @@ int kd_train(const kd_train_request *request, char *run_dir, size_t run_dir_size
     int rc = setup(t, err);
     /* every rank set up, then the same job on each, then rank 0's folder */
     rc = kd_comm_agree(t->comm, rc, err);
-    if (!rc && kd_comm_parallel(t->comm)) rc = check_same_job(t, err);
+    if (!rc && kd_comm_parallel(t->comm)) {
+        kd_job_state js = {.config_text = t->config_text,
+                           .ds = &t->ds,
+                           .params = t->model.params,
+                           .n_params = t->model.n_params,
+                           .optim_step = t->optim.step,
+                           .teacher_logits = t->teacher.logits,
+                           .teacher_floats = t->teacher.logits ? (size_t)t->teacher.rows * (size_t)t->classes : 0,
+                           .start_epoch = t->start_epoch,
+                           .stop_after = t->request->stop_after,
+                           .resume = t->request->resume};
+        rc = kd_job_check_same(t->comm, &js, err);
+    }
     if (!rc) rc = kd_comm_agree(t->comm, start_run(t, run_dir, run_dir_size, err), err);
     bool started = rc == KD_OK;
     if (!rc) {
